@@ -1,0 +1,197 @@
+"""Typed configuration: the schema Hydra composes into, and the range checks it cannot express.
+
+OmegaConf enforces the types and rejects unknown keys while Hydra composes the config.
+`validate` then checks what types cannot say (ranges, choices) and reports the first
+violation as one line naming the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+
+class ConfigError(ValueError):
+    """A configuration value outside what pgrun accepts; the message is one line."""
+
+
+def _checked(default: Any = MISSING, **rules: Any) -> Any:
+    """A dataclass field whose value `validate` checks against `rules`.
+
+    Rules: ge, gt, le (bounds), choices (allowed values). None values always pass,
+    so an Optional field means "off" when set to null.
+    """
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=rules)
+    return field(default=default, metadata=rules)
+
+
+@dataclass
+class EnvConfig:
+    id: str = MISSING
+    """gymnasium id ("CartPole-v1"), "module:Id-v0" (import module, then make Id-v0),
+    or "module:ClassName" (a gymnasium.Env subclass, registered on the fly)"""
+    num_envs: int = _checked(4, ge=1)
+    """parallel copies stepped by the collector's vector env"""
+    vectorization: str = _checked("sync", choices=("sync", "async"))
+    """gymnasium vector env: sync steps copies in this process, async in subprocesses"""
+    max_episode_steps: int | None = _checked(None, ge=1)
+    """override the env's time limit (truncation); null keeps the registered one"""
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    """keyword arguments passed to gymnasium.make"""
+
+
+@dataclass
+class AlgoConfig:
+    estimator: str = MISSING
+    """per-step weight Phi_t: total_return (R(tau)) or reward_to_go"""
+    update: str = "policy_gradient"
+    """update rule turning batch and weights into one parameter update"""
+    gamma: float = _checked(0.99, ge=0.0, le=1.0)
+    """discount in the returns"""
+    normalize_weights: bool = True
+    """shift and scale the weights of a batch to zero mean and unit std"""
+    lr: float = _checked(1e-2, gt=0.0)
+    """Adam learning rate"""
+    lr_schedule: str = _checked("constant", choices=("constant", "linear"))
+    """linear anneals the learning rate to 0 at total_steps"""
+    adam_eps: float = _checked(1e-8, gt=0.0)
+    max_grad_norm: float | None = _checked(None, gt=0.0)
+    """clip the global gradient norm before the step; null: no clipping"""
+    ent_coef: float = _checked(0.0, ge=0.0)
+    """entropy bonus coefficient in the loss"""
+    batch_unit: str = _checked("steps", choices=("steps", "episodes"))
+    """steps: batch_size env steps (episodes cut at the batch edge);
+    episodes: batch_size complete episodes"""
+    batch_size: int = _checked(5000, ge=1)
+    minibatch_size: int | None = _checked(None, ge=1)
+    """process the batch in chunks of this many steps to bound memory; gradients are
+    accumulated and the optimizer still steps once per batch; null: one chunk"""
+
+
+@dataclass
+class PolicyConfig:
+    hidden_sizes: list[int] = _checked([64, 64], ge=1)
+    activation: str = _checked("tanh", choices=("tanh", "relu", "elu", "gelu", "silu"))
+    init: str = _checked("orthogonal", choices=("orthogonal", "default"))
+    """orthogonal: gain sqrt(2) hidden layers, 0.01 output layer; default: torch's"""
+    log_std_init: float = -0.5
+    """initial log standard deviation of the Gaussian policy (Box actions)"""
+
+
+@dataclass
+class EvalConfig:
+    every: int = _checked(10_000, ge=1)
+    """evaluate every this many env steps (and once at the end)"""
+    episodes: int = _checked(10, ge=1)
+    """episodes per evaluation, run in parallel on their own env copies"""
+    deterministic: bool = True
+    """act with the distribution's mode (argmax / mean) instead of sampling"""
+
+
+@dataclass
+class LogConfig:
+    console: bool = True
+    """one line per iteration on stderr, under a progress bar"""
+    tensorboard: bool = True
+    save_policy: bool = True
+    """write policy.pt (weights + config) to the run dir at the end"""
+
+
+@dataclass
+class Config:
+    algo: AlgoConfig = MISSING
+    env: EnvConfig = MISSING
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    seed: int = _checked(0, ge=0)
+    """seeds torch, numpy, python and the envs"""
+    total_steps: int = _checked(300_000, ge=1)
+    """env steps to train for"""
+    stop_return: float | None = None
+    """stop early once an evaluation's mean return reaches this; null: never"""
+    device: str = "cpu"
+    torch_threads: int = _checked(1, ge=1)
+    """intra-op threads; 1 is fastest for small MLPs and keeps parallel jobs apart"""
+
+
+def slug(text: str) -> str:
+    """A file-name-safe form of `text` ("my_pkg.envs:Corridor-v0" -> "my_pkg.envs_Corridor-v0")."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text)
+
+
+def register_schemas() -> None:
+    """Make the schema and the ${pgrun_slug:...} resolver available to the YAML configs."""
+    ConfigStore.instance().store(name="pgrun_schema", node=Config)
+    if not OmegaConf.has_resolver("pgrun_slug"):
+        OmegaConf.register_new_resolver("pgrun_slug", slug)
+
+
+def _violation(rules: dict[str, Any], value: Any) -> str | None:
+    if "choices" in rules and value not in rules["choices"]:
+        return "must be one of " + ", ".join(map(str, rules["choices"]))
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if rules.get("gt") is not None and not value > rules["gt"]:
+        return f"must be > {rules['gt']}"
+    if rules.get("ge") is not None and not value >= rules["ge"]:
+        return f"must be >= {rules['ge']}"
+    if rules.get("le") is not None and not value <= rules["le"]:
+        return f"must be <= {rules['le']}"
+    return None
+
+
+def validate(node: Any, prefix: str = "") -> None:
+    """Check every `_checked` field of a dataclass tree; raise ConfigError on the first violation."""
+    for f in dataclasses.fields(node):
+        value = getattr(node, f.name)
+        key = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            validate(value, prefix=f"{key}.")
+            continue
+        for item in value if isinstance(value, list) else [value]:
+            if item is not None and (problem := _violation(dict(f.metadata), item)):
+                raise ConfigError(f"{key}={value!r} is not allowed: {problem}")
+
+
+def unknown_key(node: DictConfig, schema: Any, prefix: str = "") -> str | None:
+    """The first key of `node` that the dataclass `schema` lacks (one added with '+key=...')."""
+    hints = typing.get_type_hints(schema)
+    for key in node:
+        if key not in hints:
+            return f"{prefix}{key}"
+        child = node[key]
+        if isinstance(child, DictConfig) and dataclasses.is_dataclass(hints[key]):
+            found = unknown_key(child, hints[key], f"{prefix}{key}.")
+            if found:
+                return found
+    return None
+
+
+def to_config(cfg: DictConfig) -> Config:
+    """Turn a composed DictConfig into a validated `Config` instance."""
+    extra = unknown_key(cfg, Config)
+    if extra:
+        raise ConfigError(f"{extra} is not a known key of pgrun's config")
+    try:
+        config = OmegaConf.to_object(cfg)
+    except OmegaConfBaseException as error:  # e.g. a required value left missing
+        message = str(error).splitlines()[0]
+        raise ConfigError(f"{getattr(error, 'full_key', '') or 'config'}: {message}") from error
+    if not isinstance(config, Config):
+        raise ConfigError("config: the composed config is not a pgrun config")
+    validate(config)
+    return config
+
+
+def as_plain_dict(config: Config) -> dict[str, Any]:
+    """The config as nested dicts of plain values (for checkpoints and hparams)."""
+    return dataclasses.asdict(config)

@@ -1,0 +1,102 @@
+"""Environments: resolve the configured id, build vector envs, and encode observations."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
+
+from pgrun.config import ConfigError, EnvConfig
+
+
+def resolve_env_id(env_id: str) -> str:
+    """Return a registered gymnasium id for `env_id`, importing and registering as needed.
+
+    Accepted forms: a registered id ("CartPole-v1"); "module:Id-v0", where importing the
+    module registers Id-v0; "module:ClassName", a gymnasium.Env subclass in that module,
+    which is registered here as "module/ClassName".
+    """
+    if ":" not in env_id:
+        if env_id in gym.registry:
+            return env_id
+        close = difflib.get_close_matches(env_id, list(gym.registry), n=3)
+        hint = f"did you mean {', '.join(close)}?" if close else "use a registered id or module:Class"
+        raise ConfigError(f"env.id={env_id!r} is not a registered gymnasium id; {hint}")
+    module_name, _, name = env_id.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ConfigError(f"env.id={env_id!r}: cannot import module {module_name!r} ({error})") from error
+    if name in gym.registry:
+        return name
+    target = getattr(module, name, None)
+    if isinstance(target, type) and issubclass(target, gym.Env):
+        registered_id = f"{module_name}/{name}"
+        if registered_id not in gym.registry:
+            gym.register(id=registered_id, entry_point=target)
+        return registered_id
+    raise ConfigError(
+        f"env.id={env_id!r}: module {module_name!r} neither registers {name!r} "
+        "nor defines a gymnasium.Env subclass of that name"
+    )
+
+
+def make_vector_env(config: EnvConfig, num_envs: int) -> VectorEnv:
+    """`num_envs` copies of the configured env, auto-resetting in the same step.
+
+    With AutoresetMode.SAME_STEP an episode's last observation arrives in
+    info["final_obs"] and the returned observation already starts the next episode.
+    """
+    env_id = resolve_env_id(config.id)
+    make_kwargs = dict(config.kwargs)
+    if config.max_episode_steps is not None:
+        make_kwargs["max_episode_steps"] = config.max_episode_steps
+
+    def make_one() -> gym.Env:
+        return gym.make(env_id, **make_kwargs)
+
+    try:
+        check_spaces(make_one())
+    except gym.error.Error as error:
+        raise ConfigError(f"env.id={config.id!r}: {error}") from error
+    except TypeError as error:  # unexpected keyword in env.kwargs
+        raise ConfigError(f"env.kwargs={make_kwargs!r}: {error}") from error
+    vector_class = SyncVectorEnv if config.vectorization == "sync" else AsyncVectorEnv
+    return vector_class([make_one] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
+
+
+def check_spaces(env: gym.Env) -> None:
+    """Raise ConfigError unless pgrun has a policy for the env's spaces."""
+    obs_space, act_space = env.observation_space, env.action_space
+    env.close()
+    if not isinstance(obs_space, (gym.spaces.Box, gym.spaces.Discrete)):
+        raise ConfigError(f"env observation space {obs_space} is not supported: use Box or Discrete")
+    if not isinstance(act_space, (gym.spaces.Box, gym.spaces.Discrete)):
+        raise ConfigError(f"env action space {act_space} is not supported: use Box or Discrete")
+    if isinstance(act_space, gym.spaces.Box) and len(act_space.shape) != 1:
+        raise ConfigError(f"env action space {act_space} is not supported: Box actions must be 1-D")
+
+
+@dataclass(frozen=True)
+class ObservationEncoder:
+    """Turns a batch of raw observations [N, *shape] into float features [N, dim].
+
+    Box observations are flattened; Discrete ones are one-hot encoded.
+    """
+
+    space: gym.spaces.Box | gym.spaces.Discrete
+
+    @property
+    def dim(self) -> int:
+        return int(gym.spaces.flatdim(self.space))
+
+    def __call__(self, obs: np.ndarray) -> torch.Tensor:
+        if isinstance(self.space, gym.spaces.Discrete):
+            index = torch.as_tensor(np.asarray(obs) - self.space.start, dtype=torch.long)
+            return torch.nn.functional.one_hot(index, self.dim).float()
+        return torch.as_tensor(obs, dtype=torch.float32).reshape(-1, self.dim)

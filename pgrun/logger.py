@@ -1,0 +1,90 @@
+"""One logger per run, fanning scalars out to TensorBoard, a JSONL file and the console."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams
+from tqdm import tqdm
+
+METRICS_FILE = "metrics.jsonl"
+CONSOLE_KEYS = {
+    "charts/episodic_return": "return",
+    "eval/return": "eval",
+    "train/entropy": "entropy",
+    "train/approx_kl": "kl",
+    "time/sps": "sps",
+}
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"algo": {"lr": 0.1}} -> {"algo.lr": 0.1}; lists and None become strings."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value if isinstance(value, (bool, int, float, str)) else str(value)
+    return flat
+
+
+class Logger:
+    """Writes namespaced scalars ("charts/", "eval/", "train/", "time/") against env steps.
+
+    TensorBoard event files and metrics.jsonl go to `run_dir`; the console gets a progress
+    bar and one line per iteration.
+    """
+
+    def __init__(
+        self,
+        run_dir: Path,
+        hyperparameters: dict[str, Any],
+        total_steps: int,
+        console: bool,
+        tensorboard: bool,
+    ) -> None:
+        self.metrics = (run_dir / METRICS_FILE).open("a", encoding="utf-8")
+        self.writer = SummaryWriter(str(run_dir)) if tensorboard else None
+        if self.writer is not None:
+            # Written into this run's own event file so that TensorBoard's HParams view
+            # pairs the hyperparameters with this run's eval/return scalars.
+            for summary in hparams(flatten(hyperparameters), {"eval/return": math.nan}):
+                self.writer.file_writer.add_summary(summary)
+        self.console = console
+        self.progress = tqdm(
+            total=total_steps,
+            unit="step",
+            file=sys.stderr,
+            disable=not console,
+            dynamic_ncols=True,
+            leave=False,
+        )
+
+    def log(self, step: int, scalars: dict[str, float]) -> None:
+        """Record `scalars` at env step `step`; NaN values (no data this time) are skipped."""
+        scalars = {key: value for key, value in scalars.items() if not math.isnan(value)}
+        if self.writer is not None:
+            for key, value in scalars.items():
+                self.writer.add_scalar(key, value, global_step=step)
+        self.metrics.write(json.dumps({"step": step, **scalars}) + "\n")
+        self.metrics.flush()
+
+    def iteration(self, iteration: int, step: int, scalars: dict[str, float]) -> None:
+        """Advance the progress bar to `step` and print the iteration's summary line."""
+        self.progress.update(step - self.progress.n)
+        if not self.console:
+            return
+        parts = [f"iter {iteration:4d}", f"steps {step:>9,d}"]
+        parts += [f"{name} {scalars[key]:.4g}" for key, name in CONSOLE_KEYS.items() if key in scalars]
+        self.progress.write(" | ".join(parts), file=sys.stderr)
+
+    def close(self) -> None:
+        self.progress.close()
+        self.metrics.close()
+        if self.writer is not None:
+            self.writer.close()

@@ -1,0 +1,99 @@
+"""Stochastic policies pi_theta(a|s): categorical for Discrete actions, diagonal Gaussian for Box."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.distributions import Categorical, Distribution, Independent, Normal
+
+from pgrun.config import PolicyConfig
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "tanh": nn.Tanh,
+    "relu": nn.ReLU,
+    "elu": nn.ELU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+}
+
+
+def mlp(in_dim: int, out_dim: int, config: PolicyConfig, out_gain: float = 0.01) -> nn.Sequential:
+    """in_dim -> hidden_sizes (with activation) -> out_dim.
+
+    With config.init == "orthogonal": hidden weights orthogonal with gain sqrt(2), the
+    output layer with `out_gain` (small, so the initial policy is near uniform), zero biases.
+    """
+    sizes = [in_dim, *config.hidden_sizes, out_dim]
+    layers: list[nn.Module] = []
+    for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
+        linear = nn.Linear(n_in, n_out)
+        is_output = i == len(sizes) - 2
+        if config.init == "orthogonal":
+            nn.init.orthogonal_(linear.weight, gain=out_gain if is_output else math.sqrt(2))
+            nn.init.zeros_(linear.bias)
+        layers.append(linear)
+        if not is_output:
+            layers.append(ACTIVATIONS[config.activation]())
+    return nn.Sequential(*layers)
+
+
+class CategoricalPolicy(nn.Module):
+    """pi(a|s) = softmax(logits_theta(s))_a over a Discrete(n, start) space."""
+
+    def __init__(self, obs_dim: int, space: gym.spaces.Discrete, config: PolicyConfig) -> None:
+        super().__init__()
+        self.logits = mlp(obs_dim, int(space.n), config)
+        self.start = int(space.start)
+
+    def distribution(self, obs: Tensor) -> Distribution:
+        return Categorical(logits=self.logits(obs), validate_args=False)
+
+    def mode(self, obs: Tensor) -> Tensor:
+        return self.logits(obs).argmax(dim=-1)
+
+    def env_action(self, action: Tensor) -> np.ndarray:
+        return action.numpy() + self.start
+
+
+class GaussianPolicy(nn.Module):
+    """pi(a|s) = N(mu_theta(s), diag(exp(log_std))^2), log_std a state-independent parameter.
+
+    Actions are sampled unbounded and their log-probs computed on the unclipped sample;
+    only the copy sent to the env is clipped to the Box bounds.
+    """
+
+    def __init__(self, obs_dim: int, space: gym.spaces.Box, config: PolicyConfig) -> None:
+        super().__init__()
+        act_dim = int(space.shape[0])
+        self.mean = mlp(obs_dim, act_dim, config)
+        self.log_std = nn.Parameter(torch.full((act_dim,), float(config.log_std_init)))
+        self.register_buffer("low", torch.as_tensor(space.low, dtype=torch.float32))
+        self.register_buffer("high", torch.as_tensor(space.high, dtype=torch.float32))
+
+    def distribution(self, obs: Tensor) -> Distribution:
+        mean = self.mean(obs)
+        std = self.log_std.exp().expand_as(mean)
+        return Independent(Normal(mean, std, validate_args=False), 1, validate_args=False)
+
+    def mode(self, obs: Tensor) -> Tensor:
+        return self.mean(obs)
+
+    def env_action(self, action: Tensor) -> np.ndarray:
+        return torch.clamp(action, self.low, self.high).numpy()
+
+
+Policy = CategoricalPolicy | GaussianPolicy
+
+
+def make_policy(obs_dim: int, action_space: gym.Space, config: PolicyConfig) -> Policy:
+    """The policy family that matches the action space."""
+    if isinstance(action_space, gym.spaces.Discrete):
+        return CategoricalPolicy(obs_dim, action_space, config)
+    if isinstance(action_space, gym.spaces.Box):
+        return GaussianPolicy(obs_dim, action_space, config)
+    raise TypeError(f"no policy for action space {action_space}")
