@@ -1,0 +1,30 @@
+# Two entry points on a fresh machine:
+#   make train [ARGS="algo=rtg env=acrobot seed=3"]   set up .venv, then train
+#   make test                                          set up .venv, then lint and run the test suite
+VENV ?= .venv
+PYTHON ?= python3
+ARGS ?= algo=vpg env=cartpole
+BIN := $(VENV)/bin
+
+.PHONY: setup train test lint bench
+
+$(BIN)/.pgrun-installed: pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+setup: $(BIN)/.pgrun-installed
+
+train: setup
+	$(BIN)/pgrun $(ARGS)
+
+lint: setup
+	$(BIN)/ruff check pgrun tests benchmarks
+	$(BIN)/ruff format --check pgrun tests benchmarks
+
+test: lint
+	$(BIN)/python -m pytest
+
+bench: setup
+	bash benchmarks/cartpole_solve.sh

@@ -1,0 +1,142 @@
+"""The `pgrun` command, run for real: runs, logs, artifacts, errors."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from pgrun.checkpoint import load_policy
+
+PGRUN = str(Path(sys.executable).parent / "pgrun")
+TINY = [
+    "total_steps=1200",
+    "eval.every=600",
+    "eval.episodes=2",
+    "algo.batch_unit=steps",
+    "algo.batch_size=400",
+    "log.console=false",
+]
+SCALARS = {
+    "charts/episodic_return",
+    "charts/episodic_length",
+    "eval/return",
+    "train/loss",
+    "train/entropy",
+    "train/approx_kl",
+    "train/grad_norm",
+    "train/lr",
+    "time/sps",
+}
+
+
+def pgrun(*args: str, cwd: Path, tests_dir: Path | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    if tests_dir is not None:
+        env["PYTHONPATH"] = f"{tests_dir}{os.pathsep}{env.get('PYTHONPATH', '')}"
+    return subprocess.run(
+        [PGRUN, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def only_run_dir(cwd: Path) -> Path:
+    runs = [path.parent for path in cwd.glob("outputs/*/*/.hydra")]
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+def metrics(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("env", ["cartpole", "pendulum"])
+@pytest.mark.parametrize("algo", ["vpg", "rtg"])
+def test_cli_trains_and_logs_to_tensorboard(tmp_path, algo, env):
+    result = pgrun(f"algo={algo}", f"env={env}", "seed=3", *TINY, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    run_dir = only_run_dir(tmp_path)
+    env_id = {"cartpole": "CartPole-v1", "pendulum": "Pendulum-v1"}[env]
+    assert re.fullmatch(rf"\d\d-\d\d-\d\d_{algo}_{env_id}_seed3", run_dir.name)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d", run_dir.parent.name)
+
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    assert set(events.Tags()["scalars"]) >= SCALARS
+    eval_points = events.Scalars("eval/return")
+    assert [point.step for point in eval_points] == [800, 1200]
+    assert "_hparams_/session_start_info" in events.PluginTagToContent("hparams")
+
+    rows = metrics(run_dir)
+    assert [row["step"] for row in rows] == [400, 800, 1200]
+    assert rows[-1]["eval/return"] == pytest.approx(eval_points[-1].value)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["env_steps"] == 1200 and summary["final_eval_return"] == rows[-1]["eval/return"]
+    assert (run_dir / ".hydra" / "config.yaml").is_file()
+
+    payload = torch.load(run_dir / "policy.pt", weights_only=True)
+    assert payload["config"]["algo"]["estimator"] == {"vpg": "total_return", "rtg": "reward_to_go"}[algo]
+    policy, _ = load_policy(run_dir / "policy.pt")
+    for name, tensor in policy.state_dict().items():
+        torch.testing.assert_close(tensor, payload["state_dict"][name])
+
+
+@pytest.mark.slow
+def test_same_seed_gives_identical_returns(tmp_path):
+    returns = []
+    for name, seed in [("a", 1), ("b", 1), ("c", 2)]:
+        run_dir = tmp_path / name
+        result = pgrun("algo=rtg", f"seed={seed}", *TINY, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        returns.append(
+            [(row.get("charts/episodic_return"), row.get("eval/return")) for row in metrics(run_dir)]
+        )
+    assert returns[0] == returns[1]
+    assert returns[0] != returns[2]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("env_id", ["corridor_env:Corridor-v0", "corridor_env:Corridor"])
+def test_custom_env_by_entry_point(tmp_path, tests_dir, env_id):
+    result = pgrun(f"env.id={env_id}", "algo=rtg", *TINY, cwd=tmp_path, tests_dir=tests_dir)
+    assert result.returncode == 0, result.stderr
+    run_dir = only_run_dir(tmp_path)
+    assert "corridor_env" in run_dir.name
+    assert metrics(run_dir)[-1]["eval/return"] <= -3  # at least three steps to the end of the corridor
+
+
+BAD_INPUTS = {
+    "algo.lr=abc": "algo.lr",
+    "algo.lr=-0.1": "algo.lr=-0.1",
+    "algo.gamma=1.5": "algo.gamma=1.5",
+    "algo=nope": "algo=nope",
+    "env=nope": "env=nope",
+    "env.id=NoSuchEnv-v0": "env.id='NoSuchEnv-v0'",
+    "algo.lrr=0.1": "algo.lrr",
+    "+algo.lrr=0.1": "algo.lrr",
+    "env.num_envs=0": "env.num_envs=0",
+    "algo.batch_unit=days": "algo.batch_unit='days'",
+}
+
+
+@pytest.mark.parametrize("override", BAD_INPUTS)
+def test_bad_input_gives_one_line_and_leaves_nothing(tmp_path, override):
+    result = pgrun(*TINY, override, cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("pgrun: error: ")
+    assert BAD_INPUTS[override] in lines[0]
+    assert re.search(r"(must be|one of|not a known key|could not be converted|not a registered)", lines[0])
+    assert not list(tmp_path.glob("outputs/*/*")), "a failed start left a run directory behind"
