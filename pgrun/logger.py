@@ -60,7 +60,7 @@ class Logger:
             total=total_steps,
             unit="step",
             file=sys.stderr,
-            disable=not console,
+            disable=not console or not sys.stderr.isatty(),
             dynamic_ncols=True,
             leave=False,
         )

@@ -140,3 +140,15 @@ def test_bad_input_gives_one_line_and_leaves_nothing(tmp_path, override):
     assert BAD_INPUTS[override] in lines[0]
     assert re.search(r"(must be|one of|not a known key|could not be converted|not a registered)", lines[0])
     assert not list(tmp_path.glob("outputs/*/*")), "a failed start left a run directory behind"
+
+
+@pytest.mark.slow
+def test_multirun_writes_every_job_under_outputs_multirun(tmp_path):
+    result = pgrun("-m", "algo=vpg,rtg", "seed=0", *TINY, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    jobs = sorted(path.parent for path in tmp_path.glob("outputs/multirun/*/*/*/summary.json"))
+    assert [job.name.split("_")[0] for job in jobs] == ["0", "1"]
+    assert ["algo=vpg" in jobs[0].name, "algo=rtg" in jobs[1].name] == [True, True]
+    assert all("seed=0" in job.name for job in jobs)
+    for job in jobs:
+        assert list(job.glob("events.out.tfevents.*")) and (job / "policy.pt").is_file()

@@ -82,3 +82,18 @@ def test_same_seed_same_batch():
     second = make_collector(EnvConfig(id="Acrobot-v1", num_envs=2), "steps", 64, seed=7).collect()
     torch.testing.assert_close(first.obs, second.obs)
     torch.testing.assert_close(first.actions, second.actions)
+
+
+@pytest.mark.parametrize("group", ["cartpole", "acrobot", "pendulum", "lunarlander"])
+def test_shipped_env_groups_build_with_the_matching_policy(group, tests_dir):
+    from omegaconf import OmegaConf
+
+    from pgrun.policies import CategoricalPolicy, GaussianPolicy
+
+    env = EnvConfig(
+        **OmegaConf.to_container(OmegaConf.load(tests_dir.parent / "configs" / "env" / f"{group}.yaml"))
+    )
+    collector = make_collector(env, "steps", 8)
+    expected = GaussianPolicy if group == "pendulum" else CategoricalPolicy
+    assert isinstance(collector.policy, expected)
+    assert collector.collect().rewards.shape == (2, env.num_envs)
