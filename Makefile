@@ -27,4 +27,4 @@ test: lint
 	$(BIN)/python -m pytest
 
 bench: setup
-	bash benchmarks/cartpole_solve.sh
+	bash benchmarks/compare.sh

@@ -14,12 +14,17 @@ from pgrun.policies import Policy
 POLICY_FILE = "policy.pt"
 
 
-def save_policy(path: Path, policy: Policy, config: dict[str, Any], obs_dim: int) -> None:
-    """Write {"state_dict", "config", "obs_dim"} atomically: a crash leaves no partial file.
+def save_policy(
+    path: Path, policy: Policy, config: dict[str, Any], obs_dim: int, value_net: torch.nn.Module | None = None
+) -> None:
+    """Write {"state_dict", "config", "obs_dim"[, "value_state_dict"]} atomically: a crash
+    leaves no partial file.
 
     Everything in it is a tensor or a plain value, so torch.load(path, weights_only=True) reads it.
     """
     payload = {"state_dict": policy.state_dict(), "config": config, "obs_dim": obs_dim}
+    if value_net is not None:
+        payload["value_state_dict"] = value_net.state_dict()
     handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as tmp:

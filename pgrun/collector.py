@@ -10,6 +10,7 @@ bootstrap exactly where an episode was truncated.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,6 +59,40 @@ class Batch:
     def flat(self, tensor: Tensor) -> Tensor:
         """The valid steps of a [T, N, ...] tensor, as [n_valid, ...]."""
         return tensor[self.valid]
+
+
+PADDING = {
+    "obs": 0.0,
+    "next_obs": 0.0,
+    "actions": 0,
+    "logp": 0.0,
+    "rewards": 0.0,
+    "terminated": False,
+    "truncated": True,
+    "valid": False,
+}
+
+
+def concat_batches(batches: Sequence[Batch]) -> Batch:
+    """Batches side by side along the env axis [T, N1 + N2 + ...]; shorter ones padded in time.
+
+    Padding steps are invalid, closed (truncated) and carry zero reward, so no sum crosses them.
+    """
+    length = max(len(batch.rewards) for batch in batches)
+
+    def padded(tensor: Tensor, fill: float | bool) -> Tensor:
+        extra = torch.full((length - len(tensor), *tensor.shape[1:]), fill, dtype=tensor.dtype)
+        return torch.cat([tensor, extra])
+
+    fields = {
+        name: torch.cat([padded(getattr(batch, name), fill) for batch in batches], dim=1)
+        for name, fill in PADDING.items()
+    }
+    return Batch(
+        **fields,
+        episode_returns=[ret for batch in batches for ret in batch.episode_returns],
+        episode_lengths=[steps for batch in batches for steps in batch.episode_lengths],
+    )
 
 
 class Collector:

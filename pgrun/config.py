@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,8 +49,11 @@ class EnvConfig:
 
 @dataclass
 class AlgoConfig:
-    estimator: str = MISSING
-    """per-step weight Phi_t: total_return (R(tau)) or reward_to_go"""
+    """The plain policy gradient (vpg, rtg): an estimator, an update rule and their settings."""
+
+    estimator: str = _checked(MISSING, choices=("total_return", "reward_to_go", "gae"))
+    """per-step weight Phi_t: total_return R(tau), reward_to_go, or gae (advantage with a
+    learned value baseline; needs an actor-critic config such as algo=baseline)"""
     update: str = "policy_gradient"
     """update rule turning batch and weights into one parameter update"""
     gamma: float = _checked(0.99, ge=0.0, le=1.0)
@@ -74,6 +76,61 @@ class AlgoConfig:
     minibatch_size: int | None = _checked(None, ge=1)
     """process the batch in chunks of this many steps to bound memory; gradients are
     accumulated and the optimizer still steps once per batch; null: one chunk"""
+
+    def inconsistency(self) -> tuple[str, str] | None:
+        """(field, why) if the fields do not fit together, else None."""
+        if self.estimator == "gae" and not isinstance(self, ActorCriticConfig):
+            return "estimator", "gae needs a learned value function: use an actor-critic algo (algo=baseline)"
+        return None
+
+
+@dataclass
+class ValueConfig:
+    """The value network V_phi(s) used as a baseline, fitted by MSE to the return targets."""
+
+    hidden_sizes: list[int] = _checked([64, 64], ge=1)
+    lr: float = _checked(1e-3, gt=0.0)
+    """its own Adam learning rate"""
+    iters: int = _checked(80, ge=1)
+    """passes over the batch per iteration"""
+    minibatch_size: int | None = _checked(None, ge=1)
+    """steps per gradient step within a pass (shuffled); null: the whole batch"""
+    max_grad_norm: float | None = _checked(None, gt=0.0)
+
+
+@dataclass
+class ActorCriticConfig(AlgoConfig):
+    """A policy gradient whose weights are advantages against a learned V (algo=baseline)."""
+
+    gae_lambda: float = _checked(1.0, ge=0.0, le=1.0)
+    """GAE lambda: 1 gives reward-to-go minus V(s_t), 0 the one-step TD residual"""
+    value: ValueConfig = field(default_factory=ValueConfig)
+
+
+@dataclass
+class ImportanceConfig(AlgoConfig):
+    """Policy gradient on the last reuse_batches batches, importance-weighted (algo=is)."""
+
+    reuse_batches: int = _checked(4, ge=1)
+    """batches kept and reused, the newest included"""
+    is_weights: str = _checked("per_decision", choices=("per_decision", "per_step"))
+    """per_decision: reward r_t weighted by prod_{k<=t} rho_k (unbiased); per_step: Phi_t
+    weighted by the step's own ratio rho_t"""
+    weight_clip: list[float] | None = _checked(None, ge=0.0)
+    """[low, high]: clamp every ratio rho_k = pi(a_k|s_k) / pi_old(a_k|s_k) to this range"""
+    weight_max: float | None = _checked(None, gt=0.0)
+    """truncate the importance weights at this value"""
+    self_normalize: bool = False
+    """divide the importance weights by their mean over the batch"""
+
+    def inconsistency(self) -> tuple[str, str] | None:
+        if self.estimator != "reward_to_go":
+            return "estimator", "importance sampling weights the rewards of a reward-to-go: use reward_to_go"
+        if self.weight_clip is not None and not (
+            len(self.weight_clip) == 2 and self.weight_clip[0] <= self.weight_clip[1]
+        ):
+            return "weight_clip", "must be [low, high] with 0 <= low <= high"
+        return super().inconsistency()
 
 
 @dataclass
@@ -116,8 +173,10 @@ class Config:
     """seeds torch, numpy, python and the envs"""
     total_steps: int = _checked(300_000, ge=1)
     """env steps to train for"""
-    stop_return: float | None = None
-    """stop early once an evaluation's mean return reaches this; null: never"""
+    target_return: float | None = None
+    """record the env steps and seconds at which an evaluation first reaches this"""
+    stop_at_target: bool = False
+    """stop training once target_return is reached"""
     device: str = "cpu"
     torch_threads: int = _checked(1, ge=1)
     """intra-op threads; 1 is fastest for small MLPs and keeps parallel jobs apart"""
@@ -130,7 +189,11 @@ def slug(text: str) -> str:
 
 def register_schemas() -> None:
     """Make the schema and the ${pgrun_slug:...} resolver available to the YAML configs."""
-    ConfigStore.instance().store(name="pgrun_schema", node=Config)
+    store = ConfigStore.instance()
+    store.store(name="pgrun_schema", node=Config)
+    store.store(group="schema/algo", name="policy_gradient", node=AlgoConfig)
+    store.store(group="schema/algo", name="actor_critic", node=ActorCriticConfig)
+    store.store(group="schema/algo", name="importance", node=ImportanceConfig)
     if not OmegaConf.has_resolver("pgrun_slug"):
         OmegaConf.register_new_resolver("pgrun_slug", slug)
 
@@ -160,25 +223,29 @@ def validate(node: Any, prefix: str = "") -> None:
         for item in value if isinstance(value, list) else [value]:
             if item is not None and (problem := _violation(dict(f.metadata), item)):
                 raise ConfigError(f"{key}={value!r} is not allowed: {problem}")
+    if hasattr(node, "inconsistency") and (found := node.inconsistency()):
+        name, problem = found
+        raise ConfigError(f"{prefix}{name}={getattr(node, name)!r} is not allowed: {problem}")
 
 
-def unknown_key(node: DictConfig, schema: Any, prefix: str = "") -> str | None:
-    """The first key of `node` that the dataclass `schema` lacks (one added with '+key=...')."""
-    hints = typing.get_type_hints(schema)
+def unknown_key(node: DictConfig, prefix: str = "") -> str | None:
+    """The first key whose dataclass schema lacks it (a key added with '+key=...')."""
+    schema = OmegaConf.get_type(node)
+    if not dataclasses.is_dataclass(schema):
+        return None  # a free-form dict such as env.kwargs
+    names = {f.name for f in dataclasses.fields(schema)}
     for key in node:
-        if key not in hints:
+        if key not in names:
             return f"{prefix}{key}"
         child = node[key]
-        if isinstance(child, DictConfig) and dataclasses.is_dataclass(hints[key]):
-            found = unknown_key(child, hints[key], f"{prefix}{key}.")
-            if found:
-                return found
+        if isinstance(child, DictConfig) and (found := unknown_key(child, f"{prefix}{key}.")):
+            return found
     return None
 
 
 def to_config(cfg: DictConfig) -> Config:
     """Turn a composed DictConfig into a validated `Config` instance."""
-    extra = unknown_key(cfg, Config)
+    extra = unknown_key(cfg)
     if extra:
         raise ConfigError(f"{extra} is not a known key of pgrun's config")
     try:

@@ -6,12 +6,8 @@ after step t; the sums below never reach across it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import Tensor
-
-from pgrun.collector import Batch
 
 
 def discounted_cumsum(x: Tensor, discount: Tensor) -> Tensor:
@@ -57,17 +53,64 @@ def total_return(rewards: Tensor, done: Tensor, gamma: float) -> Tensor:
     return rtg.gather(0, last_start)
 
 
-def normalize(weights: Tensor, valid: Tensor, eps: float = 1e-8) -> Tensor:
-    """(Phi - mean) / (std + eps) over the valid steps of the whole batch."""
-    values = weights[valid]
-    if values.numel() < 2:
-        return weights - values.mean()
-    return (weights - values.mean()) / (values.std() + eps)
+def gae(
+    rewards: Tensor,
+    values: Tensor,
+    next_values: Tensor,
+    terminated: Tensor,
+    done: Tensor,
+    gamma: float,
+    lam: float,
+) -> tuple[Tensor, Tensor]:
+    """Generalized advantage estimation; returns (advantages, value targets).
+
+    A_t = sum_l (gamma*lam)^l delta_{t+l} within t's episode,
+    delta_t = r_t + gamma * V(s_{t+1}) * (1 - terminated_t) - V(s_t),
+    value target A_t + V(s_t). A terminated step does not bootstrap; a truncated one
+    (time limit or batch edge) bootstraps from V of its true final observation.
+    lam = 1 gives reward-to-go (bootstrapped at truncation) minus V(s_t); lam = 0 gives delta_t.
+    """
+    deltas = rewards + gamma * (~terminated).to(rewards.dtype) * next_values - values
+    advantages = discounted_cumsum(deltas, gamma * lam * (~done).to(rewards.dtype))
+    return advantages, advantages + values
 
 
-Estimator = Callable[[Batch, float], Tensor]
+def episode_cumsum(x: Tensor, done: Tensor) -> Tensor:
+    """y_t = sum of x_k over k from the first step of t's episode up to t (a forward scan)."""
+    restart = (~episode_starts(done)).to(x.dtype)
+    return discounted_cumsum(x.flip(0), restart.flip(0)).flip(0)
 
-ESTIMATORS: dict[str, Estimator] = {
-    "total_return": lambda batch, gamma: total_return(batch.rewards, batch.done, gamma),
-    "reward_to_go": lambda batch, gamma: reward_to_go(batch.rewards, batch.done, gamma),
-}
+
+def importance_ratios(
+    logp: Tensor, logp_behaviour: Tensor, clip: tuple[float, float] | None = None
+) -> Tensor:
+    """rho_t = pi(a_t|s_t) / mu(a_t|s_t), clamped to [low, high] if `clip` is given (float64)."""
+    rho = (logp.double() - logp_behaviour.double()).exp()
+    return rho if clip is None else rho.clamp(clip[0], clip[1])
+
+
+def per_decision_weights(rho: Tensor, done: Tensor) -> Tensor:
+    """w_t = prod_{k=start..t} rho_k over t's episode, computed as exp of a sum of logs."""
+    # A ratio of 0 (clip low 0) gives log -inf; a finite floor keeps the scan's products free of NaN.
+    return episode_cumsum(rho.log().clamp(min=-1e4), done).exp()
+
+
+def effective_sample_size(weights: Tensor) -> float:
+    """ESS = (sum w)^2 / sum w^2: how many equally weighted samples the weighted ones are worth."""
+    return (weights.sum() ** 2 / (weights**2).sum()).item()
+
+
+def normalize(phi: Tensor, valid: Tensor, importance: Tensor | None = None, eps: float = 1e-8) -> Tensor:
+    """(Phi - w b) / (std + eps) over the valid steps of the whole batch, b = sum Phi / sum w.
+
+    Without importance weights (w = 1) this is (Phi - mean) / std: a constant baseline and
+    a rescaled step (seed 000). With samples from another policy mu, a baseline keeps the
+    gradient unbiased only when it carries the step's importance weight,
+    E_mu[w_t b grad log pi(a_t|s_t)] = 0, whereas E_mu[b grad log pi(a_t|s_t)] != 0.
+    """
+    w = torch.ones_like(phi) if importance is None else importance.to(phi.dtype)
+    baseline = phi[valid].sum() / w[valid].sum()
+    centered = phi - w * baseline
+    if valid.sum() < 2:
+        return centered
+    return centered / (centered[valid].std() + eps)

@@ -22,23 +22,25 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 }
 
 
-def mlp(in_dim: int, out_dim: int, config: PolicyConfig, out_gain: float = 0.01) -> nn.Sequential:
+def mlp(
+    in_dim: int, out_dim: int, hidden_sizes: list[int], activation: str, init: str, out_gain: float = 0.01
+) -> nn.Sequential:
     """in_dim -> hidden_sizes (with activation) -> out_dim.
 
-    With config.init == "orthogonal": hidden weights orthogonal with gain sqrt(2), the
-    output layer with `out_gain` (small, so the initial policy is near uniform), zero biases.
+    With init == "orthogonal": hidden weights orthogonal with gain sqrt(2), the output
+    layer with `out_gain` (small for a policy, so it starts near uniform), zero biases.
     """
-    sizes = [in_dim, *config.hidden_sizes, out_dim]
+    sizes = [in_dim, *hidden_sizes, out_dim]
     layers: list[nn.Module] = []
     for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
         linear = nn.Linear(n_in, n_out)
         is_output = i == len(sizes) - 2
-        if config.init == "orthogonal":
+        if init == "orthogonal":
             nn.init.orthogonal_(linear.weight, gain=out_gain if is_output else math.sqrt(2))
             nn.init.zeros_(linear.bias)
         layers.append(linear)
         if not is_output:
-            layers.append(ACTIVATIONS[config.activation]())
+            layers.append(ACTIVATIONS[activation]())
     return nn.Sequential(*layers)
 
 
@@ -47,7 +49,7 @@ class CategoricalPolicy(nn.Module):
 
     def __init__(self, obs_dim: int, space: gym.spaces.Discrete, config: PolicyConfig) -> None:
         super().__init__()
-        self.logits = mlp(obs_dim, int(space.n), config)
+        self.logits = mlp(obs_dim, int(space.n), config.hidden_sizes, config.activation, config.init)
         self.start = int(space.start)
 
     def distribution(self, obs: Tensor) -> Distribution:
@@ -70,7 +72,7 @@ class GaussianPolicy(nn.Module):
     def __init__(self, obs_dim: int, space: gym.spaces.Box, config: PolicyConfig) -> None:
         super().__init__()
         act_dim = int(space.shape[0])
-        self.mean = mlp(obs_dim, act_dim, config)
+        self.mean = mlp(obs_dim, act_dim, config.hidden_sizes, config.activation, config.init)
         self.log_std = nn.Parameter(torch.full((act_dim,), float(config.log_std_init)))
         self.register_buffer("low", torch.as_tensor(space.low, dtype=torch.float32))
         self.register_buffer("high", torch.as_tensor(space.high, dtype=torch.float32))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +13,14 @@ import torch
 
 from pgrun.algos import UPDATE_RULES
 from pgrun.checkpoint import POLICY_FILE, save_policy
-from pgrun.collector import Collector
-from pgrun.config import Config, ConfigError, as_plain_dict
+from pgrun.collector import Batch, Collector, concat_batches
+from pgrun.config import ActorCriticConfig, Config, ConfigError, ImportanceConfig, as_plain_dict
 from pgrun.envs import ObservationEncoder, make_vector_env
-from pgrun.estimators import ESTIMATORS, normalize
 from pgrun.evaluate import Evaluator
 from pgrun.logger import Logger
 from pgrun.policies import make_policy
+from pgrun.value import ValueFunction
+from pgrun.weights import estimate_weights
 
 EVAL_SEED_OFFSET = 1_000_000
 
@@ -30,26 +32,25 @@ def seed_everything(seed: int) -> None:
 
 
 def check_choices(config: Config) -> None:
-    """Raise ConfigError if the config names an estimator, update rule or device pgrun lacks."""
-    for key, value, known in [
-        ("algo.estimator", config.algo.estimator, ESTIMATORS),
-        ("algo.update", config.algo.update, UPDATE_RULES),
-    ]:
-        if value not in known:
-            raise ConfigError(f"{key}={value!r} is not allowed: must be one of {', '.join(known)}")
+    """Raise ConfigError if the config names an update rule or a device pgrun lacks."""
+    if config.algo.update not in UPDATE_RULES:
+        allowed = ", ".join(UPDATE_RULES)
+        raise ConfigError(f"algo.update={config.algo.update!r} is not allowed: must be one of {allowed}")
     try:
         device = torch.device(config.device)
     except RuntimeError as error:
         raise ConfigError(f"device={config.device!r} is not a torch device: {error}") from error
     if device.type != "cpu":
-        raise ConfigError(f"device={config.device!r} is not available here: pgrun runs on cpu")
+        raise ConfigError(f"device={config.device!r} is not supported: pgrun runs its networks on cpu")
 
 
-def iteration_scalars(episode_returns: list[float], episode_lengths: list[int]) -> dict[str, float]:
+def episode_scalars(batch: Batch) -> dict[str, float]:
+    """Means over the episodes that finished in the batch (NaN, i.e. not logged, if none did)."""
+    returns, lengths = batch.episode_returns, batch.episode_lengths
     return {
-        "charts/episodic_return": float(np.mean(episode_returns)) if episode_returns else float("nan"),
-        "charts/episodic_length": float(np.mean(episode_lengths)) if episode_lengths else float("nan"),
-        "charts/episodes": float(len(episode_returns)),
+        "charts/episodic_return": float(np.mean(returns)) if returns else float("nan"),
+        "charts/episodic_length": float(np.mean(lengths)) if lengths else float("nan"),
+        "charts/episodes": float(len(returns)),
     }
 
 
@@ -57,7 +58,7 @@ def train(config: Config, run_dir: Path) -> dict[str, Any]:
     """Train one agent as configured, writing logs and the policy to `run_dir`.
 
     Returns a summary: final and best evaluation returns, the env steps and seconds at
-    which stop_return was first reached (None if never), and total env steps.
+    which an evaluation first reached target_return (None if never), total env steps.
     """
     check_choices(config)
     seed_everything(config.seed)
@@ -67,57 +68,69 @@ def train(config: Config, run_dir: Path) -> dict[str, Any]:
     eval_envs = make_vector_env(config.env, config.eval.episodes)
     encoder = ObservationEncoder(envs.single_observation_space)
     policy = make_policy(encoder.dim, envs.single_action_space, config.policy)
+    value_function = None
+    if isinstance(algo, ActorCriticConfig):
+        value_function = ValueFunction(encoder.dim, algo.value, config.policy.activation, config.policy.init)
     optimizer = torch.optim.Adam(policy.parameters(), lr=algo.lr, eps=algo.adam_eps)
     update = UPDATE_RULES[algo.update](policy, optimizer, algo)
-    estimate = ESTIMATORS[algo.estimator]
     collector = Collector(envs, policy, encoder, algo.batch_unit, algo.batch_size, seed=config.seed)
+    history: deque[Batch] = deque(maxlen=algo.reuse_batches if isinstance(algo, ImportanceConfig) else 1)
     evaluate = Evaluator(eval_envs, encoder, config.seed + EVAL_SEED_OFFSET, config.eval.deterministic)
     logger = Logger(
         run_dir, as_plain_dict(config), config.total_steps, config.log.console, config.log.tensorboard
     )
 
     steps, iteration, next_eval = 0, 0, config.eval.every
-    start = time.perf_counter()
     evals: list[float] = []
-    solved_at_step, solved_at_seconds = None, None
+    reached_at_step, reached_at_seconds = None, None
+    start = time.perf_counter()
     try:
         while steps < config.total_steps:
             if algo.lr_schedule == "linear":
                 optimizer.param_groups[0]["lr"] = algo.lr * (1 - steps / config.total_steps)
             batch = collector.collect()
-            weights = estimate(batch, algo.gamma)
-            if algo.normalize_weights:
-                weights = normalize(weights, batch.valid)
-            scalars = update(batch, weights)
+            history.append(batch)
+            sample = concat_batches(history) if len(history) > 1 else batch
+            weights = estimate_weights(algo, sample, policy, value_function)
+            scalars = weights.info | update(sample, weights.phi)
+            if value_function is not None and weights.value_targets is not None:
+                scalars |= value_function.fit(sample.flat(sample.obs), sample.flat(weights.value_targets))
             steps += batch.env_steps
             iteration += 1
-            scalars |= iteration_scalars(batch.episode_returns, batch.episode_lengths)
+            scalars |= episode_scalars(batch)
             scalars["time/sps"] = steps / (time.perf_counter() - start)
-            scalars["time/iteration"] = float(iteration)
             if steps >= next_eval or steps >= config.total_steps:
                 while next_eval <= steps:
                     next_eval += config.eval.every
                 returns = evaluate(policy)
-                scalars["eval/return"] = float(returns.mean())
-                scalars["eval/return_std"] = float(returns.std())
+                scalars["eval/return"], scalars["eval/return_std"] = (
+                    float(returns.mean()),
+                    float(returns.std()),
+                )
                 evals.append(scalars["eval/return"])
             logger.log(steps, scalars)
             logger.iteration(iteration, steps, scalars)
-            eval_return = scalars.get("eval/return", -np.inf)
-            if config.stop_return is not None and eval_return >= config.stop_return:
-                solved_at_step, solved_at_seconds = steps, time.perf_counter() - start
-                break
+            target = config.target_return
+            if (
+                reached_at_step is None
+                and target is not None
+                and scalars.get("eval/return", -np.inf) >= target
+            ):
+                reached_at_step, reached_at_seconds = steps, time.perf_counter() - start
+                if config.stop_at_target:
+                    break
     finally:
         logger.close()
         envs.close()
         eval_envs.close()
     if config.log.save_policy:
-        save_policy(run_dir / POLICY_FILE, policy, as_plain_dict(config), encoder.dim)
+        value_net = value_function.net if value_function is not None else None
+        save_policy(run_dir / POLICY_FILE, policy, as_plain_dict(config), encoder.dim, value_net)
     return {
         "final_eval_return": evals[-1] if evals else None,
         "best_eval_return": max(evals) if evals else None,
-        "solved_at_step": solved_at_step,
-        "solved_at_seconds": solved_at_seconds,
+        "target_reached_at_step": reached_at_step,
+        "target_reached_at_seconds": reached_at_seconds,
         "env_steps": steps,
         "seconds": time.perf_counter() - start,
     }

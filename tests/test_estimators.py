@@ -4,7 +4,16 @@ import pytest
 import scipy.signal
 import torch
 
-from pgrun.estimators import discounted_cumsum, normalize, reward_to_go, total_return
+from pgrun.estimators import (
+    discounted_cumsum,
+    effective_sample_size,
+    episode_cumsum,
+    gae,
+    normalize,
+    per_decision_weights,
+    reward_to_go,
+    total_return,
+)
 
 
 def column(*values: float) -> torch.Tensor:
@@ -94,3 +103,76 @@ def test_normalize_uses_only_valid_steps():
     assert normalized[valid].mean().item() == pytest.approx(0.0, abs=1e-6)
     assert normalized[valid].std().item() == pytest.approx(1.0, abs=1e-6)
     torch.testing.assert_close(normalized[valid], torch.tensor([-1 / 2**0.5, 1 / 2**0.5]))
+
+
+def reference_gae(rewards, values, next_values, terminated, done, gamma, lam):
+    """The step-by-step recursion, one step at a time."""
+    advantages, running = torch.zeros_like(rewards), torch.zeros_like(rewards[0])
+    for t in reversed(range(len(rewards))):
+        delta = rewards[t] + gamma * (~terminated[t]).double() * next_values[t] - values[t]
+        running = delta + gamma * lam * (~done[t]).double() * running
+        advantages[t] = running
+    return advantages
+
+
+def random_segments(seed: int, length: int = 50, envs: int = 4):
+    generator = torch.Generator().manual_seed(seed)
+    rewards, values, next_values = torch.randn(3, length, envs, generator=generator, dtype=torch.float64)
+    terminated = torch.rand(length, envs, generator=generator) < 0.05
+    truncated = (torch.rand(length, envs, generator=generator) < 0.05) & ~terminated
+    truncated[-1] |= ~terminated[-1]
+    done = terminated | truncated
+    # as in a real batch: within an episode, s_{t+1} is the next step's observation
+    next_values[:-1] = torch.where(done[:-1], next_values[:-1], values[1:])
+    return rewards, values, next_values, terminated, done
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.5, 0.95, 1.0])
+def test_gae_matches_the_step_by_step_recursion(lam):
+    rewards, values, next_values, terminated, done = random_segments(seed=int(lam * 100))
+    advantages, targets = gae(rewards, values, next_values, terminated, done, 0.99, lam)
+    expected = reference_gae(rewards, values, next_values, terminated, done, 0.99, lam)
+    torch.testing.assert_close(advantages, expected)
+    torch.testing.assert_close(targets, expected + values)
+
+
+def test_gae_lambda_0_is_the_td_residual_and_lambda_1_is_reward_to_go_minus_v():
+    rewards, values, next_values, terminated, done = random_segments(seed=9)
+    gamma = 0.9
+    td, _ = gae(rewards, values, next_values, terminated, done, gamma, 0.0)
+    torch.testing.assert_close(td, rewards + gamma * (~terminated).double() * next_values - values)
+    # lambda = 1: reward-to-go that bootstraps V(s_end+1) where the episode was truncated
+    bootstrapped = rewards + gamma * (done & ~terminated).double() * next_values
+    full, _ = gae(rewards, values, next_values, terminated, done, gamma, 1.0)
+    torch.testing.assert_close(full, reward_to_go(bootstrapped, done, gamma) - values)
+
+
+def test_gae_hand_computed_with_truncation_inside_the_batch():
+    # Episode A: steps 0-1, truncated after step 1 (time limit): bootstrap V(s_2^final) = 2.
+    # Episode B: steps 2-3, terminated after step 3: no bootstrap.
+    rewards = column(1, 1, 1, 1)
+    values = column(0.5, 0.5, 0.5, 0.5)
+    next_values = column(0.5, 2.0, 0.5, 9.0)  # 9.0 follows a terminal step and must be ignored
+    terminated, done = flags(4, 3), flags(4, 1, 3)
+    gamma, lam = 0.5, 0.5
+    d0, d1 = 1 + 0.5 * 0.5 - 0.5, 1 + 0.5 * 2.0 - 0.5  # 0.75, 1.5
+    d2, d3 = 1 + 0.5 * 0.5 - 0.5, 1 - 0.5  # 0.75, 0.5
+    expected = column(d0 + 0.25 * d1, d1, d2 + 0.25 * d3, d3)
+    advantages, targets = gae(rewards, values, next_values, terminated, done, gamma, lam)
+    torch.testing.assert_close(advantages, expected)
+    torch.testing.assert_close(targets, expected + 0.5)
+
+
+def test_episode_cumsum_restarts_at_each_episode():
+    x = torch.tensor([[1.0], [2.0], [3.0], [4.0], [5.0]])
+    torch.testing.assert_close(
+        episode_cumsum(x, flags(5, 1, 4)), torch.tensor([[1.0], [3.0], [3.0], [7.0], [12.0]])
+    )
+
+
+def test_per_decision_weights_are_products_within_episodes():
+    rho = torch.tensor([[2.0], [0.5], [3.0], [0.0], [4.0]], dtype=torch.float64)
+    w = per_decision_weights(rho, flags(5, 1, 4))
+    torch.testing.assert_close(w, torch.tensor([[2.0], [1.0], [3.0], [0.0], [0.0]], dtype=torch.float64))
+    assert effective_sample_size(torch.tensor([1.0, 1.0, 1.0, 1.0])) == pytest.approx(4.0)
+    assert effective_sample_size(torch.tensor([1.0, 0.0, 0.0, 0.0])) == pytest.approx(1.0)
