@@ -24,7 +24,7 @@ class ConfigError(ValueError):
 def _checked(default: Any = MISSING, **rules: Any) -> Any:
     """A dataclass field whose value `validate` checks against `rules`.
 
-    Rules: ge, gt, le (bounds), choices (allowed values). None values always pass,
+    Rules: ge, gt, le, lt (bounds), choices (allowed values). None values always pass,
     so an Optional field means "off" when set to null.
     """
     if isinstance(default, (list, dict)):
@@ -96,6 +96,8 @@ class ValueConfig:
     minibatch_size: int | None = _checked(None, ge=1)
     """steps per gradient step within a pass (shuffled); null: the whole batch"""
     max_grad_norm: float | None = _checked(None, gt=0.0)
+    clip_range: float | None = _checked(None, gt=0.0)
+    """value clipping: the loss is max((V - R)^2, (V_old + clip(V - V_old, -c, c) - R)^2); null: plain MSE"""
 
 
 @dataclass
@@ -105,6 +107,44 @@ class ActorCriticConfig(AlgoConfig):
     gae_lambda: float = _checked(1.0, ge=0.0, le=1.0)
     """GAE lambda: 1 gives reward-to-go minus V(s_t), 0 the one-step TD residual"""
     value: ValueConfig = field(default_factory=ValueConfig)
+
+
+@dataclass
+class PPOConfig(ActorCriticConfig):
+    """Proximal policy optimization (algo=ppo): several epochs on a clipped or KL-penalized surrogate."""
+
+    variant: str = _checked("clip", choices=("clip", "penalty"))
+    """clip: min(r A, clip(r, 1 - eps, 1 + eps) A); penalty: r A - beta KL(pi_old || pi), beta adapted"""
+    clip: float = _checked(0.2, gt=0.0)
+    """surrogate clip range epsilon"""
+    epochs: int = _checked(10, ge=1)
+    """passes over the batch, each in shuffled minibatches of minibatch_size"""
+    target_kl: float | None = _checked(0.015, gt=0.0)
+    """clip: stop the batch's epochs once approx KL exceeds 1.5 * target_kl (null: never);
+    penalty: the KL that beta is adapted towards"""
+    kl_coef: float = _checked(1.0, gt=0.0)
+    """penalty: initial beta; doubled when KL > 1.5 target_kl, halved when KL < target_kl / 1.5"""
+
+    def inconsistency(self) -> tuple[str, str] | None:
+        if self.variant == "penalty" and self.target_kl is None:
+            return "target_kl", "the penalty variant adapts its coefficient towards target_kl: set it"
+        return super().inconsistency()
+
+
+@dataclass
+class TrustRegionConfig(ActorCriticConfig):
+    """Natural gradient step of KL size max_kl (algo=npg), with a line search (algo=trpo)."""
+
+    max_kl: float = _checked(0.01, gt=0.0)
+    """delta: the step is scaled so that its quadratic KL estimate is delta"""
+    line_search: bool = True
+    """backtrack until the measured mean KL <= delta and the surrogate improves (TRPO)"""
+    cg_iters: int = _checked(10, ge=1)
+    """conjugate gradient iterations for x = F^-1 g"""
+    cg_damping: float = _checked(0.1, ge=0.0)
+    """added to the Fisher matrix: F + damping I"""
+    backtrack_iters: int = _checked(10, ge=1)
+    backtrack_coef: float = _checked(0.8, gt=0.0, lt=1.0)
 
 
 @dataclass
@@ -194,6 +234,8 @@ def register_schemas() -> None:
     store.store(group="schema/algo", name="policy_gradient", node=AlgoConfig)
     store.store(group="schema/algo", name="actor_critic", node=ActorCriticConfig)
     store.store(group="schema/algo", name="importance", node=ImportanceConfig)
+    store.store(group="schema/algo", name="ppo", node=PPOConfig)
+    store.store(group="schema/algo", name="trust_region", node=TrustRegionConfig)
     if not OmegaConf.has_resolver("pgrun_slug"):
         OmegaConf.register_new_resolver("pgrun_slug", slug)
 
@@ -209,6 +251,8 @@ def _violation(rules: dict[str, Any], value: Any) -> str | None:
         return f"must be >= {rules['ge']}"
     if rules.get("le") is not None and not value <= rules["le"]:
         return f"must be <= {rules['le']}"
+    if rules.get("lt") is not None and not value < rules["lt"]:
+        return f"must be < {rules['lt']}"
     return None
 
 

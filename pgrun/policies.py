@@ -52,8 +52,16 @@ class CategoricalPolicy(nn.Module):
         self.logits = mlp(obs_dim, int(space.n), config.hidden_sizes, config.activation, config.init)
         self.start = int(space.start)
 
+    def distribution_params(self, obs: Tensor) -> Tensor:
+        """The logits [..., n]: all that defines pi(.|s), kept to rebuild an old policy's distribution."""
+        return self.logits(obs)
+
+    @staticmethod
+    def distribution_from(params: Tensor) -> Distribution:
+        return Categorical(logits=params, validate_args=False)
+
     def distribution(self, obs: Tensor) -> Distribution:
-        return Categorical(logits=self.logits(obs), validate_args=False)
+        return self.distribution_from(self.distribution_params(obs))
 
     def mode(self, obs: Tensor) -> Tensor:
         return self.logits(obs).argmax(dim=-1)
@@ -77,10 +85,18 @@ class GaussianPolicy(nn.Module):
         self.register_buffer("low", torch.as_tensor(space.low, dtype=torch.float32))
         self.register_buffer("high", torch.as_tensor(space.high, dtype=torch.float32))
 
-    def distribution(self, obs: Tensor) -> Distribution:
+    def distribution_params(self, obs: Tensor) -> Tensor:
+        """[mean, log_std] concatenated, [..., 2 * act_dim]: all that defines pi(.|s)."""
         mean = self.mean(obs)
-        std = self.log_std.exp().expand_as(mean)
-        return Independent(Normal(mean, std, validate_args=False), 1, validate_args=False)
+        return torch.cat([mean, self.log_std.expand_as(mean)], dim=-1)
+
+    @staticmethod
+    def distribution_from(params: Tensor) -> Distribution:
+        mean, log_std = params.chunk(2, dim=-1)
+        return Independent(Normal(mean, log_std.exp(), validate_args=False), 1, validate_args=False)
+
+    def distribution(self, obs: Tensor) -> Distribution:
+        return self.distribution_from(self.distribution_params(obs))
 
     def mode(self, obs: Tensor) -> Tensor:
         return self.mean(obs)

@@ -34,15 +34,28 @@ class ValueFunction:
         with torch.no_grad():
             return self.net(obs).squeeze(-1)
 
+    def loss(self, obs: Tensor, targets: Tensor, old_values: Tensor) -> Tensor:
+        """mean (V(s) - R)^2, or with clip_range c:
+        mean max((V - R)^2, (V_old + clip(V - V_old, -c, c) - R)^2)."""
+        values = self.net(obs).squeeze(-1)
+        loss = (values - targets).pow(2)
+        if self.config.clip_range is not None:
+            clipped = old_values + (values - old_values).clamp(
+                -self.config.clip_range, self.config.clip_range
+            )
+            loss = torch.max(loss, (clipped - targets).pow(2))
+        return loss.mean()
+
     def fit(self, obs: Tensor, targets: Tensor) -> dict[str, float]:
         """Fit to targets [n] at obs [n, obs_dim]; return the loss of the last pass."""
         n = len(targets)
         size = self.config.minibatch_size or n
         max_norm = self.config.max_grad_norm or float("inf")
+        old_values = self(obs)
         for _ in range(self.config.iters):
             pass_loss = 0.0
             for index in torch.randperm(n).split(size):
-                loss = (self.net(obs[index]).squeeze(-1) - targets[index]).pow(2).mean()
+                loss = self.loss(obs[index], targets[index], old_values[index])
                 self.optimizer.zero_grad()
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(self.net.parameters(), max_norm)

@@ -13,6 +13,8 @@ import torch
 from torch import Tensor
 
 from pgrun.algos.policy_gradient import PolicyGradientStep
+from pgrun.algos.ppo import PPOUpdate
+from pgrun.algos.trust_region import TrustRegionStep
 from pgrun.collector import Batch
 from pgrun.config import AlgoConfig
 from pgrun.policies import Policy
@@ -26,4 +28,6 @@ class UpdateRule(Protocol):
 
 UPDATE_RULES: dict[str, Callable[[Policy, torch.optim.Optimizer, AlgoConfig], UpdateRule]] = {
     "policy_gradient": PolicyGradientStep,
+    "ppo": PPOUpdate,
+    "trust_region": TrustRegionStep,
 }

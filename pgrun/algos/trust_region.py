@@ -1,0 +1,149 @@
+"""Natural policy gradient and TRPO: a step of fixed KL size along F^-1 g.
+
+With g the gradient of the surrogate L(theta) = E[r_t A_t] at theta_old and F the Fisher
+matrix (the Hessian of the mean KL(pi_old || pi_theta) at theta_old), x ~ F^-1 g comes
+from conjugate gradient using only products F v, and the step is
+    theta <- theta_old + sqrt(2 delta / x^T F x) x            (seed 001: natural gradient)
+whose quadratic KL estimate is delta. TRPO (Schulman et al. 2015) then backtracks,
+theta_old + c^j * step for j = 0, 1, ..., until the measured mean KL <= delta and the
+surrogate improves, and keeps theta_old if no j does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+from torch.distributions import kl_divergence
+from torch.nn.utils import parameters_to_vector, vector_to_parameters
+
+from pgrun.algos.policy_gradient import approx_kl
+from pgrun.collector import Batch
+from pgrun.config import TrustRegionConfig
+from pgrun.policies import Policy
+
+
+def conjugate_gradient(
+    matrix_vector_product: Callable[[Tensor], Tensor], b: Tensor, iters: int = 10, tolerance: float = 1e-10
+) -> tuple[Tensor, float]:
+    """Approximately solve A x = b for symmetric positive definite A given only v -> A v.
+
+    Returns x and the norm of the residual b - A x. Exact in dim(b) iterations (in exact arithmetic).
+    """
+    x = torch.zeros_like(b)
+    residual = b.clone()
+    direction = b.clone()
+    residual_sq = residual @ residual
+    for _ in range(iters):
+        if residual_sq <= tolerance:
+            break
+        product = matrix_vector_product(direction)
+        alpha = residual_sq / (direction @ product)
+        x += alpha * direction
+        residual -= alpha * product
+        new_residual_sq = residual @ residual
+        direction = residual + (new_residual_sq / residual_sq) * direction
+        residual_sq = new_residual_sq
+    return x, residual_sq.sqrt().item()
+
+
+def mean_kl(policy: Policy, obs: Tensor, old_params: Tensor) -> Tensor:
+    """E_s[KL(pi_old(.|s) || pi_theta(.|s))], differentiable in theta."""
+    return kl_divergence(policy.distribution_from(old_params), policy.distribution(obs)).mean()
+
+
+def fisher_vector_product(
+    policy: Policy, obs: Tensor, old_params: Tensor, damping: float
+) -> Callable[[Tensor], Tensor]:
+    """v -> (F + damping I) v, F the Hessian of the mean KL at theta_old, by double backprop.
+
+    The KL's gradient is built once with create_graph=True; each product differentiates
+    grad(KL) . v again. Call it while the policy's parameters are theta_old.
+    """
+    params = list(policy.parameters())
+    grads = torch.autograd.grad(mean_kl(policy, obs, old_params), params, create_graph=True)
+    flat_grad = torch.cat([grad.reshape(-1) for grad in grads])
+
+    def product(vector: Tensor) -> Tensor:
+        hessian_vector = torch.autograd.grad(flat_grad @ vector, params, retain_graph=True)
+        return torch.cat([hv.reshape(-1) for hv in hessian_vector]) + damping * vector
+
+    return product
+
+
+def backtracking_line_search(
+    policy: Policy,
+    full_step: Tensor,
+    evaluate: Callable[[], tuple[float, float]],
+    max_kl: float,
+    iters: int,
+    coef: float,
+) -> tuple[bool, int]:
+    """Try theta_old + coef^j * full_step, j = 0..iters-1; keep the first with KL <= max_kl and
+    a surrogate improvement > 0 (evaluate() returns (kl, improvement) at the current parameters).
+
+    Returns (accepted, j). If none is accepted the parameters are restored to theta_old.
+    """
+    params = list(policy.parameters())
+    old = parameters_to_vector(params).detach().clone()
+    for j in range(iters):
+        vector_to_parameters(old + coef**j * full_step, params)
+        kl, improvement = evaluate()
+        if kl <= max_kl and improvement > 0:
+            return True, j
+    vector_to_parameters(old, params)
+    return False, iters
+
+
+class TrustRegionStep:
+    """One natural-gradient step per batch (NPG), checked by a line search if config.line_search (TRPO)."""
+
+    def __init__(self, policy: Policy, optimizer: torch.optim.Optimizer, config: TrustRegionConfig) -> None:
+        del optimizer  # the step is computed, not taken by an optimizer
+        self.policy, self.config = policy, config
+
+    def __call__(self, batch: Batch, weights: Tensor) -> dict[str, float]:
+        config, policy = self.config, self.policy
+        params = list(policy.parameters())
+        obs, actions, advantages = batch.flat(batch.obs), batch.flat(batch.actions), batch.flat(weights)
+        with torch.no_grad():
+            old_params = policy.distribution_params(obs)
+            logp_old = policy.distribution_from(old_params).log_prob(actions)
+
+        def surrogate() -> Tensor:
+            """L(theta) = mean(r_t A_t), r_t = pi_theta(a_t|s_t) / pi_old(a_t|s_t)."""
+            return ((policy.distribution(obs).log_prob(actions) - logp_old).exp() * advantages).mean()
+
+        surrogate_old = surrogate()
+        gradient = torch.cat([g.reshape(-1) for g in torch.autograd.grad(surrogate_old, params)])
+        fvp = fisher_vector_product(policy, obs, old_params, config.cg_damping)
+        direction, cg_residual = conjugate_gradient(fvp, gradient, config.cg_iters)
+        step = torch.sqrt(2 * config.max_kl / (direction @ fvp(direction))) * direction
+
+        def evaluate() -> tuple[float, float]:
+            with torch.no_grad():
+                return mean_kl(policy, obs, old_params).item(), (surrogate() - surrogate_old).item()
+
+        if config.line_search:
+            accepted, backtracks = backtracking_line_search(
+                policy, step.detach(), evaluate, config.max_kl, config.backtrack_iters, config.backtrack_coef
+            )
+        else:
+            vector_to_parameters(parameters_to_vector(params).detach() + step.detach(), params)
+            accepted, backtracks = True, 0
+        kl, improvement = evaluate()
+        with torch.no_grad():
+            entropy = policy.distribution_from(old_params).entropy().mean().item()
+            approx = approx_kl(logp_old, policy.distribution(obs).log_prob(actions))
+        return {
+            "train/loss": -surrogate_old.item(),
+            "train/entropy": entropy,
+            "train/kl": kl,
+            "train/approx_kl": approx,
+            "train/surrogate_improvement": improvement,
+            "train/backtracks": float(backtracks),
+            "train/step_accepted": float(accepted),
+            "train/cg_residual": cg_residual,
+            "train/grad_norm": gradient.norm().item(),
+        }
