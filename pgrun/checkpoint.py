@@ -1,4 +1,4 @@
-"""Saving and loading the trained policy: weights plus the config that rebuilds it."""
+"""Saving and loading the trained policy: weights, observation statistics and the config."""
 
 from __future__ import annotations
 
@@ -9,20 +9,31 @@ from typing import Any
 
 import torch
 
+from pgrun.envs import ObservationEncoder
 from pgrun.policies import Policy
 
 POLICY_FILE = "policy.pt"
 
 
 def save_policy(
-    path: Path, policy: Policy, config: dict[str, Any], obs_dim: int, value_net: torch.nn.Module | None = None
+    path: Path,
+    policy: Policy,
+    config: dict[str, Any],
+    encoder: ObservationEncoder,
+    value_net: torch.nn.Module | None = None,
 ) -> None:
-    """Write {"state_dict", "config", "obs_dim"[, "value_state_dict"]} atomically: a crash
-    leaves no partial file.
+    """Write the policy atomically: a crash leaves no partial file.
 
-    Everything in it is a tensor or a plain value, so torch.load(path, weights_only=True) reads it.
+    Keys: state_dict (policy), config, obs_dim, obs_statistics (empty unless
+    env.normalize_obs), value_state_dict (for algorithms with a value function). Everything is
+    a tensor or a plain value, so torch.load(path, weights_only=True) reads it.
     """
-    payload = {"state_dict": policy.state_dict(), "config": config, "obs_dim": obs_dim}
+    payload = {
+        "state_dict": policy.state_dict(),
+        "config": config,
+        "obs_dim": encoder.dim,
+        "obs_statistics": encoder.statistics.state_dict() if encoder.statistics is not None else {},
+    }
     if value_net is not None:
         payload["value_state_dict"] = value_net.state_dict()
     handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -35,8 +46,11 @@ def save_policy(
         raise
 
 
-def load_policy(path: Path) -> tuple[Policy, dict[str, Any]]:
-    """Rebuild the saved policy (its env is made once to read the action space)."""
+def load_policy(path: Path) -> tuple[Policy, ObservationEncoder, dict[str, Any]]:
+    """Rebuild the saved policy and its observation encoder (the env is made once for its spaces).
+
+    Act with: policy.mode(encoder(obs)) or policy.distribution(encoder(obs)).sample().
+    """
     from pgrun.config import EnvConfig, PolicyConfig
     from pgrun.envs import make_vector_env
     from pgrun.policies import make_policy
@@ -44,7 +58,10 @@ def load_policy(path: Path) -> tuple[Policy, dict[str, Any]]:
     payload = torch.load(path, weights_only=True)
     config = payload["config"]
     envs = make_vector_env(EnvConfig(**config["env"]), num_envs=1)
-    policy = make_policy(payload["obs_dim"], envs.single_action_space, PolicyConfig(**config["policy"]))
+    encoder = ObservationEncoder(envs.single_observation_space, normalize=bool(payload["obs_statistics"]))
+    if encoder.statistics is not None:
+        encoder.statistics.load_state_dict(payload["obs_statistics"])
+    policy = make_policy(encoder.dim, envs.single_action_space, PolicyConfig(**config["policy"]))
     envs.close()
     policy.load_state_dict(payload["state_dict"])
-    return policy, config
+    return policy, encoder, config

@@ -146,7 +146,7 @@ class Collector:
                 if len(steps) == max_steps:
                     break
                 valid = np.ones(self.num_envs, dtype=bool)
-            obs = self.encoder(self.obs)
+            obs = self.encoder(self.obs, update_statistics=True)
             with torch.no_grad():
                 distribution = self.policy.distribution(obs)
                 action = distribution.sample()

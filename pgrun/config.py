@@ -45,6 +45,8 @@ class EnvConfig:
     """override the env's time limit (truncation); null keeps the registered one"""
     kwargs: dict[str, Any] = field(default_factory=dict)
     """keyword arguments passed to gymnasium.make"""
+    normalize_obs: bool = False
+    """standardize observations by running mean and std (saved with the policy)"""
 
 
 @dataclass

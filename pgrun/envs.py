@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import difflib
 import importlib
-from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
@@ -82,21 +81,57 @@ def check_spaces(env: gym.Env) -> None:
         raise ConfigError(f"env action space {act_space} is not supported: Box actions must be 1-D")
 
 
-@dataclass(frozen=True)
+class RunningMeanStd:
+    """Running mean and variance of feature vectors, merged batch by batch (Chan et al. 1979)."""
+
+    def __init__(self, dim: int) -> None:
+        self.mean = torch.zeros(dim, dtype=torch.float64)
+        self.var = torch.ones(dim, dtype=torch.float64)
+        self.count = torch.tensor(1e-4, dtype=torch.float64)
+
+    def update(self, x: torch.Tensor) -> None:
+        """Fold in a batch x [n, dim]."""
+        x = x.double()
+        batch_mean, batch_var, batch_count = x.mean(0), x.var(0, unbiased=False), torch.tensor(float(len(x)))
+        total = self.count + batch_count
+        delta = batch_mean - self.mean
+        self.mean = self.mean + delta * batch_count / total
+        m2 = self.var * self.count + batch_var * batch_count + delta**2 * self.count * batch_count / total
+        self.var = m2 / total
+        self.count = total
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"mean": self.mean, "var": self.var, "count": self.count}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.mean, self.var, self.count = state["mean"], state["var"], state["count"]
+
+
 class ObservationEncoder:
     """Turns a batch of raw observations [N, *shape] into float features [N, dim].
 
-    Box observations are flattened; Discrete ones are one-hot encoded.
+    Box observations are flattened; Discrete ones are one-hot encoded. With `normalize`,
+    features are then standardized by running statistics, (x - mean) / sqrt(var + 1e-8)
+    clipped to [-10, 10]; the collector updates the statistics, evaluation only reads them,
+    and they are saved with the policy.
     """
 
-    space: gym.spaces.Box | gym.spaces.Discrete
+    CLIP = 10.0
 
-    @property
-    def dim(self) -> int:
-        return int(gym.spaces.flatdim(self.space))
+    def __init__(self, space: gym.spaces.Box | gym.spaces.Discrete, normalize: bool = False) -> None:
+        self.space = space
+        self.dim = int(gym.spaces.flatdim(space))
+        self.statistics = RunningMeanStd(self.dim) if normalize else None
 
-    def __call__(self, obs: np.ndarray) -> torch.Tensor:
+    def __call__(self, obs: np.ndarray, update_statistics: bool = False) -> torch.Tensor:
         if isinstance(self.space, gym.spaces.Discrete):
             index = torch.as_tensor(np.asarray(obs) - self.space.start, dtype=torch.long)
-            return torch.nn.functional.one_hot(index, self.dim).float()
-        return torch.as_tensor(obs, dtype=torch.float32).reshape(-1, self.dim)
+            features = torch.nn.functional.one_hot(index, self.dim).float()
+        else:
+            features = torch.as_tensor(obs, dtype=torch.float32).reshape(-1, self.dim)
+        if self.statistics is None:
+            return features
+        if update_statistics:
+            self.statistics.update(features)
+        standardized = (features - self.statistics.mean) / torch.sqrt(self.statistics.var + 1e-8)
+        return standardized.clamp(-self.CLIP, self.CLIP).float()

@@ -60,6 +60,9 @@ class CategoricalPolicy(nn.Module):
     def distribution_from(params: Tensor) -> Distribution:
         return Categorical(logits=params, validate_args=False)
 
+    def forward(self, obs: Tensor) -> Tensor:
+        return self.distribution_params(obs)
+
     def distribution(self, obs: Tensor) -> Distribution:
         return self.distribution_from(self.distribution_params(obs))
 
@@ -89,6 +92,9 @@ class GaussianPolicy(nn.Module):
         """[mean, log_std] concatenated, [..., 2 * act_dim]: all that defines pi(.|s)."""
         mean = self.mean(obs)
         return torch.cat([mean, self.log_std.expand_as(mean)], dim=-1)
+
+    def forward(self, obs: Tensor) -> Tensor:
+        return self.distribution_params(obs)
 
     @staticmethod
     def distribution_from(params: Tensor) -> Distribution:

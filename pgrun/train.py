@@ -66,7 +66,7 @@ def train(config: Config, run_dir: Path) -> dict[str, Any]:
     algo = config.algo
     envs = make_vector_env(config.env, config.env.num_envs)
     eval_envs = make_vector_env(config.env, config.eval.episodes)
-    encoder = ObservationEncoder(envs.single_observation_space)
+    encoder = ObservationEncoder(envs.single_observation_space, normalize=config.env.normalize_obs)
     policy = make_policy(encoder.dim, envs.single_action_space, config.policy)
     value_function = None
     if isinstance(algo, ActorCriticConfig):
@@ -125,7 +125,7 @@ def train(config: Config, run_dir: Path) -> dict[str, Any]:
         eval_envs.close()
     if config.log.save_policy:
         value_net = value_function.net if value_function is not None else None
-        save_policy(run_dir / POLICY_FILE, policy, as_plain_dict(config), encoder.dim, value_net)
+        save_policy(run_dir / POLICY_FILE, policy, as_plain_dict(config), encoder, value_net)
     return {
         "final_eval_return": evals[-1] if evals else None,
         "best_eval_return": max(evals) if evals else None,

@@ -87,7 +87,7 @@ def test_cli_trains_and_logs_to_tensorboard(tmp_path, algo, env):
 
     payload = torch.load(run_dir / "policy.pt", weights_only=True)
     assert payload["config"]["algo"]["estimator"] == {"vpg": "total_return", "rtg": "reward_to_go"}[algo]
-    policy, _ = load_policy(run_dir / "policy.pt")
+    policy, _, _ = load_policy(run_dir / "policy.pt")
     for name, tensor in policy.state_dict().items():
         torch.testing.assert_close(tensor, payload["state_dict"][name])
 

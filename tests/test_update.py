@@ -6,37 +6,13 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from tests_support import random_batch
 
 from pgrun.algos.policy_gradient import PolicyGradientStep
-from pgrun.collector import Batch
 from pgrun.config import AlgoConfig, PolicyConfig
 from pgrun.policies import make_policy
 
 OBS_DIM, T, N = 3, 13, 3
-
-
-def random_batch(policy, seed: int) -> Batch:
-    generator = torch.Generator().manual_seed(seed)
-    obs = torch.randn(T, N, OBS_DIM, generator=generator)
-    with torch.no_grad():
-        distribution = policy.distribution(obs)
-        actions = distribution.sample()
-        logp = distribution.log_prob(actions)
-    valid = torch.ones(T, N, dtype=torch.bool)
-    valid[-3:, 0] = False  # padding, as in episode mode
-    flags = torch.zeros(T, N, dtype=torch.bool)
-    return Batch(
-        obs=obs,
-        next_obs=obs,
-        actions=actions,
-        logp=logp,
-        rewards=torch.randn(T, N, generator=generator),
-        terminated=flags,
-        truncated=flags,
-        valid=valid,
-        episode_returns=[],
-        episode_lengths=[],
-    )
 
 
 SPACES = {
@@ -60,7 +36,7 @@ def test_minibatched_update_equals_full_batch_update(space, minibatch_size):
     mini_policy, mini_optimizer, mini_update = make_update(
         space, ent_coef=0.01, max_grad_norm=0.5, minibatch_size=minibatch_size
     )
-    batch = random_batch(full_policy, seed=1)
+    batch = random_batch(full_policy, OBS_DIM, seed=1)
     weights = torch.randn(T, N)
     full_update(batch, weights)
     mini_update(batch, weights)
@@ -73,7 +49,7 @@ def test_minibatched_update_equals_full_batch_update(space, minibatch_size):
 def test_gradient_is_the_weighted_score_function(space):
     # With SGD(lr=1) the step is -grad L = (1/n) sum_t Phi_t grad log pi(a_t|s_t), over valid steps only.
     policy, _, _ = make_update(space)
-    batch = random_batch(policy, seed=2)
+    batch = random_batch(policy, OBS_DIM, seed=2)
     weights = torch.randn(T, N)
     expected = [torch.zeros_like(p) for p in policy.parameters()]
     valid_steps = [(t, i) for t in range(T) for i in range(N) if batch.valid[t, i]]
@@ -91,7 +67,7 @@ def test_gradient_is_the_weighted_score_function(space):
 
 def test_diagnostics_report_a_real_update():
     policy, _, update = make_update(SPACES["categorical"], lr=0.05)
-    batch = random_batch(policy, seed=3)
+    batch = random_batch(policy, OBS_DIM, seed=3)
     frozen = copy.deepcopy(policy)
     info = update(batch, torch.randn(T, N))
     assert set(info) == {"train/loss", "train/entropy", "train/approx_kl", "train/grad_norm", "train/lr"}
