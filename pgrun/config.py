@@ -82,7 +82,7 @@ class AlgoConfig:
     def inconsistency(self) -> tuple[str, str] | None:
         """(field, why) if the fields do not fit together, else None."""
         if self.estimator == "gae" and not isinstance(self, ActorCriticConfig):
-            return "estimator", "gae needs a learned value function: use an actor-critic algo (algo=baseline)"
+            return "estimator", "must not be gae without a value function: choose an algo with one (baseline)"
         return None
 
 
@@ -129,7 +129,7 @@ class PPOConfig(ActorCriticConfig):
 
     def inconsistency(self) -> tuple[str, str] | None:
         if self.variant == "penalty" and self.target_kl is None:
-            return "target_kl", "the penalty variant adapts its coefficient towards target_kl: set it"
+            return "target_kl", "must be set: the penalty variant adapts its coefficient towards it"
         return super().inconsistency()
 
 
@@ -167,7 +167,7 @@ class ImportanceConfig(AlgoConfig):
 
     def inconsistency(self) -> tuple[str, str] | None:
         if self.estimator != "reward_to_go":
-            return "estimator", "importance sampling weights the rewards of a reward-to-go: use reward_to_go"
+            return "estimator", "must be reward_to_go: importance sampling weights the rewards of a reward-to-go"
         if self.weight_clip is not None and not (
             len(self.weight_clip) == 2 and self.weight_clip[0] <= self.weight_clip[1]
         ):

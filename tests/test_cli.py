@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -127,12 +128,15 @@ BAD_INPUTS = {
     "+algo.lrr=0.1": "algo.lrr",
     "env.num_envs=0": "env.num_envs=0",
     "algo.batch_unit=days": "algo.batch_unit='days'",
+    "algo=ppo_penalty algo.target_kl=null": "algo.target_kl=None",
+    "algo=trpo algo.backtrack_coef=1.5": "algo.backtrack_coef=1.5",
+    "algo=is algo.weight_clip=[1.2,0.8]": "algo.weight_clip=[1.2, 0.8]",
 }
 
 
 @pytest.mark.parametrize("override", BAD_INPUTS)
 def test_bad_input_gives_one_line_and_leaves_nothing(tmp_path, override):
-    result = pgrun(*TINY, override, cwd=tmp_path)
+    result = pgrun(*TINY, *override.split(), cwd=tmp_path)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -152,3 +156,15 @@ def test_multirun_writes_every_job_under_outputs_multirun(tmp_path):
     assert all("seed=0" in job.name for job in jobs)
     for job in jobs:
         assert list(job.glob("events.out.tfevents.*")) and (job / "policy.pt").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algo", ["baseline", "is", "ppo", "ppo_penalty", "trpo", "npg"])
+def test_every_algorithm_runs_on_discrete_and_continuous_actions(tmp_path, algo):
+    for env in ["cartpole", "pendulum"]:
+        run_dir = tmp_path / env
+        result = pgrun(f"algo={algo}", f"env={env}", *TINY, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        rows = metrics(run_dir)
+        assert [row["step"] for row in rows] == [400, 800, 1200]
+        assert all(np.isfinite(value) for row in rows for value in row.values())

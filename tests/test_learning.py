@@ -21,6 +21,9 @@ def shipped_config(*overrides: str):
         ("rtg", "cartpole", 475, 300_000),
         ("baseline", "cartpole", 475, 200_000),
         ("baseline", "acrobot", -100, 300_000),
+        ("ppo", "cartpole", 475, 100_000),
+        ("trpo", "cartpole", 475, 200_000),
+        ("ppo", "pendulum", -250, 300_000),
     ],
 )
 def test_shipped_defaults_reach_the_floor(tmp_path, algo, env, target, budget):
