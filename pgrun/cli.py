@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from pgrun.config import Config, ConfigError, register_schemas, to_config
-from pgrun.train import train
+from pgrun.train import TrainingDiverged, train
 
 SUMMARY_FILE = "summary.json"
 
@@ -44,17 +44,19 @@ register_schemas()
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
 def run(cfg: DictConfig) -> float | None:
-    """One job: validate, train, write summary.json; return the final eval return (a sweep objective)."""
+    """One job: validate, train, write summary.json; return the final or best eval return
+    (`objective`), which a sweeper such as Optuna maximizes."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
-        summary = train(to_config(cfg), run_dir)
+        config = to_config(cfg)
+        summary = train(config, run_dir)
     except ConfigError as error:
         discard_run_dir(run_dir)
         if HydraConfig.get().mode == RunMode.RUN:
             fail(error)
         raise  # in a sweep, Hydra reports the failed job and the others go on
     (run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    return summary["final_eval_return"]
+    return summary[f"{config.objective}_eval_return"]
 
 
 def known_keys(full_key: str) -> list[str]:
@@ -86,9 +88,10 @@ def one_line(error: BaseException) -> str:
     return first
 
 
-def fail(error: BaseException) -> NoReturn:
+def fail(error: BaseException, status: int = 2) -> NoReturn:
+    """One line on stderr; exit 2 for bad input, 1 for a run that failed on its own."""
     print(f"pgrun: error: {one_line(error)}", file=sys.stderr)
-    sys.exit(2)
+    sys.exit(status)
 
 
 def main() -> None:
@@ -96,6 +99,8 @@ def main() -> None:
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # let errors reach us instead of Hydra's printer
     try:
         run()
+    except TrainingDiverged as error:
+        fail(error, status=1)
     except (ConfigError, HydraException, OmegaConfBaseException) as error:
         fail(error)
 

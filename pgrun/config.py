@@ -167,7 +167,10 @@ class ImportanceConfig(AlgoConfig):
 
     def inconsistency(self) -> tuple[str, str] | None:
         if self.estimator != "reward_to_go":
-            return "estimator", "must be reward_to_go: importance sampling weights the rewards of a reward-to-go"
+            return (
+                "estimator",
+                "must be reward_to_go: importance sampling weights the rewards of a reward-to-go",
+            )
         if self.weight_clip is not None and not (
             len(self.weight_clip) == 2 and self.weight_clip[0] <= self.weight_clip[1]
         ):
@@ -219,6 +222,8 @@ class Config:
     """record the env steps and seconds at which an evaluation first reaches this"""
     stop_at_target: bool = False
     """stop training once target_return is reached"""
+    objective: str = _checked("final", choices=("final", "best"))
+    """what a run returns to a sweeper (Optuna maximizes it): its final or best eval return"""
     device: str = "cpu"
     torch_threads: int = _checked(1, ge=1)
     """intra-op threads; 1 is fastest for small MLPs and keeps parallel jobs apart"""

@@ -25,6 +25,10 @@ from pgrun.weights import estimate_weights
 EVAL_SEED_OFFSET = 1_000_000
 
 
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the message is one line."""
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -93,12 +97,18 @@ def train(config: Config, run_dir: Path) -> dict[str, Any]:
             sample = concat_batches(history) if len(history) > 1 else batch
             weights = estimate_weights(algo, sample, policy, value_function)
             scalars = weights.info | update(sample, weights.phi)
+            if not np.isfinite(scalars["train/loss"]):
+                raise TrainingDiverged(
+                    f"training diverged: train/loss={scalars['train/loss']} after {steps} env steps "
+                    "(lower algo.lr or set algo.max_grad_norm); no policy was saved"
+                )
             if value_function is not None and weights.value_targets is not None:
                 scalars |= value_function.fit(sample.flat(sample.obs), sample.flat(weights.value_targets))
             steps += batch.env_steps
             iteration += 1
             scalars |= episode_scalars(batch)
-            scalars["time/sps"] = steps / (time.perf_counter() - start)
+            scalars["time/elapsed"] = time.perf_counter() - start
+            scalars["time/sps"] = steps / scalars["time/elapsed"]
             if steps >= next_eval or steps >= config.total_steps:
                 while next_eval <= steps:
                     next_eval += config.eval.every

@@ -1,28 +1,17 @@
 """The `pgrun` command, run for real: runs, logs, artifacts, errors."""
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tests_support import TINY, metrics, pgrun
 
 from pgrun.checkpoint import load_policy
 
-PGRUN = str(Path(sys.executable).parent / "pgrun")
-TINY = [
-    "total_steps=1200",
-    "eval.every=600",
-    "eval.episodes=2",
-    "algo.batch_unit=steps",
-    "algo.batch_size=400",
-    "log.console=false",
-]
 SCALARS = {
     "charts/episodic_return",
     "charts/episodic_length",
@@ -36,29 +25,10 @@ SCALARS = {
 }
 
 
-def pgrun(*args: str, cwd: Path, tests_dir: Path | None = None) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    if tests_dir is not None:
-        env["PYTHONPATH"] = f"{tests_dir}{os.pathsep}{env.get('PYTHONPATH', '')}"
-    return subprocess.run(
-        [PGRUN, *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        stdin=subprocess.DEVNULL,
-    )
-
-
 def only_run_dir(cwd: Path) -> Path:
     runs = [path.parent for path in cwd.glob("outputs/*/*/.hydra")]
     assert len(runs) == 1, runs
     return runs[0]
-
-
-def metrics(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
 @pytest.mark.slow

@@ -1,4 +1,10 @@
-"""Helpers shared by the tests of update rules."""
+"""Helpers shared by the tests."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import torch
 
@@ -29,3 +35,36 @@ def random_batch(policy, obs_dim: int, seed: int, steps: int = 13, envs: int = 3
         episode_returns=[],
         episode_lengths=[],
     )
+
+
+PGRUN = str(Path(sys.executable).parent / "pgrun")
+TINY = [
+    "total_steps=1200",
+    "eval.every=600",
+    "eval.episodes=2",
+    "algo.batch_unit=steps",
+    "algo.batch_size=400",
+    "log.console=false",
+]
+
+
+def pgrun(
+    *args: str, cwd: Path, tests_dir: Path | None = None, timeout: int = 600, extra_env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """Run the installed `pgrun` command for real, without standard input."""
+    env = dict(os.environ) | (extra_env or {})
+    if tests_dir is not None:
+        env["PYTHONPATH"] = f"{tests_dir}{os.pathsep}{env.get('PYTHONPATH', '')}"
+    return subprocess.run(
+        [PGRUN, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def metrics(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
