@@ -27,4 +27,5 @@ test: lint
 	$(BIN)/python -m pytest
 
 bench: setup
-	bash benchmarks/compare.sh
+	bash benchmarks/compare.sh vpg,rtg,baseline,is cartpole:475 acrobot:-100
+	bash benchmarks/compare.sh ppo,ppo_penalty,trpo,npg cartpole:475 acrobot:-100 pendulum:-250

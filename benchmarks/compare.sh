@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
-# The README's results table: vpg, rtg, baseline and is on CartPole-v1 (target eval return 475)
-# and Acrobot-v1 (target -100), seeds 0-4, shipped defaults, a fixed budget of 300k env steps
-# per run (no early stop, so the final return is at the same budget for every run).
-# The two envs' sweeps run side by side, one core each.
-# Usage: bash benchmarks/compare.sh   (after `make setup`), about 40 minutes on 2 cores.
+# A results table of the README: ALGOS on each ENV (eval-return TARGET), seeds 0-4, shipped
+# defaults, a fixed budget of 300k env steps per run (no early stop, so the final return is
+# at the same budget for every run). One `pgrun -m` sweep per env, two at a time (one per
+# core), then benchmarks/solve_table.py on them.
+# Usage: bash benchmarks/compare.sh ALGOS ENV:TARGET [ENV:TARGET ...]   (after `make setup`)
+#   bash benchmarks/compare.sh vpg,rtg,baseline,is cartpole:475 acrobot:-100
+#   bash benchmarks/compare.sh ppo,ppo_penalty,trpo,npg cartpole:475 acrobot:-100 pendulum:-250
 set -euo pipefail
 cd "$(dirname "$0")/.."
-stamp=$(date +%Y%m%d-%H%M%S)
-sweep() {  # env target
-    .venv/bin/pgrun -m algo=vpg,rtg,baseline,is "env=$1" seed=0,1,2,3,4 "target_return=$2" \
-        total_steps=300000 log.console=false "hydra.sweep.dir=outputs/multirun/compare_${stamp}/$1"
-}
-mkdir -p outputs
-sweep cartpole 475 > "outputs/compare_${stamp}_cartpole.log" 2>&1 &
-sweep acrobot -100 > "outputs/compare_${stamp}_acrobot.log" 2>&1
-wait
-.venv/bin/python benchmarks/solve_table.py "outputs/multirun/compare_${stamp}/cartpole" \
-    "outputs/multirun/compare_${stamp}/acrobot"
+algos=$1
+shift
+sweep_root="outputs/multirun/compare_$(date +%Y%m%d-%H%M%S)"
+mkdir -p "$sweep_root"
+for pair in "$@"; do echo "$pair"; done | xargs -P 2 -I{} bash -c '
+    env=${1%%:*}; target=${1##*:}
+    .venv/bin/pgrun -m "algo=$2" "env=$env" seed=0,1,2,3,4 "target_return=$target" total_steps=300000 \
+        log.console=false "hydra.sweep.dir=$3/$env" > "$3/$env.log" 2>&1' _ {} "$algos" "$sweep_root"
+dirs=()
+for pair in "$@"; do dirs+=("$sweep_root/${pair%%:*}"); done
+.venv/bin/python benchmarks/solve_table.py "${dirs[@]}"

@@ -135,8 +135,7 @@ def test_optuna_sweep_records_objectives_and_the_best_trial(tmp_path):
     result = pgrun(
         "-m",
         "hydra/sweeper=optuna",
-        "hydra.sweeper.n_trials=3",
-        "hydra.sweeper.direction=maximize",
+        "hydra.sweeper.n_trials=3",  # no direction: pgrun makes Optuna maximize the return
         "hydra.sweeper.sampler.seed=0",
         "algo.lr=tag(log, interval(1e-4, 1e-2))",
         "algo=rtg",
