@@ -1,7 +1,7 @@
 """`pgrun-plot`: learning curves and a results table across runs, grouped by their overrides.
 
     pgrun-plot outputs/multirun/2026-11-22/10-00-00            # every run below the folder
-    pgrun-plot SWEEP_A SWEEP_B --group algo --x time --band ci --out docs/
+    pgrun-plot SWEEP_A SWEEP_B --group algo --where algo=ppo,trpo --x time --band ci --out docs/
 
 A run is a folder with metrics.jsonl and .hydra/overrides.yaml. Runs are grouped by their
 command-line overrides, by default all but seed (and the sweep's own settings such as
@@ -57,6 +57,15 @@ def find_runs(folders: list[Path], metric: str) -> list[Run]:
                     values=np.array([row[metric] for row in rows], dtype=float),
                 )
             )
+    return runs
+
+
+def select_runs(runs: list[Run], conditions: list[str]) -> list[Run]:
+    """The runs whose overrides match every condition "key=v1,v2" (one of the listed values)."""
+    for condition in conditions:
+        key, _, values = condition.partition("=")
+        allowed = set(values.split(","))
+        runs = [run for run in runs if run.overrides.get(key) in allowed]
     return runs
 
 
@@ -181,13 +190,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--band", choices=("std", "ci"), default="std", help="std over seeds or 95%% bootstrap CI"
     )
+    parser.add_argument(
+        "--where", nargs="*", default=[], help="keep only runs with these overrides: key=v1,v2"
+    )
     parser.add_argument("--out", type=Path, help="output folder (default: <first folder>/plots)")
     parser.add_argument("--title", default="", help="plot title")
     args = parser.parse_args(argv)
     missing = [str(folder) for folder in args.folders if not folder.is_dir()]
     if missing:
         sys.exit(f"pgrun-plot: error: not a folder: {', '.join(missing)}")
-    runs = find_runs(args.folders, args.metric)
+    runs = select_runs(find_runs(args.folders, args.metric), args.where)
     if not runs:
         sys.exit(
             f"pgrun-plot: error: no run under {', '.join(map(str, args.folders))} logged {args.metric!r}"

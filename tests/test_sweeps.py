@@ -175,6 +175,17 @@ def test_pgrun_plot_draws_curves_and_a_table_that_matches_the_metrics(tmp_path):
         assert float(rows[f"algo={algo}"]["final_mean"]) == pytest.approx(np.mean(finals))
         assert float(rows[f"algo={algo}"]["final_std"]) == pytest.approx(np.std(finals))
     assert "algo=vpg" in (tmp_path / "plots" / "results.md").read_text()
+    # --where keeps the matching runs only; --group names the grouping keys
+    only = subprocess.run(
+        [str(Path(sys.executable).parent / "pgrun-plot"), str(sweep), "--out", str(tmp_path / "only"),
+         "--where", "algo=rtg", "--group", "algo", "seed"],
+        capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert only.returncode == 0, only.stderr
+    assert sorted(row["group"] for row in _read_csv(tmp_path / "only" / "results.csv")) == [
+        "algo=rtg,seed=0",
+        "algo=rtg,seed=1",
+    ]
 
 
 def test_pgrun_plot_rejects_a_missing_folder(tmp_path):
