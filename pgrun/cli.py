@@ -7,9 +7,8 @@ import json
 import os
 import shutil
 import sys
-import typing
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -18,7 +17,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
-from pgrun.config import Config, ConfigError, register_schemas, to_config
+from pgrun.config import ConfigError, register_schemas, to_config
 from pgrun.train import TrainingDiverged, train
 
 SUMMARY_FILE = "summary.json"
@@ -59,16 +58,6 @@ def run(cfg: DictConfig) -> float | None:
     return summary[f"{config.objective}_eval_return"]
 
 
-def known_keys(full_key: str) -> list[str]:
-    """The schema's keys beside `full_key` ("algo.lrr" -> the fields of AlgoConfig)."""
-    node: Any = Config
-    for part in full_key.split(".")[:-1]:
-        node = typing.get_type_hints(node).get(part)
-        if node is None or not dataclasses.is_dataclass(node):
-            return []
-    return [f.name for f in dataclasses.fields(node)]
-
-
 def one_line(error: BaseException) -> str:
     """A single line naming the bad key or value and, where known, what is allowed."""
     if isinstance(error, MissingConfigException) and error.options:
@@ -79,9 +68,10 @@ def one_line(error: BaseException) -> str:
     first = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
     cause = error.__cause__
     if isinstance(cause, (ConfigKeyError, ConfigAttributeError)) and cause.full_key:
-        allowed = known_keys(str(cause.full_key))
-        if allowed:
-            return f"{cause.full_key} is not a known key: known keys are {', '.join(allowed)}"
+        # object_type is the schema of the node that lacks the key (PPOConfig for algo=ppo)
+        if dataclasses.is_dataclass(cause.object_type):
+            allowed = ", ".join(f.name for f in dataclasses.fields(cause.object_type))
+            return f"{cause.full_key} is not a known key: known keys are {allowed}"
         return f"{cause.full_key} is not a known key (add a key to a dict such as env.kwargs with +key=value)"
     if isinstance(cause, OmegaConfBaseException) and cause.full_key:
         return f"{cause.full_key}: {str(cause).splitlines()[0]}"

@@ -64,6 +64,25 @@ def test_cli_trains_and_logs_to_tensorboard(tmp_path, algo, env):
 
 
 @pytest.mark.slow
+def test_observation_statistics_are_saved_with_the_policy(tmp_path):
+    run_dir = tmp_path / "run"
+    result = pgrun(
+        "algo=ppo", "env=pendulum", "env.normalize_obs=true", *TINY, f"hydra.run.dir={run_dir}", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    payload = torch.load(run_dir / "policy.pt", weights_only=True)
+    assert payload["obs_statistics"]["count"] >= 1200
+    assert "value_state_dict" in payload
+    _, encoder, _ = load_policy(run_dir / "policy.pt")
+    torch.testing.assert_close(encoder.statistics.mean, payload["obs_statistics"]["mean"])
+    obs = np.array([[1.0, 0.0, 0.5]], dtype=np.float32)
+    expected = (torch.as_tensor(obs).double() - encoder.statistics.mean) / torch.sqrt(
+        encoder.statistics.var + 1e-8
+    )
+    torch.testing.assert_close(encoder(obs), expected.float())
+
+
+@pytest.mark.slow
 def test_same_seed_gives_identical_returns(tmp_path):
     returns = []
     for name, seed in [("a", 1), ("b", 1), ("c", 2)]:

@@ -97,3 +97,29 @@ def test_shipped_env_groups_build_with_the_matching_policy(group, tests_dir):
     expected = GaussianPolicy if group == "pendulum" else CategoricalPolicy
     assert isinstance(collector.policy, expected)
     assert collector.collect().rewards.shape == (2, env.num_envs)
+
+
+def test_running_statistics_match_the_whole_sample():
+    from pgrun.envs import RunningMeanStd
+
+    generator = torch.Generator().manual_seed(0)
+    parts = [torch.randn(n, 3, generator=generator) * 4 + 2 for n in (5, 17, 1, 40)]
+    statistics = RunningMeanStd(3)
+    for part in parts:
+        statistics.update(part)
+    everything = torch.cat(parts).double()
+    torch.testing.assert_close(statistics.mean, everything.mean(0), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(statistics.var, everything.var(0, unbiased=False), rtol=1e-4, atol=1e-4)
+
+
+def test_normalized_observations_are_standardized_and_evaluation_does_not_update_them():
+    env = EnvConfig(id="Pendulum-v1", num_envs=2, normalize_obs=True)
+    collector = make_collector(env, "steps", 2000)
+    batch = collector.collect()
+    assert batch.obs.abs().max() <= ObservationEncoder.CLIP
+    late = batch.obs[500:].reshape(-1, 3)  # after the statistics settled
+    # raw angular velocity spans [-8, 8]; standardized, every feature has mean ~0 and std ~1
+    assert late.mean(0).abs().max() < 0.5 and (late.std(0) - 1).abs().max() < 0.3
+    count = collector.encoder.statistics.count.clone()
+    collector.encoder(np.zeros((4, 3), dtype=np.float32))  # as the evaluator calls it
+    assert torch.equal(collector.encoder.statistics.count, count)
