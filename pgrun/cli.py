@@ -54,6 +54,10 @@ def run(cfg: DictConfig) -> float | None:
         if HydraConfig.get().mode == RunMode.RUN:
             fail(error)
         raise  # in a sweep, Hydra reports the failed job and the others go on
+    except TrainingDiverged as error:
+        if HydraConfig.get().mode == RunMode.RUN:
+            fail(error, status=1)
+        raise
     (run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary[f"{config.objective}_eval_return"]
 

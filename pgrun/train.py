@@ -97,15 +97,16 @@ def train(config: Config, run_dir: Path) -> dict[str, Any]:
             sample = concat_batches(history) if len(history) > 1 else batch
             weights = estimate_weights(algo, sample, policy, value_function)
             scalars = weights.info | update(sample, weights.phi)
-            if not np.isfinite(scalars["train/loss"]):
-                raise TrainingDiverged(
-                    f"training diverged: train/loss={scalars['train/loss']} after {steps} env steps "
-                    "(lower algo.lr or set algo.max_grad_norm); no policy was saved"
-                )
             if value_function is not None and weights.value_targets is not None:
                 scalars |= value_function.fit(sample.flat(sample.obs), sample.flat(weights.value_targets))
             steps += batch.env_steps
             iteration += 1
+            if not all(torch.isfinite(p).all() for p in policy.parameters()):
+                raise TrainingDiverged(
+                    f"training diverged after {steps} env steps: the policy's parameters are not finite "
+                    f"(train/loss={scalars['train/loss']}); lower algo.lr or set algo.max_grad_norm. "
+                    "No policy was saved"
+                )
             scalars |= episode_scalars(batch)
             scalars["time/elapsed"] = time.perf_counter() - start
             scalars["time/sps"] = steps / scalars["time/elapsed"]

@@ -157,3 +157,21 @@ def test_every_algorithm_runs_on_discrete_and_continuous_actions(tmp_path, algo)
         rows = metrics(run_dir)
         assert [row["step"] for row in rows] == [400, 800, 1200]
         assert all(np.isfinite(value) for row in rows for value in row.values())
+
+
+@pytest.mark.slow
+def test_a_diverging_run_stops_with_one_line_and_saves_no_policy(tmp_path, tests_dir):
+    run_dir = tmp_path / "run"
+    # NaN rewards make NaN weights, gradients and then parameters
+    result = pgrun(
+        "algo=rtg", "env.id=corridor_env:NaNCorridor-v0", *TINY, f"hydra.run.dir={run_dir}",
+        cwd=tmp_path, tests_dir=tests_dir,
+    )  # fmt: skip
+    assert result.returncode == 1
+    ours = [line for line in result.stderr.splitlines() if line.startswith("pgrun:")]
+    assert len(ours) == 1 and ours[0].startswith("pgrun: error: training diverged after 400 env steps"), (
+        result.stderr
+    )
+    assert "Traceback" not in result.stderr
+    assert not (run_dir / "policy.pt").exists()
+    assert not list(run_dir.glob(".policy.pt.*"))

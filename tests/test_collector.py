@@ -13,7 +13,7 @@ from pgrun.policies import make_policy
 def make_collector(env: EnvConfig, unit: str, size: int, seed: int = 0) -> Collector:
     torch.manual_seed(seed)
     envs = make_vector_env(env, env.num_envs)
-    encoder = ObservationEncoder(envs.single_observation_space)
+    encoder = ObservationEncoder(envs.single_observation_space, normalize=env.normalize_obs)
     policy = make_policy(encoder.dim, envs.single_action_space, PolicyConfig())
     return Collector(envs, policy, encoder, unit, size, seed=seed)
 
