@@ -164,6 +164,8 @@ def test_variance_ordering(setting):
     total = total_variance(gradients["total_return"])
     to_go = total_variance(gradients["reward_to_go"])
     with_true_values = total_variance(gradients["gae_lambda_1_true_values"])
+    print(f"trace of per-trajectory gradient covariance: total return {total:.2f}, "
+          f"reward-to-go {to_go:.2f}, reward-to-go - V^pi {with_true_values:.3f}")  # fmt: skip
     assert total > to_go > with_true_values
 
 
