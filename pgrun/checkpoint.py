@@ -20,12 +20,12 @@ def save_policy(
     policy: Policy,
     config: dict[str, Any],
     encoder: ObservationEncoder,
-    value_net: torch.nn.Module | None = None,
+    critic: torch.nn.Module | None = None,
 ) -> None:
     """Write the policy atomically: a crash leaves no partial file.
 
     Keys: state_dict (policy), config, obs_dim, obs_statistics (empty unless
-    env.normalize_obs), value_state_dict (for algorithms with a value function). Everything is
+    env.normalize_obs), value_state_dict (the value network V(s) of algorithms with a critic). Everything is
     a tensor or a plain value, so torch.load(path, weights_only=True) reads it.
     """
     payload = {
@@ -34,8 +34,8 @@ def save_policy(
         "obs_dim": encoder.dim,
         "obs_statistics": encoder.statistics.state_dict() if encoder.statistics is not None else {},
     }
-    if value_net is not None:
-        payload["value_state_dict"] = value_net.state_dict()
+    if critic is not None:
+        payload["value_state_dict"] = critic.state_dict()
     handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as tmp:

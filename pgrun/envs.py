@@ -112,8 +112,8 @@ class ObservationEncoder:
 
     Box observations are flattened; Discrete ones are one-hot encoded. With `normalize`,
     features are then standardized by running statistics, (x - mean) / sqrt(var + 1e-8)
-    clipped to [-10, 10]; the collector updates the statistics, evaluation only reads them,
-    and they are saved with the policy.
+    clipped to [-10, 10]; the collector updates the statistics (`update`), encoding only
+    reads them, and they are saved with the policy.
     """
 
     CLIP = 10.0
@@ -123,15 +123,22 @@ class ObservationEncoder:
         self.dim = int(gym.spaces.flatdim(space))
         self.statistics = RunningMeanStd(self.dim) if normalize else None
 
-    def __call__(self, obs: np.ndarray, update_statistics: bool = False) -> torch.Tensor:
+    def features(self, obs: np.ndarray) -> torch.Tensor:
+        """Flattened (Box) or one-hot (Discrete) float features [N, dim], before normalization."""
         if isinstance(self.space, gym.spaces.Discrete):
             index = torch.as_tensor(np.asarray(obs) - self.space.start, dtype=torch.long)
-            features = torch.nn.functional.one_hot(index, self.dim).float()
-        else:
-            features = torch.as_tensor(obs, dtype=torch.float32).reshape(-1, self.dim)
+            return torch.nn.functional.one_hot(index, self.dim).float()
+        return torch.as_tensor(obs, dtype=torch.float32).reshape(-1, self.dim)
+
+    def update(self, obs: np.ndarray) -> None:
+        """Fold raw observations [N, *shape] into the running statistics (if normalizing)."""
+        if self.statistics is not None:
+            self.statistics.update(self.features(obs))
+
+    def __call__(self, obs: np.ndarray) -> torch.Tensor:
+        """Encode raw observations [N, *shape] with the statistics as they stand; never updates them."""
+        features = self.features(obs)
         if self.statistics is None:
             return features
-        if update_statistics:
-            self.statistics.update(features)
         standardized = (features - self.statistics.mean) / torch.sqrt(self.statistics.var + 1e-8)
         return standardized.clamp(-self.CLIP, self.CLIP).float()

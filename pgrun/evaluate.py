@@ -13,20 +13,21 @@ from pgrun.policies import Policy
 class Evaluator:
     """Runs `envs.num_envs` episodes in parallel, one per copy, and reports their returns.
 
-    The copies are seeded once, so evaluation k of a run always sees the same start
-    states, whatever the training did. Sampling (deterministic=False) draws from a forked
-    torch RNG and leaves the training's random stream untouched.
+    Every evaluation resets the copies with the same seed, so all evaluations of a run (and
+    of runs with the same seed) start from the same states and see the same env randomness:
+    an eval return depends only on the policy, not on how many evaluations ran before.
+    Sampling (deterministic=False) draws from a torch RNG seeded the same way each time,
+    forked so that the training's random stream is left untouched.
     """
 
     def __init__(self, envs: VectorEnv, encoder: ObservationEncoder, seed: int, deterministic: bool) -> None:
         self.envs, self.encoder, self.deterministic = envs, encoder, deterministic
         self.seed = seed
-        self.next_seed: int | None = seed
 
     def __call__(self, policy: Policy) -> np.ndarray:
+        """The return of one episode per env copy, [num_envs]."""
         n = self.envs.num_envs
-        obs, _ = self.envs.reset(seed=self.next_seed)
-        self.next_seed = None
+        obs, _ = self.envs.reset(seed=self.seed)
         returns, running = np.zeros(n), np.ones(n, dtype=bool)
         with torch.random.fork_rng(), torch.no_grad():
             torch.manual_seed(self.seed)

@@ -1,11 +1,15 @@
-"""The learned baseline V_phi(s): an MLP fitted by mean squared error to return targets."""
+"""The learned baseline V_phi(s): a value network, and its fitting by regression to value targets."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from pgrun.config import ValueConfig
+from pgrun.optim import clip_gradients
 from pgrun.policies import mlp
 
 
@@ -17,48 +21,65 @@ def explained_variance(predicted: Tensor, targets: Tensor) -> float:
     return (1 - (targets - predicted).var() / variance).item()
 
 
-class ValueFunction:
+class ValueNetwork(nn.Module):
+    """V_phi(s): obs [..., obs_dim] -> [...], an MLP with an output gain of 1."""
+
+    def __init__(self, obs_dim: int, hidden_sizes: list[int], activation: str, init: str) -> None:
+        super().__init__()
+        self.net = mlp(obs_dim, 1, hidden_sizes, activation, init, out_gain=1.0)
+
+    def forward(self, obs: Tensor) -> Tensor:
+        return self.net(obs).squeeze(-1)
+
+
+ValueNetworkFactory = Callable[[list[int]], ValueNetwork]
+"""hidden sizes -> a new V_phi for the run's observations, activation and initialization"""
+
+
+def value_loss(values: Tensor, targets: Tensor, old_values: Tensor, clip_range: float | None) -> Tensor:
+    """mean (V(s) - R)^2, or with clip_range c:
+    mean max((V - R)^2, (V_old + clip(V - V_old, -c, c) - R)^2)."""
+    loss = (values - targets).pow(2)
+    if clip_range is not None:
+        clipped = old_values + (values - old_values).clamp(-clip_range, clip_range)
+        loss = torch.max(loss, (clipped - targets).pow(2))
+    return loss.mean()
+
+
+class FittedValue:
     """V_phi with its own Adam; `fit` minimizes (1/n) sum_t (V_phi(s_t) - target_t)^2.
 
-    Each iteration makes config.iters passes over the batch, in shuffled minibatches of
+    Each call makes config.iters passes over the batch, in shuffled minibatches of
     config.minibatch_size steps (one gradient step per minibatch).
     """
 
-    def __init__(self, obs_dim: int, config: ValueConfig, activation: str, init: str) -> None:
+    def __init__(self, config: ValueConfig, make_network: ValueNetworkFactory) -> None:
         self.config = config
-        self.net = mlp(obs_dim, 1, config.hidden_sizes, activation, init, out_gain=1.0)
+        self.net = make_network(config.hidden_sizes)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr)
-
-    def __call__(self, obs: Tensor) -> Tensor:
-        """V(s) for obs [..., obs_dim] -> [...], without gradients."""
-        with torch.no_grad():
-            return self.net(obs).squeeze(-1)
-
-    def loss(self, obs: Tensor, targets: Tensor, old_values: Tensor) -> Tensor:
-        """mean (V(s) - R)^2, or with clip_range c:
-        mean max((V - R)^2, (V_old + clip(V - V_old, -c, c) - R)^2)."""
-        values = self.net(obs).squeeze(-1)
-        loss = (values - targets).pow(2)
-        if self.config.clip_range is not None:
-            clipped = old_values + (values - old_values).clamp(
-                -self.config.clip_range, self.config.clip_range
-            )
-            loss = torch.max(loss, (clipped - targets).pow(2))
-        return loss.mean()
 
     def fit(self, obs: Tensor, targets: Tensor) -> dict[str, float]:
         """Fit to targets [n] at obs [n, obs_dim]; return the loss of the last pass."""
         n = len(targets)
         size = self.config.minibatch_size or n
-        max_norm = self.config.max_grad_norm or float("inf")
-        old_values = self(obs)
+        with torch.no_grad():
+            old_values = self.net(obs)
         for _ in range(self.config.iters):
             pass_loss = 0.0
             for index in torch.randperm(n).split(size):
-                loss = self.loss(obs[index], targets[index], old_values[index])
+                loss = value_loss(
+                    self.net(obs[index]), targets[index], old_values[index], self.config.clip_range
+                )
                 self.optimizer.zero_grad()
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(self.net.parameters(), max_norm)
+                clip_gradients(list(self.net.parameters()), self.config.max_grad_norm)
                 self.optimizer.step()
                 pass_loss += loss.item() * len(index) / n
         return {"train/value_loss": pass_loss}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.net.load_state_dict(state["net"])
+        self.optimizer.load_state_dict(state["optimizer"])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from tests_support import TINY, metrics, pgrun
+from tests_support import EPISODE_ALGOS, EPISODE_BATCHES, STEP_BATCHES, TINY, metrics, pgrun, tiny
 
 from pgrun.checkpoint import load_policy
 
@@ -33,9 +33,9 @@ def only_run_dir(cwd: Path) -> Path:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("env", ["cartpole", "pendulum"])
-@pytest.mark.parametrize("algo", ["vpg", "rtg"])
+@pytest.mark.parametrize("algo", ["vpg", "baseline"])
 def test_cli_trains_and_logs_to_tensorboard(tmp_path, algo, env):
-    result = pgrun(f"algo={algo}", f"env={env}", "seed=3", *TINY, cwd=tmp_path)
+    result = pgrun(*tiny(algo), f"env={env}", "seed=3", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     run_dir = only_run_dir(tmp_path)
     env_id = {"cartpole": "CartPole-v1", "pendulum": "Pendulum-v1"}[env]
@@ -46,18 +46,24 @@ def test_cli_trains_and_logs_to_tensorboard(tmp_path, algo, env):
     events.Reload()
     assert set(events.Tags()["scalars"]) >= SCALARS
     eval_points = events.Scalars("eval/return")
-    assert [point.step for point in eval_points] == [800, 1200]
-    assert "_hparams_/session_start_info" in events.PluginTagToContent("hparams")
-
     rows = metrics(run_dir)
-    assert [row["step"] for row in rows] == [400, 800, 1200]
+    steps = [row["step"] for row in rows]
+    if algo == "baseline":  # batches of 400 steps
+        assert steps == [400, 800, 1200]
+        assert [point.step for point in eval_points] == [800, 1200]
+    else:  # batches of 4 complete episodes: every iteration logged, evaluated past 600 and at the end
+        assert steps == sorted(steps) and steps[-1] >= 1200 and len(steps) >= 2
+        assert [point.step for point in eval_points] == [row["step"] for row in rows if "eval/return" in row]
+        assert eval_points[-1].step == steps[-1]
+    assert "_hparams_/session_start_info" in events.PluginTagToContent("hparams")
     assert rows[-1]["eval/return"] == pytest.approx(eval_points[-1].value)
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["env_steps"] == 1200 and summary["final_eval_return"] == rows[-1]["eval/return"]
+    assert summary["env_steps"] == steps[-1] and summary["final_eval_return"] == rows[-1]["eval/return"]
     assert (run_dir / ".hydra" / "config.yaml").is_file()
 
     payload = torch.load(run_dir / "policy.pt", weights_only=True)
-    assert payload["config"]["algo"]["estimator"] == {"vpg": "total_return", "rtg": "reward_to_go"}[algo]
+    assert payload["config"]["algo"]["estimator"] == {"vpg": "total_return", "baseline": "gae"}[algo]
+    assert ("value_state_dict" in payload) == (algo == "baseline")
     policy, _, _ = load_policy(run_dir / "policy.pt")
     for name, tensor in policy.state_dict().items():
         torch.testing.assert_close(tensor, payload["state_dict"][name])
@@ -67,7 +73,7 @@ def test_cli_trains_and_logs_to_tensorboard(tmp_path, algo, env):
 def test_observation_statistics_are_saved_with_the_policy(tmp_path):
     run_dir = tmp_path / "run"
     result = pgrun(
-        "algo=ppo", "env=pendulum", "env.normalize_obs=true", *TINY, f"hydra.run.dir={run_dir}", cwd=tmp_path
+        *tiny("ppo"), "env=pendulum", "env.normalize_obs=true", f"hydra.run.dir={run_dir}", cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr
     payload = torch.load(run_dir / "policy.pt", weights_only=True)
@@ -87,7 +93,7 @@ def test_same_seed_gives_identical_returns(tmp_path):
     returns = []
     for name, seed in [("a", 1), ("b", 1), ("c", 2)]:
         run_dir = tmp_path / name
-        result = pgrun("algo=rtg", f"seed={seed}", *TINY, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+        result = pgrun(*tiny("rtg"), f"seed={seed}", f"hydra.run.dir={run_dir}", cwd=tmp_path)
         assert result.returncode == 0, result.stderr
         returns.append(
             [(row.get("charts/episodic_return"), row.get("eval/return")) for row in metrics(run_dir)]
@@ -99,7 +105,7 @@ def test_same_seed_gives_identical_returns(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("env_id", ["corridor_env:Corridor-v0", "corridor_env:Corridor"])
 def test_custom_env_by_entry_point(tmp_path, tests_dir, env_id):
-    result = pgrun(f"env.id={env_id}", "algo=rtg", *TINY, cwd=tmp_path, tests_dir=tests_dir)
+    result = pgrun(f"env.id={env_id}", *tiny("rtg"), cwd=tmp_path, tests_dir=tests_dir)
     assert result.returncode == 0, result.stderr
     run_dir = only_run_dir(tmp_path)
     assert "corridor_env" in run_dir.name
@@ -107,8 +113,9 @@ def test_custom_env_by_entry_point(tmp_path, tests_dir, env_id):
 
 
 BAD_INPUTS = {
-    "algo.lr=abc": "algo.lr",
-    "algo.lr=-0.1": "algo.lr=-0.1",
+    "algo.optim.lr=abc": "algo.optim.lr",
+    "algo.optim.lr=-0.1": "algo.optim.lr=-0.1",
+    "algo.optim.name=adamw": "algo.optim.name='adamw'",
     "algo.gamma=1.5": "algo.gamma=1.5",
     "algo=nope": "algo=nope",
     "env=nope": "env=nope",
@@ -120,12 +127,15 @@ BAD_INPUTS = {
     "algo=ppo_penalty algo.target_kl=null": "algo.target_kl=None",
     "algo=trpo algo.backtrack_coef=1.5": "algo.backtrack_coef=1.5",
     "algo=is algo.weight_clip=[1.2,0.8]": "algo.weight_clip=[1.2, 0.8]",
+    "algo=rtg algo.batch_unit=steps": "algo.batch_unit='steps'",
+    "algo=vpg algo.estimator=gae": "algo.estimator='gae'",
+    "device=cuda": "device='cuda'",
 }
 
 
 @pytest.mark.parametrize("override", BAD_INPUTS)
 def test_bad_input_gives_one_line_and_leaves_nothing(tmp_path, override):
-    result = pgrun(*TINY, *override.split(), cwd=tmp_path)
+    result = pgrun(*TINY, *STEP_BATCHES, *override.split(), cwd=tmp_path)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -137,7 +147,7 @@ def test_bad_input_gives_one_line_and_leaves_nothing(tmp_path, override):
 
 @pytest.mark.slow
 def test_multirun_writes_every_job_under_outputs_multirun(tmp_path):
-    result = pgrun("-m", "algo=vpg,rtg", "seed=0", *TINY, cwd=tmp_path)
+    result = pgrun("-m", "algo=vpg,rtg", "seed=0", *TINY, *EPISODE_BATCHES, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     jobs = sorted(path.parent for path in tmp_path.glob("outputs/multirun/*/*/*/summary.json"))
     assert [job.name.split("_")[0] for job in jobs] == ["0", "1"]
@@ -152,10 +162,11 @@ def test_multirun_writes_every_job_under_outputs_multirun(tmp_path):
 def test_every_algorithm_runs_on_discrete_and_continuous_actions(tmp_path, algo):
     for env in ["cartpole", "pendulum"]:
         run_dir = tmp_path / env
-        result = pgrun(f"algo={algo}", f"env={env}", *TINY, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+        result = pgrun(*tiny(algo), f"env={env}", f"hydra.run.dir={run_dir}", cwd=tmp_path)
         assert result.returncode == 0, result.stderr
         rows = metrics(run_dir)
-        assert [row["step"] for row in rows] == [400, 800, 1200]
+        if algo not in EPISODE_ALGOS:
+            assert [row["step"] for row in rows] == [400, 800, 1200]
         assert all(np.isfinite(value) for row in rows for value in row.values())
 
 
@@ -164,14 +175,12 @@ def test_a_diverging_run_stops_with_one_line_and_saves_no_policy(tmp_path, tests
     run_dir = tmp_path / "run"
     # NaN rewards make NaN weights, gradients and then parameters
     result = pgrun(
-        "algo=rtg", "env.id=corridor_env:NaNCorridor-v0", *TINY, f"hydra.run.dir={run_dir}",
+        *tiny("rtg"), "env.id=corridor_env:NaNCorridor-v0", f"hydra.run.dir={run_dir}",
         cwd=tmp_path, tests_dir=tests_dir,
     )  # fmt: skip
     assert result.returncode == 1
     ours = [line for line in result.stderr.splitlines() if line.startswith("pgrun:")]
-    assert len(ours) == 1 and ours[0].startswith("pgrun: error: training diverged after 400 env steps"), (
-        result.stderr
-    )
+    assert len(ours) == 1 and ours[0].startswith("pgrun: error: training diverged after "), result.stderr
     assert "Traceback" not in result.stderr
     assert not (run_dir / "policy.pt").exists()
     assert not list(run_dir.glob(".policy.pt.*"))

@@ -1,84 +1,109 @@
-"""PPO's surrogate losses and update loop."""
+"""PPO's surrogate losses against hand-computed values, and its update loop."""
 
-import gymnasium as gym
-import numpy as np
+import math
+
 import pytest
 import torch
-from tests_support import random_batch
+from tests_support import SPACES, random_batch, random_like, small_policy, value_networks
 
-from pgrun.algos.policy_gradient import PolicyGradientStep
-from pgrun.algos.ppo import PPOUpdate, clipped_surrogate
-from pgrun.config import AlgoConfig, PolicyConfig, PPOConfig
-from pgrun.policies import make_policy
+from pgrun.advantages import Advantages
+from pgrun.algos.policy_gradient import PolicyGradient, PolicyGradientConfig
+from pgrun.algos.ppo import PPO, PPOConfig, clipped_surrogate, kl_penalized_surrogate
+from pgrun.config import OptimizerConfig
 
-OBS_DIM = 3
-SPACES = {
-    "categorical": gym.spaces.Discrete(4),
-    "gaussian": gym.spaces.Box(low=-1.0, high=1.0, shape=(2,), dtype=np.float32),
+
+def ppo_rule(space, optim=None, **overrides):
+    policy = small_policy(space)
+    config = PPOConfig(optim=optim or OptimizerConfig(lr=0.05), **overrides)
+    return policy, PPO(config, policy, value_networks)
+
+
+# (ratio, advantage) -> the per-step objective min(r A, clip(r, 0.8, 1.2) A) and its derivative in r
+CLIP_CASES = {
+    "inside, A > 0": (1.1, 2.0, 2.2, 2.0),
+    "inside, A < 0": (0.9, -2.0, -1.8, -2.0),
+    "above, A > 0: clipped": (1.5, 2.0, 2.4, 0.0),
+    "above, A < 0: not clipped": (1.5, -2.0, -3.0, -2.0),
+    "below, A > 0: not clipped": (0.5, 2.0, 1.0, 2.0),
+    "below, A < 0: clipped": (0.5, -2.0, -1.6, 0.0),
 }
 
 
-def fresh_policy(space):
-    torch.manual_seed(0)
-    return make_policy(OBS_DIM, space, PolicyConfig(hidden_sizes=[16]))
+@pytest.mark.parametrize(("ratio", "advantage", "objective", "d_ratio"), CLIP_CASES.values(), ids=CLIP_CASES)
+def test_clipped_surrogate_hand_computed(ratio, advantage, objective, d_ratio):
+    logp_old = torch.tensor([-1.0])
+    logp = (logp_old + math.log(ratio)).requires_grad_(True)
+    loss, info = clipped_surrogate(logp, logp_old, torch.tensor([advantage]), clip=0.2)
+    assert loss.item() == pytest.approx(-objective)
+    (grad,) = torch.autograd.grad(loss, logp)
+    # d loss / d log r = -d objective / d r * r
+    assert grad.item() == pytest.approx(-d_ratio * ratio)
+    assert info["train/clip_frac"] == (1.0 if ratio != pytest.approx(1.0, abs=0.2) else 0.0)
 
 
-def ppo_config(**overrides) -> PPOConfig:
-    values = {"estimator": "gae", "update": "ppo", "max_grad_norm": None, "ent_coef": 0.0} | overrides
-    return PPOConfig(**values)
+def test_clipped_surrogate_averages_over_steps():
+    ratios = torch.tensor([1.1, 1.5, 0.5, 0.5])
+    advantages = torch.tensor([2.0, 2.0, 2.0, -2.0])
+    logp_old = torch.zeros(4)
+    loss, info = clipped_surrogate(ratios.log(), logp_old, advantages, clip=0.2)
+    assert loss.item() == pytest.approx(-(2.2 + 2.4 + 1.0 - 1.6) / 4)
+    assert info["train/clip_frac"] == 0.75
 
 
-def test_clipped_surrogate_at_ratio_one_has_the_vanilla_gradient():
-    logits = torch.randn(10, 3, requires_grad=True)
-    actions = torch.randint(0, 3, (10,))
-    advantages = torch.randn(10)
-    logp = torch.distributions.Categorical(logits=logits).log_prob(actions)
-    loss, info = clipped_surrogate(logp, logp.detach(), advantages, clip=0.2)
-    (clipped_grad,) = torch.autograd.grad(loss, logits, retain_graph=True)
-    (vanilla_grad,) = torch.autograd.grad(-(logp * advantages).mean(), logits)
-    torch.testing.assert_close(clipped_grad, vanilla_grad)
-    assert info["train/clip_frac"] == 0.0
+def gaussian(mean: float, std: float) -> torch.distributions.Normal:
+    return torch.distributions.Normal(torch.tensor([mean]), torch.tensor([std]))
+
+
+def test_penalty_is_the_kl_from_the_old_policy_to_the_new():
+    old, new = gaussian(0.0, 1.0), gaussian(0.5, 2.0)
+    # KL(N(m0, s0) || N(m1, s1)) = log(s1 / s0) + (s0^2 + (m0 - m1)^2) / (2 s1^2) - 1/2
+    old_to_new = math.log(2.0) + (1.0 + 0.25) / 8.0 - 0.5
+    new_to_old = math.log(0.5) + (4.0 + 0.25) / 2.0 - 0.5
+    assert abs(old_to_new - new_to_old) > 0.5  # the two directions are far apart here
+    logp_old, logp = torch.tensor([-1.0]), torch.tensor([-0.5])
+    loss, info = kl_penalized_surrogate(new, old, logp, logp_old, torch.tensor([3.0]), beta=2.0)
+    assert info["train/kl_penalty"] == pytest.approx(old_to_new)
+    assert loss.item() == pytest.approx(-math.exp(0.5) * 3.0 + 2.0 * old_to_new, rel=1e-6)
 
 
 @pytest.mark.parametrize("space", SPACES.values(), ids=SPACES.keys())
 def test_one_epoch_one_minibatch_ppo_step_equals_the_policy_gradient_step(space):
-    ppo_policy, pg_policy = fresh_policy(space), fresh_policy(space)
-    batch = random_batch(ppo_policy, OBS_DIM, seed=1)
-    advantages = torch.randn(batch.rewards.shape, generator=torch.Generator().manual_seed(2))
-    config = ppo_config(epochs=1, minibatch_size=None, target_kl=None)
-    PPOUpdate(ppo_policy, torch.optim.SGD(ppo_policy.parameters(), lr=0.1), config)(batch, advantages)
-    pg_config = AlgoConfig(estimator="reward_to_go")
-    PolicyGradientStep(pg_policy, torch.optim.SGD(pg_policy.parameters(), lr=0.1), pg_config)(
-        batch, advantages
-    )
+    sgd = OptimizerConfig(name="sgd", lr=0.1)
+    ppo_policy, ppo = ppo_rule(space, optim=sgd, epochs=1, minibatch_size=None, target_kl=None)
+    pg_policy = small_policy(space)
+    pg = PolicyGradient(PolicyGradientConfig(optim=sgd), pg_policy, value_networks)
+    batch = random_batch(ppo_policy, seed=1)
+    phi = random_like(batch.rewards, seed=2)
+    ppo.policy_update(batch.flat(batch.obs), batch.flat(batch.actions), batch.flat(phi), progress=0.0)
+    pg.update(Advantages(batch, phi), progress=0.0)
     for ppo_param, pg_param in zip(ppo_policy.parameters(), pg_policy.parameters(), strict=True):
         torch.testing.assert_close(ppo_param, pg_param)
 
 
 def test_large_steps_clip_ratios_and_stop_the_epochs_early():
-    policy = fresh_policy(SPACES["categorical"])
-    batch = random_batch(policy, OBS_DIM, seed=3, steps=64, envs=4)
-    advantages = torch.randn(batch.rewards.shape, generator=torch.Generator().manual_seed(4))
-    config = ppo_config(epochs=10, minibatch_size=16, target_kl=0.01, lr=0.05)
-    info = PPOUpdate(policy, torch.optim.Adam(policy.parameters(), lr=0.05), config)(batch, advantages)
-    assert info["train/clip_frac"] > 0.0
+    policy, rule = ppo_rule(SPACES["categorical"], epochs=10, minibatch_size=16, target_kl=0.01)
+    batch = random_batch(policy, seed=3, steps=64, envs=4)
+    obs, actions = batch.flat(batch.obs), batch.flat(batch.actions)
+    phi = batch.flat(random_like(batch.rewards, seed=4))
+    info = rule.policy_update(obs, actions, phi, progress=0.0)
     assert info["train/stopped_early"] == 1.0
     assert 0 < info["train/epochs"] < 10
-    # without early stopping all epochs run
-    policy = fresh_policy(SPACES["categorical"])
-    config = ppo_config(epochs=3, minibatch_size=16, target_kl=None, lr=0.05)
-    info = PPOUpdate(policy, torch.optim.Adam(policy.parameters(), lr=0.05), config)(batch, advantages)
+    # without early stopping all epochs run, and the ratios leave the clip range
+    policy, rule = ppo_rule(SPACES["categorical"], epochs=3, minibatch_size=16, target_kl=None)
+    info = rule.policy_update(obs, actions, phi, progress=0.0)
     assert info["train/stopped_early"] == 0.0 and info["train/epochs"] == 3
+    assert info["train/clip_frac"] > 0.0
 
 
 @pytest.mark.parametrize(("lr", "factor"), [(0.1, 2.0), (1e-6, 0.5)])
 def test_penalty_coefficient_adapts_to_the_measured_kl(lr, factor):
-    policy = fresh_policy(SPACES["gaussian"])
-    batch = random_batch(policy, OBS_DIM, seed=5, steps=32, envs=4)
-    advantages = torch.randn(batch.rewards.shape, generator=torch.Generator().manual_seed(6))
-    config = ppo_config(variant="penalty", epochs=4, minibatch_size=32, target_kl=0.01, kl_coef=1.0)
-    update = PPOUpdate(policy, torch.optim.Adam(policy.parameters(), lr=lr), config)
-    info = update(batch, advantages)
+    policy, rule = ppo_rule(
+        SPACES["gaussian"], optim=OptimizerConfig(lr=lr), variant="penalty", epochs=4, minibatch_size=32,
+        target_kl=0.01, kl_coef=1.0,
+    )  # fmt: skip
+    batch = random_batch(policy, seed=5, steps=32, envs=4)
+    phi = batch.flat(random_like(batch.rewards, seed=6))
+    info = rule.policy_update(batch.flat(batch.obs), batch.flat(batch.actions), phi, progress=0.0)
     assert info["train/kl_coef"] == 1.0
-    assert update.kl_coef == factor
+    assert rule.kl_coef == factor
     assert (info["train/kl"] > 0.015) == (factor == 2.0)

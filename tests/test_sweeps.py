@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from tests_support import TINY, metrics, pgrun
+from tests_support import EPISODE_BATCHES, TINY, metrics, pgrun
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +36,7 @@ def check_job(job: Path) -> dict:
 
 @pytest.mark.parametrize("launcher", ["basic", "joblib"])
 def test_two_by_two_multirun(tmp_path, launcher):
-    args = ["-m", "algo=vpg,rtg", "seed=0,1", *TINY]
+    args = ["-m", "algo=vpg,rtg", "seed=0,1", *TINY, *EPISODE_BATCHES]
     if launcher == "joblib":
         args += ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
     result = pgrun(*args, cwd=tmp_path)
@@ -52,11 +52,13 @@ def test_two_by_two_multirun(tmp_path, launcher):
 
 
 def test_a_failing_job_leaves_the_others_intact(tmp_path):
-    result = pgrun("-m", "algo=rtg", "algo.lr=0.01,-1,0.02", *TINY, cwd=tmp_path)
+    result = pgrun("-m", "algo=rtg", "algo.optim.lr=0.01,-1,0.02", *TINY, *EPISODE_BATCHES, cwd=tmp_path)
     assert result.returncode != 0
-    assert "algo.lr=-1.0 is not allowed" in result.stderr
+    assert "algo.optim.lr=-1.0 is not allowed" in result.stderr
     finished = [job for job in sweep_jobs(tmp_path) if (job / "summary.json").is_file()]
-    assert sorted("algo.lr=0.01" in job.name or "algo.lr=0.02" in job.name for job in finished) == [
+    assert sorted(
+        "algo.optim.lr=0.01" in job.name or "algo.optim.lr=0.02" in job.name for job in finished
+    ) == [
         True,
         True,
     ]
@@ -65,7 +67,9 @@ def test_a_failing_job_leaves_the_others_intact(tmp_path):
 
 
 def test_submitit_local_launcher(tmp_path):
-    result = pgrun("-m", "hydra/launcher=submitit_local", "algo=vpg,rtg", *TINY, cwd=tmp_path)
+    result = pgrun(
+        "-m", "hydra/launcher=submitit_local", "algo=vpg,rtg", *TINY, *EPISODE_BATCHES, cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     jobs = [job for job in sweep_jobs(tmp_path) if (job / "summary.json").is_file()]
     assert len(jobs) == 2
@@ -81,8 +85,8 @@ RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "token"}
 
 def test_ray_launcher_on_a_local_ray_instance(tmp_path):
     result = pgrun(
-        "-m", "hydra/launcher=ray", "+hydra.launcher.ray.init.num_cpus=2", "algo=vpg,rtg", *TINY,
-        cwd=tmp_path, extra_env=RAY_ENV,
+        "-m", "hydra/launcher=ray", "+hydra.launcher.ray.init.num_cpus=2", "algo=vpg,rtg",
+        *TINY, *EPISODE_BATCHES, cwd=tmp_path, extra_env=RAY_ENV,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     jobs = sweep_jobs(tmp_path)
@@ -121,6 +125,7 @@ def test_ray_launcher_on_an_existing_cluster(tmp_path, ray_cluster):
         f"hydra.sweep.dir={tmp_path}/outputs/multirun/cluster/sweep",
         "algo=vpg,rtg",
         *TINY,
+        *EPISODE_BATCHES,
         cwd=tmp_path,
         extra_env=RAY_ENV,
     )
@@ -137,9 +142,10 @@ def test_optuna_sweep_records_objectives_and_the_best_trial(tmp_path):
         "hydra/sweeper=optuna",
         "hydra.sweeper.n_trials=3",  # no direction: pgrun makes Optuna maximize the return
         "hydra.sweeper.sampler.seed=0",
-        "algo.lr=tag(log, interval(1e-4, 1e-2))",
+        "algo.optim.lr=tag(log, interval(1e-4, 1e-2))",
         "algo=rtg",
         *TINY,
+        *EPISODE_BATCHES,
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
@@ -151,11 +157,11 @@ def test_optuna_sweep_records_objectives_and_the_best_trial(tmp_path):
     )
     assert results["best_value"] == pytest.approx(max(objectives))
     best_job = jobs[int(np.argmax(objectives))]
-    assert f"algo.lr={results['best_params']['algo.lr']}" in best_job.name
+    assert f"algo.optim.lr={results['best_params']['algo.optim.lr']}" in best_job.name
 
 
 def test_pgrun_plot_draws_curves_and_a_table_that_matches_the_metrics(tmp_path):
-    result = pgrun("-m", "algo=vpg,rtg", "seed=0,1", *TINY, cwd=tmp_path)
+    result = pgrun("-m", "algo=vpg,rtg", "seed=0,1", *TINY, *EPISODE_BATCHES, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     sweep = next(tmp_path.glob("outputs/multirun/*/*"))
     plot = subprocess.run(

@@ -1,4 +1,4 @@
-"""Helpers shared by the tests."""
+"""Helpers shared by the tests: spaces, small policies and rules, batches, and the real CLI."""
 
 import json
 import os
@@ -6,46 +6,81 @@ import subprocess
 import sys
 from pathlib import Path
 
+import gymnasium as gym
+import numpy as np
 import torch
 
-from pgrun.collector import Batch
+from pgrun.batch import Batch
+from pgrun.config import PolicyConfig
+from pgrun.policies import make_policy
+from pgrun.value import ValueNetwork
+
+OBS_DIM = 3
+SPACES = {
+    "categorical": gym.spaces.Discrete(4),
+    "gaussian": gym.spaces.Box(low=-1.0, high=1.0, shape=(2,), dtype=np.float32),
+}
 
 
-def random_batch(policy, obs_dim: int, seed: int, steps: int = 13, envs: int = 3) -> Batch:
+def small_policy(
+    space: gym.Space, hidden_sizes: list[int] | None = None, seed: int = 0, init: str = "orthogonal"
+):
+    """A policy over OBS_DIM features with one small hidden layer (or as given), seeded."""
+    torch.manual_seed(seed)
+    sizes = [16] if hidden_sizes is None else hidden_sizes
+    return make_policy(OBS_DIM, space, PolicyConfig(hidden_sizes=sizes, init=init))
+
+
+def value_networks(hidden_sizes: list[int]) -> ValueNetwork:
+    """The value-network factory a rule receives, for OBS_DIM features."""
+    return ValueNetwork(OBS_DIM, hidden_sizes, "tanh", "orthogonal")
+
+
+def random_batch(policy, obs_dim: int = OBS_DIM, seed: int = 0, steps: int = 13, envs: int = 3) -> Batch:
     """A batch of random observations with actions sampled from `policy`; a few padding steps."""
     generator = torch.Generator().manual_seed(seed)
     dtype = next(policy.parameters()).dtype
     obs = torch.randn(steps, envs, obs_dim, generator=generator, dtype=dtype)
+    next_obs = torch.randn(steps, envs, obs_dim, generator=generator, dtype=dtype)
     with torch.no_grad():
         distribution = policy.distribution(obs)
         actions = distribution.sample()
         logp = distribution.log_prob(actions)
     valid = torch.ones(steps, envs, dtype=torch.bool)
     valid[-3:, 0] = False  # padding, as in episode mode
-    flags = torch.zeros(steps, envs, dtype=torch.bool)
+    terminated = torch.zeros(steps, envs, dtype=torch.bool)
+    truncated = torch.zeros(steps, envs, dtype=torch.bool)
+    truncated[-1] = True
     return Batch(
         obs=obs,
-        next_obs=obs,
+        next_obs=next_obs,
         actions=actions,
         logp=logp,
         rewards=torch.randn(steps, envs, generator=generator),
-        terminated=flags,
-        truncated=flags,
+        terminated=terminated,
+        truncated=truncated,
         valid=valid,
         episode_returns=[],
         episode_lengths=[],
     )
 
 
+def random_like(tensor: torch.Tensor, seed: int) -> torch.Tensor:
+    return torch.randn(tensor.shape, generator=torch.Generator().manual_seed(seed))
+
+
 PGRUN = str(Path(sys.executable).parent / "pgrun")
-TINY = [
-    "total_steps=1200",
-    "eval.every=600",
-    "eval.episodes=2",
-    "algo.batch_unit=steps",
-    "algo.batch_size=400",
-    "log.console=false",
-]
+TINY = ["total_steps=1200", "eval.every=600", "eval.episodes=2", "log.console=false", "log.every=1"]
+STEP_BATCHES = ["algo.batch_size=400"]
+"""for algorithms that collect batches of env steps: three batches in TINY's budget"""
+EPISODE_BATCHES = ["algo.batch_size=4"]
+"""for algorithms that collect complete episodes (vpg, rtg, is)"""
+EPISODE_ALGOS = ("vpg", "rtg", "is")
+
+
+def tiny(algo: str) -> list[str]:
+    """Overrides for a short run of `algo` with batches that fit TINY's budget."""
+    return [f"algo={algo}", *TINY, *(EPISODE_BATCHES if algo in EPISODE_ALGOS else STEP_BATCHES)]
 
 
 def pgrun(

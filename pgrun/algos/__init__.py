@@ -1,33 +1,34 @@
-"""Update rules: each turns a batch and its per-step weights into one parameter update.
+"""The algorithms: one module each, listed here.
 
-An algorithm is a config that names an estimator (pgrun.estimators) and an update rule
-from UPDATE_RULES; nothing else differs between algorithms.
+Each module defines ALGORITHMS, a dict from schema name to `Algorithm` (config schema and
+update rule); configs/algo/<name>.yaml picks a schema and sets its defaults.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Protocol
+import importlib
 
-import torch
-from torch import Tensor
-
-from pgrun.algos.policy_gradient import PolicyGradientStep
-from pgrun.algos.ppo import PPOUpdate
-from pgrun.algos.trust_region import TrustRegionStep
-from pgrun.collector import Batch
+from pgrun.algos.rule import Algorithm, UpdateRule
 from pgrun.config import AlgoConfig
 from pgrun.policies import Policy
+from pgrun.value import ValueNetworkFactory
+
+ALGORITHM_MODULES = ("policy_gradient", "ppo", "trust_region")
 
 
-class UpdateRule(Protocol):
-    def __call__(self, batch: Batch, weights: Tensor) -> dict[str, float]:
-        """Update the parameters once; return diagnostics keyed "train/..."."""
-        ...
+def algorithms() -> dict[str, Algorithm]:
+    """Every algorithm of the modules above, by schema name."""
+    found: dict[str, Algorithm] = {}
+    for module in ALGORITHM_MODULES:
+        found |= importlib.import_module(f"pgrun.algos.{module}").ALGORITHMS
+    return found
 
 
-UPDATE_RULES: dict[str, Callable[[Policy, torch.optim.Optimizer, AlgoConfig], UpdateRule]] = {
-    "policy_gradient": PolicyGradientStep,
-    "ppo": PPOUpdate,
-    "trust_region": TrustRegionStep,
-}
+def make_update_rule(
+    config: AlgoConfig, policy: Policy, make_value_network: ValueNetworkFactory
+) -> UpdateRule:
+    """The update rule of the algorithm whose schema `config` is."""
+    for algorithm in algorithms().values():
+        if type(config) is algorithm.schema:
+            return algorithm.rule(config, policy, make_value_network)
+    raise TypeError(f"no algorithm has the schema {type(config).__name__}")

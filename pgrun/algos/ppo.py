@@ -1,22 +1,60 @@
 """Proximal policy optimization: several epochs of minibatch steps on a surrogate objective.
 
-Both variants (Schulman et al. 2017; seed 002, "Proximal Policy Optimization") share the
-loop; they differ only in the loss:
+Both variants (Schulman et al. 2017) share the loop; they differ only in the loss:
   clip:    L = -E[min(r_t A_t, clip(r_t, 1 - eps, 1 + eps) A_t)]
   penalty: L = -E[r_t A_t] + beta E[KL(pi_old(.|s_t) || pi_theta(.|s_t))]
-with r_t = pi_theta(a_t|s_t) / pi_old(a_t|s_t) and A_t the estimator's weights.
+with r_t = pi_theta(a_t|s_t) / pi_old(a_t|s_t) and A_t the estimator's GAE advantages.
+V(s) is fitted on its own after the policy's epochs.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any
+
 import torch
 from torch import Tensor
-from torch.distributions import kl_divergence
+from torch.distributions import Distribution, kl_divergence
 
-from pgrun.algos.policy_gradient import approx_kl
-from pgrun.collector import Batch
-from pgrun.config import PPOConfig
+from pgrun.advantages import Advantages
+from pgrun.algos.rule import Algorithm
+from pgrun.config import AlgoConfig, OptimizerConfig, ValueConfig, checked
+from pgrun.losses import approx_kl, entropy_bonus, importance_surrogate
+from pgrun.optim import clip_gradients, make_optimizer, scheduled_lr, set_lr
 from pgrun.policies import Policy
+from pgrun.value import FittedValue, ValueNetworkFactory
+
+
+@dataclass
+class PPOConfig(AlgoConfig):
+    """Proximal policy optimization (algo=ppo, algo=ppo_penalty)."""
+
+    estimator: str = checked("gae", choices=("gae",))
+    """gae: A_t by GAE(lambda) against the learned V"""
+    gae_lambda: float = checked(0.95, ge=0.0, le=1.0)
+    """GAE lambda: 1 gives reward-to-go minus V(s_t), 0 the one-step TD residual"""
+    value: ValueConfig = field(default_factory=ValueConfig)
+    optim: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(lr=3e-4))
+    ent_coef: float = checked(0.0, ge=0.0)
+    """entropy bonus coefficient c_H in the loss"""
+    minibatch_size: int | None = checked(64, ge=1)
+    """steps per Adam step within an epoch (shuffled); null: the whole batch"""
+    epochs: int = checked(10, ge=1)
+    """passes over the batch, each in shuffled minibatches of minibatch_size"""
+    variant: str = checked("clip", choices=("clip", "penalty"))
+    """clip: min(r A, clip(r, 1 - eps, 1 + eps) A); penalty: r A - beta KL(pi_old || pi), beta adapted"""
+    clip: float = checked(0.2, gt=0.0)
+    """clip: surrogate clip range epsilon"""
+    target_kl: float | None = checked(0.015, gt=0.0)
+    """clip: stop the batch's epochs once approx KL exceeds 1.5 * target_kl (null: never);
+    penalty: the KL that beta is adapted towards"""
+    kl_coef: float = checked(1.0, gt=0.0)
+    """penalty: initial beta; doubled when KL > 1.5 target_kl, halved when KL < target_kl / 1.5"""
+
+    def inconsistency(self) -> tuple[str, str] | None:
+        if self.variant == "penalty" and self.target_kl is None:
+            return "target_kl", "must be set: the penalty variant adapts its coefficient towards it"
+        return super().inconsistency()
 
 
 def clipped_surrogate(logp: Tensor, logp_old: Tensor, advantages: Tensor, clip: float) -> tuple[Tensor, dict]:
@@ -29,16 +67,17 @@ def clipped_surrogate(logp: Tensor, logp_old: Tensor, advantages: Tensor, clip: 
 
 
 def kl_penalized_surrogate(
-    logp: Tensor, logp_old: Tensor, advantages: Tensor, kl: Tensor, kl_coef: float
+    new: Distribution, old: Distribution, logp: Tensor, logp_old: Tensor, advantages: Tensor, beta: float
 ) -> tuple[Tensor, dict]:
-    """-mean(r A) + beta * mean(KL(pi_old || pi_theta))."""
-    ratio = (logp - logp_old).exp()
-    loss = -(ratio * advantages).mean() + kl_coef * kl.mean()
-    return loss, {"train/kl_penalty": kl.mean().item()}
+    """-mean(r A) + beta * mean KL(pi_old(.|s) || pi_theta(.|s)), the KL in the direction of
+    the trust region: expectations under the old policy, which collected the samples."""
+    kl = kl_divergence(old, new).mean()
+    loss = -importance_surrogate(logp, logp_old, advantages) + beta * kl
+    return loss, {"train/kl_penalty": kl.item()}
 
 
-class PPOUpdate:
-    """config.epochs passes over the batch in shuffled minibatches, one Adam step each.
+class PPO:
+    """config.epochs passes over the batch in shuffled minibatches, one optimizer step each.
 
     clip variant: the passes stop early, before the step, once the approximate KL between
     the batch's policy and the current one on the minibatch exceeds 1.5 * target_kl (as in
@@ -46,13 +85,25 @@ class PPOUpdate:
     1.5 * target_kl and halves if it stayed below target_kl / 1.5.
     """
 
-    def __init__(self, policy: Policy, optimizer: torch.optim.Optimizer, config: PPOConfig) -> None:
-        self.policy, self.optimizer, self.config = policy, optimizer, config
+    def __init__(self, config: PPOConfig, policy: Policy, make_value_network: ValueNetworkFactory) -> None:
+        self.config, self.policy = config, policy
+        self.optimizer = make_optimizer(policy.parameters(), config.optim)
+        self.value = FittedValue(config.value, make_value_network)
+        self.critic = self.value.net
         self.kl_coef = config.kl_coef
 
-    def __call__(self, batch: Batch, weights: Tensor) -> dict[str, float]:
+    def update(self, advantages: Advantages, progress: float) -> dict[str, float]:
+        batch = advantages.batch
+        info = self.policy_update(
+            batch.flat(batch.obs), batch.flat(batch.actions), batch.flat(advantages.phi), progress
+        )
+        return info | self.value.fit(batch.flat(batch.obs), batch.flat(advantages.value_targets))
+
+    def policy_update(
+        self, obs: Tensor, actions: Tensor, advantages: Tensor, progress: float
+    ) -> dict[str, float]:
         config, policy = self.config, self.policy
-        obs, actions, advantages = batch.flat(batch.obs), batch.flat(batch.actions), batch.flat(weights)
+        set_lr(self.optimizer, scheduled_lr(config.optim, progress))
         with torch.no_grad():
             old_params = policy.distribution_params(obs)
             old = policy.distribution_from(old_params)
@@ -60,13 +111,13 @@ class PPOUpdate:
         n = len(advantages)
         size = config.minibatch_size or n
         per_epoch = -(-n // size)
-        params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        params = list(policy.parameters())
         steps, stopped, clip_fracs, grad_norms, loss_value = 0, False, [], [], float("nan")
+        early_stop = config.variant == "clip" and config.target_kl is not None
         for _ in range(config.epochs):
             for index in torch.randperm(n).split(size):
                 distribution = policy.distribution(obs[index])
                 logp = distribution.log_prob(actions[index])
-                early_stop = config.variant == "clip" and config.target_kl is not None
                 if early_stop and approx_kl(logp_old[index], logp.detach()) > 1.5 * config.target_kl:
                     stopped = True
                     break
@@ -74,15 +125,14 @@ class PPOUpdate:
                     loss, info = clipped_surrogate(logp, logp_old[index], advantages[index], config.clip)
                     clip_fracs.append(info["train/clip_frac"])
                 else:
-                    kl = kl_divergence(policy.distribution_from(old_params[index]), distribution)
-                    loss, info = kl_penalized_surrogate(
-                        logp, logp_old[index], advantages[index], kl, self.kl_coef
+                    old_part = policy.distribution_from(old_params[index])
+                    loss, _ = kl_penalized_surrogate(
+                        distribution, old_part, logp, logp_old[index], advantages[index], self.kl_coef
                     )
-                loss = loss - config.ent_coef * distribution.entropy().mean()
+                loss = loss + entropy_bonus(distribution.entropy(), config.ent_coef)
                 self.optimizer.zero_grad()
                 loss.backward()
-                max_norm = config.max_grad_norm or float("inf")
-                grad_norms.append(torch.nn.utils.clip_grad_norm_(params, max_norm).item())
+                grad_norms.append(clip_gradients(params, config.optim.max_grad_norm))
                 self.optimizer.step()
                 steps += 1
                 loss_value = loss.item()
@@ -111,3 +161,20 @@ class PPOUpdate:
             elif kl_mean < config.target_kl / 1.5:
                 self.kl_coef /= 2.0
         return info
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "policy": self.policy.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "value": self.value.state_dict(),
+            "kl_coef": self.kl_coef,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.policy.load_state_dict(state["policy"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.value.load_state_dict(state["value"])
+        self.kl_coef = state["kl_coef"]
+
+
+ALGORITHMS = {"ppo": Algorithm(PPOConfig, PPO)}

@@ -3,25 +3,50 @@
 With g the gradient of the surrogate L(theta) = E[r_t A_t] at theta_old and F the Fisher
 matrix (the Hessian of the mean KL(pi_old || pi_theta) at theta_old), x ~ F^-1 g comes
 from conjugate gradient using only products F v, and the step is
-    theta <- theta_old + sqrt(2 delta / x^T F x) x            (seed 001: natural gradient)
+    theta <- theta_old + sqrt(2 delta / x^T F x) x            (Kakade 2001: natural gradient)
 whose quadratic KL estimate is delta. TRPO (Schulman et al. 2015) then backtracks,
 theta_old + c^j * step for j = 0, 1, ..., until the measured mean KL <= delta and the
-surrogate improves, and keeps theta_old if no j does.
+surrogate improves, and keeps theta_old if no j does. V(s) is fitted on its own afterwards.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor
 from torch.distributions import kl_divergence
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
-from pgrun.algos.policy_gradient import approx_kl
-from pgrun.collector import Batch
-from pgrun.config import TrustRegionConfig
+from pgrun.advantages import Advantages
+from pgrun.algos.rule import Algorithm
+from pgrun.config import AlgoConfig, ValueConfig, checked
+from pgrun.losses import approx_kl, importance_surrogate
 from pgrun.policies import Policy
+from pgrun.value import FittedValue, ValueNetworkFactory
+
+
+@dataclass
+class TrustRegionConfig(AlgoConfig):
+    """Natural gradient step of KL size max_kl (algo=npg), with a line search (algo=trpo)."""
+
+    estimator: str = checked("gae", choices=("gae",))
+    """gae: A_t by GAE(lambda) against the learned V"""
+    gae_lambda: float = checked(0.97, ge=0.0, le=1.0)
+    """GAE lambda: 1 gives reward-to-go minus V(s_t), 0 the one-step TD residual"""
+    value: ValueConfig = field(default_factory=ValueConfig)
+    max_kl: float = checked(0.01, gt=0.0)
+    """delta: the step is scaled so that its quadratic KL estimate is delta"""
+    line_search: bool = True
+    """backtrack until the measured mean KL <= delta and the surrogate improves (TRPO)"""
+    cg_iters: int = checked(10, ge=1)
+    """conjugate gradient iterations for x = F^-1 g"""
+    cg_damping: float = checked(0.1, ge=0.0)
+    """added to the Fisher matrix: F + damping I"""
+    backtrack_iters: int = checked(10, ge=1)
+    backtrack_coef: float = checked(0.8, gt=0.0, lt=1.0)
 
 
 def conjugate_gradient(
@@ -96,24 +121,32 @@ def backtracking_line_search(
     return False, iters
 
 
-class TrustRegionStep:
-    """One natural-gradient step per batch (NPG), checked by a line search if config.line_search (TRPO)."""
+class TrustRegion:
+    """One natural-gradient step per batch (NPG), checked by a line search if config.line_search
+    (TRPO); then V(s) fitted to the estimator's value targets. No optimizer: the step is computed."""
 
-    def __init__(self, policy: Policy, optimizer: torch.optim.Optimizer, config: TrustRegionConfig) -> None:
-        del optimizer  # the step is computed, not taken by an optimizer
-        self.policy, self.config = policy, config
+    def __init__(
+        self, config: TrustRegionConfig, policy: Policy, make_value_network: ValueNetworkFactory
+    ) -> None:
+        self.config, self.policy = config, policy
+        self.value = FittedValue(config.value, make_value_network)
+        self.critic = self.value.net
 
-    def __call__(self, batch: Batch, weights: Tensor) -> dict[str, float]:
+    def update(self, advantages: Advantages, progress: float) -> dict[str, float]:
+        batch = advantages.batch
+        obs, actions = batch.flat(batch.obs), batch.flat(batch.actions)
+        info = self.policy_step(obs, actions, batch.flat(advantages.phi))
+        return info | self.value.fit(obs, batch.flat(advantages.value_targets))
+
+    def policy_step(self, obs: Tensor, actions: Tensor, advantages: Tensor) -> dict[str, float]:
         config, policy = self.config, self.policy
         params = list(policy.parameters())
-        obs, actions, advantages = batch.flat(batch.obs), batch.flat(batch.actions), batch.flat(weights)
         with torch.no_grad():
             old_params = policy.distribution_params(obs)
             logp_old = policy.distribution_from(old_params).log_prob(actions)
 
         def surrogate() -> Tensor:
-            """L(theta) = mean(r_t A_t), r_t = pi_theta(a_t|s_t) / pi_old(a_t|s_t)."""
-            return ((policy.distribution(obs).log_prob(actions) - logp_old).exp() * advantages).mean()
+            return importance_surrogate(policy.distribution(obs).log_prob(actions), logp_old, advantages)
 
         surrogate_old = surrogate()
         gradient = torch.cat([g.reshape(-1) for g in torch.autograd.grad(surrogate_old, params)])
@@ -147,3 +180,13 @@ class TrustRegionStep:
             "train/cg_residual": cg_residual,
             "train/grad_norm": gradient.norm().item(),
         }
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"policy": self.policy.state_dict(), "value": self.value.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.policy.load_state_dict(state["policy"])
+        self.value.load_state_dict(state["value"])
+
+
+ALGORITHMS = {"trust_region": Algorithm(TrustRegionConfig, TrustRegion)}

@@ -1,0 +1,93 @@
+"""The batch: one iteration's experience, time-major, as the collector records it.
+
+Every per-step field has shape [T, N] (plus feature dims) for T steps of N env copies.
+Estimators and update rules read batches; they never need the collector that made them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class Batch:
+    """One batch of experience; shapes [T, N, ...].
+
+    obs, next_obs   [T, N, obs_dim]  encoded s_t and s_{t+1} (the true final obs at an episode end),
+                    both encoded with the observation statistics in force when a_t was chosen
+    actions         [T, N] or [T, N, act_dim]  sampled a_t (unclipped)
+    logp            [T, N]  log pi_old(a_t|s_t) under the collecting policy
+    rewards         [T, N]  r_t
+    terminated      [T, N]  s_{t+1} is terminal: no reward follows
+    truncated       [T, N]  the episode was cut after step t (time limit or batch edge)
+    valid           [T, N]  the step belongs to the batch (False for padding in episode mode)
+    """
+
+    obs: Tensor
+    next_obs: Tensor
+    actions: Tensor
+    logp: Tensor
+    rewards: Tensor
+    terminated: Tensor
+    truncated: Tensor
+    valid: Tensor
+    episode_returns: list[float]
+    episode_lengths: list[int]
+
+    @property
+    def done(self) -> Tensor:
+        """The episode (or its recorded segment) ends after step t."""
+        return self.terminated | self.truncated
+
+    @property
+    def env_steps(self) -> int:
+        """Env steps taken to collect the batch, padding included."""
+        return self.rewards.numel()
+
+    def flat(self, tensor: Tensor) -> Tensor:
+        """The valid steps of a [T, N, ...] tensor, as [n_valid, ...]."""
+        return tensor[self.valid]
+
+
+PADDING = {
+    "obs": 0.0,
+    "next_obs": 0.0,
+    "actions": 0,
+    "logp": 0.0,
+    "rewards": 0.0,
+    "terminated": False,
+    "truncated": True,
+    "valid": False,
+}
+
+
+def concat_batches(batches: Sequence[Batch]) -> Batch:
+    """Batches side by side along the env axis [T, N1 + N2 + ...]; shorter ones padded in time.
+
+    Padding steps are invalid, closed (truncated) and carry zero reward, so no sum crosses them.
+    """
+    length = max(len(batch.rewards) for batch in batches)
+
+    def padded(tensor: Tensor, fill: float | bool) -> Tensor:
+        extra = torch.full((length - len(tensor), *tensor.shape[1:]), fill, dtype=tensor.dtype)
+        return torch.cat([tensor, extra])
+
+    fields = {
+        name: torch.cat([padded(getattr(batch, name), fill) for batch in batches], dim=1)
+        for name, fill in PADDING.items()
+    }
+    return Batch(
+        **fields,
+        episode_returns=[ret for batch in batches for ret in batch.episode_returns],
+        episode_lengths=[steps for batch in batches for steps in batch.episode_lengths],
+    )
+
+
+def chunks(n: int, size: int | None) -> list[slice]:
+    """Consecutive slices covering range(n), each at most `size` long (one slice if None)."""
+    size = n if size is None else size
+    return [slice(start, min(start + size, n)) for start in range(0, n, size)]
