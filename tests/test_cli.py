@@ -145,6 +145,44 @@ def test_bad_input_gives_one_line_and_leaves_nothing(tmp_path, override):
     assert not list(tmp_path.glob("outputs/*/*")), "a failed start left a run directory behind"
 
 
+def test_a_key_the_algorithm_does_not_use_is_refused_with_the_keys_it_has(tmp_path):
+    result = pgrun("algo=trpo", "algo.lr=0.1", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "pgrun: error: algo.lr is not a known key: known keys are estimator, gamma, normalize_advantages, "
+        "batch_unit, batch_size, gae_lambda, value, max_kl, line_search, cg_iters, cg_damping, "
+        "backtrack_iters, backtrack_coef"
+    ]
+    assert not list(tmp_path.glob("outputs/*/*"))
+
+
+@pytest.mark.slow
+def test_logging_every_n_steps_keeps_the_episodes_of_the_iterations_between(tmp_path):
+    # batches of 40 steps; logged every 200 steps (and at every evaluation), or every iteration
+    logged = {}
+    for every in [200, 1]:
+        run_dir = tmp_path / str(every)
+        result = pgrun(
+            "algo=baseline", "algo.batch_size=40", "total_steps=1000", "eval.every=600", "eval.episodes=2",
+            f"log.every={every}", "log.console=false", f"hydra.run.dir={run_dir}", cwd=tmp_path,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        logged[every] = metrics(run_dir)
+    assert [row["step"] for row in logged[200]] == [200, 400, 600, 800, 1000]
+    assert [row["step"] for row in logged[1]] == list(range(40, 1001, 40))
+
+    def episodes(rows):
+        count = sum(row["charts/episodes"] for row in rows)
+        steps = sum(
+            row["charts/episodes"] * row["charts/episodic_length"] for row in rows if row["charts/episodes"]
+        )
+        return count, round(steps)
+
+    # the same seed finishes the same episodes; aggregated rows lose and repeat none of them
+    assert episodes(logged[200]) == episodes(logged[1])
+    assert episodes(logged[1])[0] >= 10
+
+
 @pytest.mark.slow
 def test_multirun_writes_every_job_under_outputs_multirun(tmp_path):
     result = pgrun("-m", "algo=vpg,rtg", "seed=0", *TINY, *EPISODE_BATCHES, cwd=tmp_path)
@@ -157,8 +195,13 @@ def test_multirun_writes_every_job_under_outputs_multirun(tmp_path):
         assert list(job.glob("events.out.tfevents.*")) and (job / "policy.pt").is_file()
 
 
+SHIPPED_ALGOS = sorted(
+    path.stem for path in (Path(__file__).parent.parent / "configs" / "algo").glob("*.yaml")
+)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("algo", ["baseline", "is", "ppo", "ppo_penalty", "trpo", "npg"])
+@pytest.mark.parametrize("algo", SHIPPED_ALGOS)
 def test_every_algorithm_runs_on_discrete_and_continuous_actions(tmp_path, algo):
     for env in ["cartpole", "pendulum"]:
         run_dir = tmp_path / env

@@ -1,5 +1,6 @@
 """The collector on real gymnasium envs: shapes, episode bookkeeping, truncation."""
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -123,3 +124,49 @@ def test_normalized_observations_are_standardized_and_evaluation_does_not_update
     count = collector.encoder.statistics.count.clone()
     collector.encoder(np.zeros((4, 3), dtype=np.float32))  # as the evaluator calls it
     assert torch.equal(collector.encoder.statistics.count, count)
+
+
+class RecordingVectorEnv(gym.vector.VectorWrapper):
+    """Keeps every raw observation the collector is given, and the true final ones."""
+
+    def __init__(self, env):
+        super().__init__(env)
+        self.observed, self.successors = [], []
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        self.observed.append(obs.copy())
+        return obs, info
+
+    def step(self, actions):
+        obs, reward, terminated, truncated, info = self.env.step(actions)
+        successor = obs.copy()
+        for i in np.flatnonzero(terminated | truncated):
+            successor[i] = info["final_obs"][i]
+        self.successors.append(successor)
+        self.observed.append(obs.copy())
+        return obs, reward, terminated, truncated, info
+
+
+def test_successor_observations_share_the_normalization_of_the_step_they_follow():
+    from pgrun.envs import RunningMeanStd
+
+    env = EnvConfig(id="Pendulum-v1", num_envs=2, max_episode_steps=7, normalize_obs=True)
+    torch.manual_seed(0)
+    envs = RecordingVectorEnv(make_vector_env(env, env.num_envs))
+    encoder = ObservationEncoder(envs.single_observation_space, normalize=True)
+    policy = make_policy(encoder.dim, envs.single_action_space, PolicyConfig())
+    collector = Collector(envs, policy, encoder, "steps", 40, seed=0)
+    batches = [collector.collect(), collector.collect()]
+    obs = torch.cat([batch.obs for batch in batches])
+    next_obs = torch.cat([batch.next_obs for batch in batches])
+    statistics = RunningMeanStd(3)
+    for t in range(len(obs)):
+        statistics.update(torch.as_tensor(envs.observed[t]))  # s_t folds in before it is encoded
+
+        def normalized(raw):
+            z = (torch.as_tensor(raw).double() - statistics.mean) / torch.sqrt(statistics.var + 1e-8)
+            return z.clamp(-10, 10).float()
+
+        torch.testing.assert_close(obs[t], normalized(envs.observed[t]))
+        torch.testing.assert_close(next_obs[t], normalized(envs.successors[t]))

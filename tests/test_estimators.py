@@ -176,3 +176,37 @@ def test_per_decision_weights_are_products_within_episodes():
     torch.testing.assert_close(w, torch.tensor([[2.0], [1.0], [3.0], [0.0], [0.0]], dtype=torch.float64))
     assert effective_sample_size(torch.tensor([1.0, 1.0, 1.0, 1.0])) == pytest.approx(4.0)
     assert effective_sample_size(torch.tensor([1.0, 0.0, 0.0, 0.0])) == pytest.approx(1.0)
+
+
+def lambda_return_advantages(rewards, values, next_values, terminated, done, gamma, lam):
+    """The forward view of GAE (Sutton & Barto, ch. 12): A_t = G_t^lambda - V(s_t), with
+    G_t^lambda = (1 - lam) sum_{n=1}^{L-1} lam^(n-1) G_t^(n) + lam^(L-1) G_t^(L) over the L steps
+    left in t's segment, and the n-step returns G_t^(n) = sum_{k<n} gamma^k r_t+k + gamma^n V(s_t+n),
+    where V after a terminal step is 0. Written from the definition, one step and one n at a time."""
+    steps, envs = rewards.shape
+    advantages = torch.zeros_like(rewards)
+    for i in range(envs):
+        for t in range(steps):
+            end = next(e for e in range(t, steps) if done[e, i])
+            length = end - t + 1
+
+            def n_step(n, t=t, i=i):
+                last = t + n - 1
+                bootstrap = 0.0 if terminated[last, i] else next_values[last, i]
+                return sum(gamma**k * rewards[t + k, i] for k in range(n)) + gamma**n * bootstrap
+
+            weights = [(1 - lam) * lam ** (n - 1) for n in range(1, length)] + [lam ** (length - 1)]
+            g_lambda = sum(w * n_step(n) for n, w in enumerate(weights, start=1))
+            advantages[t, i] = g_lambda - values[t, i]
+    return advantages
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.3, 0.95, 1.0])
+def test_gae_equals_the_lambda_return_minus_v_with_termination_and_truncation_mixed(lam):
+    rewards, values, next_values, terminated, done = random_segments(seed=21, length=12, envs=3)
+    terminated[3, 0], done[3, 0] = True, True  # an episode that ended
+    done[7, 1] = True  # a time limit inside the batch (truncated, bootstraps)
+    advantages, targets = gae(rewards, values, next_values, terminated, done, 0.9, lam)
+    expected = lambda_return_advantages(rewards, values, next_values, terminated, done, 0.9, lam)
+    torch.testing.assert_close(advantages, expected)
+    torch.testing.assert_close(targets, expected + values)

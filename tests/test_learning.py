@@ -18,6 +18,7 @@ def shipped_config(*overrides: str):
 @pytest.mark.parametrize(
     ("algo", "env", "target", "budget"),
     [
+        ("vpg", "cartpole", 475, 300_000),
         ("rtg", "cartpole", 475, 300_000),
         ("baseline", "cartpole", 475, 200_000),
         ("baseline", "acrobot", -100, 300_000),
