@@ -25,6 +25,7 @@ def shipped_config(*overrides: str):
         ("ppo", "cartpole", 475, 100_000),
         ("trpo", "cartpole", 475, 200_000),
         ("ppo", "pendulum", -250, 300_000),
+        ("a2c", "cartpole", 475, 200_000),
     ],
 )
 def test_shipped_defaults_reach_the_floor(tmp_path, algo, env, target, budget):

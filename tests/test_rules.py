@@ -20,8 +20,9 @@ FAST_VALUE_FIT = {  # settings under which V can fit a batch's targets in a few 
     "baseline": {"value": ValueConfig(hidden_sizes=[32], lr=0.01, iters=300)},
     "ppo": {"value": ValueConfig(hidden_sizes=[32], lr=0.01, iters=300)},
     "trust_region": {"value": ValueConfig(hidden_sizes=[32], lr=0.01, iters=300)},
+    "a2c": {"optim": OptimizerConfig(name="adam", lr=0.01), "value_coef": 1.0},
 }
-UPDATES_TO_FIT: dict[str, int] = {}  # for rules whose critic takes one step per update
+UPDATES_TO_FIT = {"a2c": 300}  # a2c's critic takes one step per update
 
 
 def build(name: str, space, seed: int = 0, **overrides):

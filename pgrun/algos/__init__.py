@@ -13,7 +13,7 @@ from pgrun.config import AlgoConfig
 from pgrun.policies import Policy
 from pgrun.value import ValueNetworkFactory
 
-ALGORITHM_MODULES = ("policy_gradient", "ppo", "trust_region")
+ALGORITHM_MODULES = ("policy_gradient", "ppo", "trust_region", "a2c")
 
 
 def algorithms() -> dict[str, Algorithm]:

@@ -1,0 +1,75 @@
+"""A2C: one update against the gradient of its loss computed by hand, on a linear policy and critic."""
+
+import pytest
+import torch
+from tests_support import SPACES, random_batch, random_like, small_policy, value_networks
+
+from pgrun.advantages import Advantages
+from pgrun.algos.a2c import A2C, A2CConfig
+from pgrun.config import OptimizerConfig, ValueNetworkConfig
+from pgrun.optim import RMSPROP_ALPHA
+
+VALUE_COEF, ENT_COEF = 0.5, 0.1
+
+
+def linear_a2c(optim: OptimizerConfig) -> A2C:
+    """Softmax of a linear map for the policy, a linear critic: gradients a hand can write."""
+    policy = small_policy(SPACES["categorical"], hidden_sizes=[])
+    config = A2CConfig(
+        value=ValueNetworkConfig(hidden_sizes=[]), value_coef=VALUE_COEF, ent_coef=ENT_COEF, optim=optim
+    )
+    rule = A2C(config, policy, value_networks)
+    with torch.no_grad():  # away from the near-uniform start, so every term matters
+        for p in rule.params:
+            p.copy_(random_like(p, seed=p.numel()))
+    return rule
+
+
+def hand_gradient(rule: A2C, advantages: Advantages) -> list[torch.Tensor]:
+    """dL/d(W, b) of the policy's logits z = W x + b and dL/d(u, c) of V = u x + c, for
+    L = -(1/n) sum A log pi(a|x) + c_V (1/n) sum (V - R)^2 - c_H (1/n) sum H[pi(.|x)]:
+      dL/dz = -(A/n) (onehot(a) - pi) + (c_H/n) pi (log pi + H)      (dH/dz_j = -pi_j (log pi_j + H))
+      dL/dV = (2 c_V / n) (V - R)."""
+    batch = advantages.batch
+    x, a = batch.flat(batch.obs), batch.flat(batch.actions)
+    phi, targets = batch.flat(advantages.phi), batch.flat(advantages.value_targets)
+    n = len(x)
+    actor, critic = rule.policy.logits[0], rule.critic.net[0]
+    w, b, u, c = actor.weight, actor.bias, critic.weight, critic.bias
+    with torch.no_grad():
+        pi = (x @ w.T + b).softmax(-1)
+        entropy = -(pi * pi.log()).sum(-1, keepdim=True)
+        onehot = torch.nn.functional.one_hot(a, pi.shape[-1]).float()
+        dz = -(phi[:, None] / n) * (onehot - pi) + (ENT_COEF / n) * pi * (pi.log() + entropy)
+        dv = (2 * VALUE_COEF / n) * ((x @ u.T + c).squeeze(-1) - targets)
+        return [dz.T @ x, dz.sum(0), dv[None, :] @ x, dv.sum(0, keepdim=True)]
+
+
+def one_update(optim: OptimizerConfig):
+    """The change of every parameter in one update, the hand gradient, and the diagnostics."""
+    rule = linear_a2c(optim)
+    batch = random_batch(rule.policy, seed=1)
+    advantages = Advantages(
+        batch, random_like(batch.rewards, seed=2), value_targets=random_like(batch.rewards, seed=3)
+    )
+    expected = hand_gradient(rule, advantages)
+    before = [p.detach().clone() for p in rule.params]
+    info = rule.update(advantages, progress=0.0)
+    return [p.detach() - old for p, old in zip(rule.params, before, strict=True)], expected, info
+
+
+def test_one_sgd_step_is_minus_the_hand_computed_gradient():
+    steps, gradient, info = one_update(OptimizerConfig(name="sgd", lr=1.0))
+    for step, grad in zip(steps, gradient, strict=True):
+        torch.testing.assert_close(step, -grad, rtol=1e-5, atol=1e-7)
+    norm = torch.cat([g.flatten() for g in gradient]).norm().item()
+    assert info["train/grad_norm"] == pytest.approx(norm, rel=1e-5)
+
+
+def test_one_rmsprop_step_follows_the_rmsprop_rule_on_that_gradient():
+    # from an empty state: v = (1 - alpha) g^2, step = -lr g / (sqrt(v) + eps)
+    lr, eps = 7e-4, 1e-5
+    steps, gradient, _ = one_update(OptimizerConfig(name="rmsprop", lr=lr, eps=eps))
+    for step, grad in zip(steps, gradient, strict=True):
+        expected = -lr * grad / (((1 - RMSPROP_ALPHA) * grad**2).sqrt() + eps)
+        torch.testing.assert_close(step, expected, rtol=1e-4, atol=1e-8)
