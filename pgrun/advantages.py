@@ -108,7 +108,7 @@ class ImportanceSampled:
         self.config, self.policy = config, policy
         self.history: deque[Batch] = deque(maxlen=config.reuse_batches)
 
-    def weights(self, batch: Batch) -> tuple[Tensor, dict[str, float]]:
+    def importance_weights(self, batch: Batch) -> tuple[Tensor, dict[str, float]]:
         """The importance weights w_t [T, N] of a (possibly stale) batch, and their diagnostics."""
         config = self.config
         clip = tuple(config.weight_clip) if config.weight_clip is not None else None
@@ -131,7 +131,7 @@ class ImportanceSampled:
     def __call__(self, batch: Batch, critic: nn.Module | None) -> Advantages:
         self.history.append(batch)
         sample = concat_batches(self.history) if len(self.history) > 1 else batch
-        w, info = self.weights(sample)
+        w, info = self.importance_weights(sample)
         rewards, done, gamma = sample.rewards.double(), sample.done, self.config.gamma
         if self.config.is_weights == "per_decision":
             phi = reward_to_go(w * rewards, done, gamma)

@@ -1,4 +1,4 @@
-"""Saving and loading the trained policy: weights, observation statistics and the config."""
+"""Saving and loading the trained policy: parameters, observation statistics and the config."""
 
 from __future__ import annotations
 

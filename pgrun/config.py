@@ -140,7 +140,7 @@ class LogConfig:
     """one line per logged iteration on stderr, under a progress bar"""
     tensorboard: bool = True
     save_policy: bool = True
-    """write policy.pt (weights + config) to the run dir at the end"""
+    """write policy.pt (parameters + config) to the run dir at the end"""
 
 
 @dataclass

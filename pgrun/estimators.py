@@ -1,4 +1,4 @@
-"""Estimators: pure functions from a batch's tensors to per-step weights Phi_t.
+"""Estimators: pure functions from a batch's tensors to the per-step coefficients Phi_t.
 
 All tensors are time-major [T, N]. `done[t]` closes the episode (or recorded segment)
 after step t; the sums below never reach across it.
@@ -95,17 +95,18 @@ def per_decision_weights(rho: Tensor, done: Tensor) -> Tensor:
     return episode_cumsum(rho.log().clamp(min=-1e4), done).exp()
 
 
-def effective_sample_size(weights: Tensor) -> float:
-    """ESS = (sum w)^2 / sum w^2: how many equally weighted samples the weighted ones are worth."""
-    return (weights.sum() ** 2 / (weights**2).sum()).item()
+def effective_sample_size(w: Tensor) -> float:
+    """ESS = (sum w)^2 / sum w^2 (Kong 1992): how many equally weighted samples the
+    importance-weighted ones are worth."""
+    return (w.sum() ** 2 / (w**2).sum()).item()
 
 
 def normalize(phi: Tensor, valid: Tensor, importance: Tensor | None = None, eps: float = 1e-8) -> Tensor:
     """(Phi - w b) / (std + eps) over the valid steps of the whole batch, b = sum Phi / sum w.
 
-    Without importance weights (w = 1) this is (Phi - mean) / std: a constant baseline and
-    a rescaled step (seed 000). With samples from another policy mu, a baseline keeps the
-    gradient unbiased only when it carries the step's importance weight,
+    Without importance weights (w = 1) this is (Phi - mean) / std: a constant baseline
+    (Williams 1992) and a rescaled step. With samples from another policy mu, a baseline
+    keeps the gradient unbiased only when it carries the step's importance weight,
     E_mu[w_t b grad log pi(a_t|s_t)] = 0, whereas E_mu[b grad log pi(a_t|s_t)] != 0.
     """
     w = torch.ones_like(phi) if importance is None else importance.to(phi.dtype)

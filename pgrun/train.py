@@ -19,7 +19,7 @@ from pgrun.envs import ObservationEncoder, make_vector_env
 from pgrun.evaluate import Evaluator
 from pgrun.logger import Logger
 from pgrun.policies import make_policy
-from pgrun.value import ValueNetwork
+from pgrun.value import value_networks
 
 EVAL_SEED_OFFSET = 1_000_000
 
@@ -68,11 +68,7 @@ def train(config: Config, run_dir: Path) -> dict[str, Any]:
     eval_envs = make_vector_env(config.env, config.eval.episodes)
     encoder = ObservationEncoder(envs.single_observation_space, normalize=config.env.normalize_obs)
     policy = make_policy(encoder.dim, envs.single_action_space, config.policy)
-
-    def make_value_network(hidden_sizes: list[int]) -> ValueNetwork:
-        return ValueNetwork(encoder.dim, hidden_sizes, config.policy.activation, config.policy.init)
-
-    rule = make_update_rule(config.algo, policy, make_value_network)
+    rule = make_update_rule(config.algo, policy, value_networks(encoder.dim, config.policy))
     estimate = make_estimator(config.algo, policy)
     collector = Collector(
         envs, policy, encoder, config.algo.batch_unit, config.algo.batch_size, seed=config.seed

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from pgrun.config import ValueConfig
+from pgrun.config import PolicyConfig, ValueConfig
 from pgrun.optim import clip_gradients
 from pgrun.policies import mlp
 
@@ -34,6 +34,16 @@ class ValueNetwork(nn.Module):
 
 ValueNetworkFactory = Callable[[list[int]], ValueNetwork]
 """hidden sizes -> a new V_phi for the run's observations, activation and initialization"""
+
+
+def value_networks(obs_dim: int, architecture: PolicyConfig) -> ValueNetworkFactory:
+    """The factory an update rule gets: value networks over obs_dim features, with the
+    policy's activation and initialization."""
+
+    def make(hidden_sizes: list[int]) -> ValueNetwork:
+        return ValueNetwork(obs_dim, hidden_sizes, architecture.activation, architecture.init)
+
+    return make
 
 
 def value_loss(values: Tensor, targets: Tensor, old_values: Tensor, clip_range: float | None) -> Tensor:

@@ -13,7 +13,7 @@ import torch
 from pgrun.batch import Batch
 from pgrun.config import PolicyConfig
 from pgrun.policies import make_policy
-from pgrun.value import ValueNetwork
+from pgrun.value import value_networks as run_value_networks
 
 OBS_DIM = 3
 SPACES = {
@@ -31,9 +31,8 @@ def small_policy(
     return make_policy(OBS_DIM, space, PolicyConfig(hidden_sizes=sizes, init=init))
 
 
-def value_networks(hidden_sizes: list[int]) -> ValueNetwork:
-    """The value-network factory a rule receives, for OBS_DIM features."""
-    return ValueNetwork(OBS_DIM, hidden_sizes, "tanh", "orthogonal")
+value_networks = run_value_networks(OBS_DIM, PolicyConfig())
+"""the value-network factory a rule receives, for OBS_DIM features"""
 
 
 def random_batch(policy, obs_dim: int = OBS_DIM, seed: int = 0, steps: int = 13, envs: int = 3) -> Batch:
