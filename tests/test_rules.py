@@ -97,17 +97,24 @@ def test_value_function_fits_the_estimators_targets_of_this_batch(name):
         assert (values - batch.flat(batch.rewards)).pow(2).mean() > 10 * error
 
 
+# every algorithm as shipped, and the states a default run never changes: PPO's penalty coefficient
+STATE_CASES = {name: (name, {}) for name in ALGORITHMS} | {
+    "ppo_penalty": ("ppo", {"variant": "penalty", "target_kl": 1e-4}),
+}
+
+
 @pytest.mark.parametrize("space", SPACES.values(), ids=SPACES.keys())
-@pytest.mark.parametrize("name", ALGORITHMS)
-def test_state_dict_carries_everything_the_next_update_depends_on(name, space):
-    trained = build(name, space, seed=0)
+@pytest.mark.parametrize("case", STATE_CASES)
+def test_state_dict_carries_everything_the_next_update_depends_on(case, space):
+    name, overrides = STATE_CASES[case]
+    trained = build(name, space, seed=0, **overrides)
     batch = random_batch(trained.policy, seed=3)
     estimate = Advantages(
         batch, random_like(batch.rewards, seed=4), value_targets=random_like(batch.rewards, 5)
     )
     for _ in range(2):
         trained.update(estimate, progress=0.1)
-    restored = build(name, space, seed=1)  # other initial weights, fresh optimizers
+    restored = build(name, space, seed=1, **overrides)  # other initial weights, fresh optimizers
     restored.load_state_dict(through_a_file(trained.state_dict()))
     for rule in (trained, restored):
         torch.manual_seed(6)  # the same minibatch shuffles
