@@ -130,7 +130,14 @@ def train(config: Config, run_dir: Path) -> dict[str, Any]:
         envs.close()
         eval_envs.close()
     if config.log.save_policy:
-        save_policy(run_dir / POLICY_FILE, policy, as_plain_dict(config), encoder, rule.critic)
+        save_policy(
+            run_dir / POLICY_FILE,
+            policy,
+            as_plain_dict(config),
+            encoder,
+            envs.single_action_space,
+            rule.critic,
+        )
     return {
         "final_eval_return": evals[-1] if evals else None,
         "best_eval_return": max(evals) if evals else None,
