@@ -72,8 +72,7 @@ class Collector:
                 valid = np.ones(self.num_envs, dtype=bool)
             # The statistics fold in s_t, then encode s_t and (below) s_{t+1} alike, so that
             # V(s_t) and the bootstrap V(s_{t+1}) see one normalization.
-            self.encoder.update(self.obs)
-            obs = self.encoder(self.obs)
+            obs = self.encoder.update_and_encode(self.obs)
             with torch.no_grad():
                 distribution = self.policy.distribution(obs)
                 action = distribution.sample()

@@ -112,8 +112,8 @@ class ObservationEncoder:
 
     Box observations are flattened; Discrete ones are one-hot encoded. With `normalize`,
     features are then standardized by running statistics, (x - mean) / sqrt(var + 1e-8)
-    clipped to [-10, 10]; the collector updates the statistics (`update`), encoding only
-    reads them, and they are saved with the policy.
+    clipped to [-10, 10]; the collector updates the statistics (`update_and_encode`),
+    plain encoding only reads them, and they are saved with the policy.
     """
 
     CLIP = 10.0
@@ -130,14 +130,19 @@ class ObservationEncoder:
             return torch.nn.functional.one_hot(index, self.dim).float()
         return torch.as_tensor(obs, dtype=torch.float32).reshape(-1, self.dim)
 
-    def update(self, obs: np.ndarray) -> None:
-        """Fold raw observations [N, *shape] into the running statistics (if normalizing)."""
+    def update_and_encode(self, obs: np.ndarray) -> torch.Tensor:
+        """Fold raw observations [N, *shape] into the running statistics (if normalizing),
+        then encode them with the updated statistics."""
+        features = self.features(obs)
         if self.statistics is not None:
-            self.statistics.update(self.features(obs))
+            self.statistics.update(features)
+        return self.standardize(features)
 
     def __call__(self, obs: np.ndarray) -> torch.Tensor:
         """Encode raw observations [N, *shape] with the statistics as they stand; never updates them."""
-        features = self.features(obs)
+        return self.standardize(self.features(obs))
+
+    def standardize(self, features: torch.Tensor) -> torch.Tensor:
         if self.statistics is None:
             return features
         standardized = (features - self.statistics.mean) / torch.sqrt(self.statistics.var + 1e-8)

@@ -17,7 +17,7 @@ def saved_policy(tmp_path, env_id: str, obs_space, action_space, normalize: bool
     torch.manual_seed(0)
     encoder = ObservationEncoder(obs_space, normalize=normalize)
     if normalize:
-        encoder.update(np.random.default_rng(0).normal(3.0, 2.0, size=(50, *obs_space.shape)))
+        encoder.update_and_encode(np.random.default_rng(0).normal(3.0, 2.0, size=(50, *obs_space.shape)))
     architecture = PolicyConfig(hidden_sizes=[8])
     policy = make_policy(encoder.dim, action_space, architecture)
     config = as_plain_dict(Config(env=EnvConfig(id=env_id), policy=architecture))
