@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 import torch
@@ -51,8 +51,24 @@ class Advantages:
 class Estimator(Protocol):
     def __call__(self, batch: Batch, critic: nn.Module | None) -> Advantages: ...
 
+    def state_dict(self) -> dict[str, Any]:
+        """What the estimator keeps between iterations (for checkpoints), as tensors and plain values."""
+        ...
 
-class MonteCarlo:
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class Stateless:
+    """An estimator that keeps nothing between iterations."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+
+class MonteCarlo(Stateless):
     """Phi_t from the observed rewards alone: R(tau) for every step (total_return) or the
     reward-to-go sum_{t'>=t} gamma^(t'-t) r_t' (reward_to_go); no critic."""
 
@@ -63,7 +79,7 @@ class MonteCarlo:
         return Advantages(batch, self.returns(batch.rewards, batch.done, self.gamma))
 
 
-class GeneralizedAdvantage:
+class GeneralizedAdvantage(Stateless):
     """Phi_t = GAE(gamma, lambda) advantages against the critic's V (Schulman et al. 2016);
     value targets A_t + V(s_t), the lambda-returns."""
 
@@ -139,6 +155,13 @@ class ImportanceSampled:
             phi = w * reward_to_go(rewards, done, gamma)
         return Advantages(sample, phi.float(), importance=w, info=info)
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": [asdict(batch) for batch in self.history]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.history.clear()
+        self.history.extend(Batch(**fields) for fields in state["history"])
+
 
 class Normalized:
     """Phi_t shifted and scaled over the batch (pgrun.estimators.normalize): a constant
@@ -151,6 +174,12 @@ class Normalized:
         estimate = self.estimator(batch, critic)
         estimate.phi = normalize(estimate.phi, estimate.batch.valid, importance=estimate.importance)
         return estimate
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.estimator.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.estimator.load_state_dict(state)
 
 
 ESTIMATORS: dict[str, Callable[[Any, Policy], Estimator]] = {

@@ -1,8 +1,11 @@
-"""Saving and loading the trained policy: parameters, observation statistics and the config."""
+"""Files that hold what a run learned: the policy file (parameters, observation statistics,
+config) and the training checkpoints a run resumes from. Both are written atomically and
+read with torch.load(weights_only=True), which executes no pickled code."""
 
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -16,10 +19,91 @@ from pgrun.envs import ObservationEncoder
 from pgrun.policies import Policy, make_policy
 
 POLICY_FILE = "policy.pt"
+CHECKPOINT_DIR = "checkpoints"
+CHECKPOINT_FORMAT = "pgrun-checkpoint-1"
 
 
 class PolicyFileError(ValueError):
     """A policy file that is missing, truncated, foreign or unsafe; the message is one line."""
+
+
+class CheckpointError(RuntimeError):
+    """No readable checkpoint to resume from; the message is one line."""
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_save(payload: dict[str, Any], path: Path) -> None:
+    """torch.save to a temporary file beside `path`, fsync, then rename over `path`: a crash
+    or a full disk leaves the previous file (if any) as it was, never a partial one."""
+    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.chmod(tmp_name, 0o666 & ~current_umask())  # mkstemp makes it private (0600)
+        with os.fdopen(handle, "wb") as tmp:
+            torch.save(payload, tmp)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # make the rename itself durable
+    finally:
+        os.close(directory)
+
+
+def read_payload(path: Path) -> dict[str, Any]:
+    """torch.load(weights_only=True): tensors and plain values only; ValueError (one line) if
+    the file is truncated, foreign, or holds any other pickled object."""
+    try:
+        payload = torch.load(path, weights_only=True)
+    except Exception as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(reason) from error
+    if not isinstance(payload, dict):
+        raise ValueError(f"holds a {type(payload).__name__}, not a dict")
+    return payload
+
+
+def checkpoint_files(run_dir: Path) -> list[Path]:
+    """The run's checkpoints, oldest first."""
+    return sorted((run_dir / CHECKPOINT_DIR).glob("step_*.pt"))
+
+
+def save_checkpoint(run_dir: Path, state: dict[str, Any], env_steps: int, keep: int) -> Path:
+    """Write `state` as checkpoints/step_<env steps>.pt, then delete all but the newest `keep`."""
+    directory = run_dir / CHECKPOINT_DIR
+    directory.mkdir(exist_ok=True)
+    path = directory / f"step_{env_steps:012d}.pt"
+    atomic_save({"format": CHECKPOINT_FORMAT, **state}, path)
+    for old in checkpoint_files(run_dir)[:-keep]:
+        old.unlink()
+    return path
+
+
+def load_checkpoint(run_dir: Path) -> tuple[dict[str, Any], Path]:
+    """The newest readable checkpoint and its path; an unreadable newer one is skipped with
+    a warning on stderr. Raises CheckpointError if there is none."""
+    files = checkpoint_files(run_dir)
+    if not files:
+        raise CheckpointError(
+            f"{run_dir} has no checkpoint to resume from ({run_dir / CHECKPOINT_DIR} is empty)"
+        )
+    for path in reversed(files):
+        try:
+            state = read_payload(path)
+            if state.get("format") != CHECKPOINT_FORMAT:
+                raise ValueError("not a pgrun checkpoint")
+            return state, path
+        except ValueError as error:
+            print(f"pgrun: warning: skipping checkpoint {path.name}: unreadable ({error})", file=sys.stderr)
+    raise CheckpointError(f"{run_dir}: none of its {len(files)} checkpoints is readable")
 
 
 def describe_space(space: gym.Space) -> dict[str, Any]:
@@ -64,14 +148,7 @@ def save_policy(
     }
     if critic is not None:
         payload["value_state_dict"] = critic.state_dict()
-    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as tmp:
-            torch.save(payload, tmp)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    atomic_save(payload, path)
 
 
 def load_policy(path: Path) -> tuple[Policy, ObservationEncoder, dict[str, Any]]:
@@ -87,13 +164,10 @@ def load_policy(path: Path) -> tuple[Policy, ObservationEncoder, dict[str, Any]]
     if not path.is_file():
         raise PolicyFileError(f"{path}: no such policy file")
     try:
-        payload = torch.load(path, weights_only=True)
-    except Exception as error:  # truncated, foreign, or a pickle weights_only refuses
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise PolicyFileError(f"{path}: not a readable pgrun policy file ({reason})") from error
-    missing = {"state_dict", "config", "spaces", "obs_statistics"} - set(
-        payload if isinstance(payload, dict) else {}
-    )
+        payload = read_payload(path)
+    except ValueError as error:  # truncated, foreign, or a pickle weights_only refuses
+        raise PolicyFileError(f"{path}: not a readable pgrun policy file ({error})") from error
+    missing = {"state_dict", "config", "spaces", "obs_statistics"} - set(payload)
     if missing:
         raise PolicyFileError(f"{path}: not a pgrun policy file (missing {', '.join(sorted(missing))})")
     config = payload["config"]

@@ -1,26 +1,43 @@
-"""The `pgrun` command: Hydra composes the config, pgrun validates it and calls `train`."""
+"""The `pgrun` command: Hydra composes the config, pgrun validates it, claims the run dir
+and trains; `resume=<run dir>` continues a run from its checkpoint and `rerun=<run dir>`
+starts a new run with a finished run's config."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
+from pgrun.checkpoint import CHECKPOINT_DIR, CheckpointError
 from pgrun.config import ConfigError, register_schemas, to_config
-from pgrun.train import TrainingDiverged, train
+from pgrun.interrupt import Interrupted, StopRequests
+from pgrun.resume import rerun_overrides, resumed_config
+from pgrun.rundir import (
+    LOCK_FILE,
+    PROVENANCE_FILE,
+    RunDirError,
+    RunDirLock,
+    RunRecord,
+    claim_new_run_dir,
+    holds_run,
+    write_hydra_files,
+)
+from pgrun.train import RunFailed, train
 
 SUMMARY_FILE = "summary.json"
+BAD_INPUT = (ConfigError, RunDirError, CheckpointError, HydraException, OmegaConfBaseException)
 
 
 def config_dir() -> Path:
@@ -29,11 +46,23 @@ def config_dir() -> Path:
     return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / "configs"
 
 
-def discard_run_dir(run_dir: Path) -> None:
-    """Remove what Hydra put in a run dir for a run that never started; keep anything else."""
+def discard_new_run(run_dir: Path) -> None:
+    """Remove what a run that never got to train wrote in the run dir it claimed (a dir that
+    held no run), and the dir itself if that leaves it empty; keep anything else."""
     shutil.rmtree(run_dir / ".hydra", ignore_errors=True)
-    for log_file in run_dir.glob("*.log"):
-        log_file.unlink()
+    shutil.rmtree(run_dir / CHECKPOINT_DIR, ignore_errors=True)
+    for name in (PROVENANCE_FILE, "metrics.jsonl", LOCK_FILE):
+        (run_dir / name).unlink(missing_ok=True)
+    for path in run_dir.glob("events.out.tfevents.*"):
+        path.unlink()
+    remove_if_empty(run_dir)
+
+
+def remove_if_empty(run_dir: Path) -> None:
+    """Remove the empty log files Hydra opens in a run dir, then the dir if it is empty."""
+    for path in run_dir.glob("*.log"):
+        if path.stat().st_size == 0:
+            path.unlink()
     if run_dir.is_dir() and not any(run_dir.iterdir()):
         run_dir.rmdir()
 
@@ -43,23 +72,76 @@ register_schemas()
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
 def run(cfg: DictConfig) -> float | None:
-    """One job: validate, train, write summary.json; return the final or best eval return
-    (`objective`), which a sweeper such as Optuna maximizes."""
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    """One job: validate, claim the run dir, train, write summary.json; return the final or
+    best eval return (`objective`), which a sweeper such as Optuna maximizes."""
+    hydra_config = HydraConfig.get()
+    run_dir = Path(hydra_config.runtime.output_dir)
+    single_run = hydra_config.mode == RunMode.RUN
+    lock = None
     try:
         config = to_config(cfg)
-        summary = train(config, run_dir)
-    except ConfigError as error:
-        discard_run_dir(run_dir)
-        if HydraConfig.get().mode == RunMode.RUN:
+        lock = claim_new_run_dir(run_dir)
+        write_hydra_files(run_dir, cfg, OmegaConf.create({"hydra": hydra_config}))
+        summary = execute(config, run_dir, choices=dict(hydra_config.runtime.choices))
+    except (ConfigError, RunDirError) as error:
+        if lock is not None:
+            discard_new_run(run_dir)  # the run never started
+        elif not holds_run(run_dir):
+            remove_if_empty(run_dir)  # what Hydra made for it
+        if single_run:
             fail(error)
         raise  # in a sweep, Hydra reports the failed job and the others go on
-    except TrainingDiverged as error:
-        if HydraConfig.get().mode == RunMode.RUN:
+    except RunFailed as error:
+        if single_run:
             fail(error, status=1)
         raise
-    (run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    finally:
+        if lock is not None:
+            lock.release()
     return summary[f"{config.objective}_eval_return"]
+
+
+def execute(
+    config: Any, run_dir: Path, resume: dict[str, Any] | None = None, choices: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Train in `run_dir` (claimed and locked), keeping run.json's status and writing summary.json."""
+    record = RunRecord(run_dir)
+    record.start(config=dataclasses.asdict(config), choices=choices)
+    with StopRequests() as stop:
+        try:
+            summary = train(config, run_dir, resume=resume, stop=stop)
+        except Interrupted as interrupted:
+            interrupted.run_dir = run_dir
+            record.end("interrupted", f"stopped by {interrupted}", env_steps=interrupted.checkpoint_step)
+            raise
+        except BaseException as error:
+            record.end("failed", one_line(error))
+            raise
+    (run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    record.end("finished", env_steps=summary["env_steps"])
+    return summary
+
+
+def resume(run_dir: Path, overrides: list[str]) -> None:
+    """Continue the run in `run_dir` from its newest readable checkpoint."""
+    if not (run_dir / PROVENANCE_FILE).is_file() and not (run_dir / CHECKPOINT_DIR).is_dir():
+        raise RunDirError(f"resume={run_dir}: not a pgrun run directory")
+    lock = RunDirLock(run_dir)
+    try:
+        config, state, path = resumed_config(run_dir, overrides)
+        steps = state["progress"]["steps"]
+        if steps >= config.total_steps:
+            print(
+                f"pgrun: {run_dir} has finished its {steps:,} env steps (total_steps={config.total_steps}); "
+                "pass a larger total_steps to extend it",
+                file=sys.stderr,
+            )
+            return
+        print(f"pgrun: resuming {run_dir} from {path.name} (env step {steps:,})", file=sys.stderr)
+        (run_dir / SUMMARY_FILE).unlink(missing_ok=True)
+        execute(config, run_dir, resume=state)
+    finally:
+        lock.release()
 
 
 def one_line(error: BaseException) -> str:
@@ -88,15 +170,60 @@ def fail(error: BaseException, status: int = 2) -> NoReturn:
     sys.exit(status)
 
 
+def stopped(interrupted: Interrupted) -> NoReturn:
+    """One line saying where the run stopped and how to resume it; exit 130 (SIGINT) or 143 (SIGTERM)."""
+    run_dir = getattr(interrupted, "run_dir", None)
+    if interrupted.checkpoint_step is None:
+        where = "before its first checkpoint; nothing to resume"
+        if run_dir is not None:
+            where += f" (start it again with: pgrun rerun={run_dir})"
+    else:
+        how = "stopped at once" if interrupted.immediate else "checkpoint written"
+        where = f"{how} at env step {interrupted.checkpoint_step:,}; resume with: pgrun resume={run_dir}"
+    print(f"pgrun: interrupted by {interrupted}: {where}", file=sys.stderr)
+    sys.exit(interrupted.exit_status)
+
+
+INTEGRAL_E_NOTATION = re.compile(r"^([^=]+=)(\d+(?:\.\d*)?[eE]\+?\d+)$")
+
+
+def integral_e_notation_as_int(argument: str) -> str:
+    """`total_steps=2e6` -> `total_steps=2000000`, so step counts can be written as floats."""
+    match = INTEGRAL_E_NOTATION.match(argument)
+    if match and float(match[2]).is_integer():
+        return f"{match[1]}{int(float(match[2]))}"
+    return argument
+
+
 def main() -> None:
     """Console entry point: errors in the user's config end in one line on stderr and exit 2."""
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # let errors reach us instead of Hydra's printer
+    arguments = [integral_e_notation_as_int(argument) for argument in sys.argv[1:]]
+    saved = {
+        key: value for key, _, value in (a.partition("=") for a in arguments) if key in ("resume", "rerun")
+    }
+    others = [a for a in arguments if a.partition("=")[0] not in saved]
     try:
+        if len(saved) > 1:
+            raise ConfigError("resume= and rerun= cannot be given together")
+        if "resume" in saved:
+            if "-m" in others or "--multirun" in others:
+                raise ConfigError("resume= continues one run: resume the jobs of a sweep one by one")
+            resume(Path(saved["resume"]), others)
+            return
+        if "rerun" in saved:
+            others = rerun_overrides(Path(saved["rerun"]), others)
+        sys.argv = [sys.argv[0], *others]
         run()
-    except TrainingDiverged as error:
+    except Interrupted as interrupted:
+        stopped(interrupted)
+    except RunFailed as error:
         fail(error, status=1)
-    except (ConfigError, HydraException, OmegaConfBaseException) as error:
+    except BAD_INPUT as error:
         fail(error)
+    except KeyboardInterrupt:
+        print("pgrun: interrupted before training started", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -9,14 +9,30 @@ bootstrap exactly where an episode was truncated.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from gymnasium.vector import VectorEnv
 from torch import Tensor
 
 from pgrun.batch import Batch
+from pgrun.env_state import episode_records, restore
 from pgrun.envs import ObservationEncoder
 from pgrun.policies import Policy
+
+
+class EnvFault(RuntimeError):
+    """The env raised an exception or returned a non-finite reward or observation;
+    `env_steps` counts the steps of the batch before it. The message is one line."""
+
+    def __init__(self, message: str, env_steps: int) -> None:
+        super().__init__(message)
+        self.env_steps = env_steps
+
+
+def first_line(error: BaseException) -> str:
+    return next((line.strip() for line in str(error).splitlines() if line.strip()), "")
 
 
 class Collector:
@@ -77,7 +93,9 @@ class Collector:
                 distribution = self.policy.distribution(obs)
                 action = distribution.sample()
                 logp = distribution.log_prob(action)
-            next_obs, reward, terminated, truncated, info = self.envs.step(self.policy.env_action(action))
+            next_obs, reward, terminated, truncated, info = self.step(
+                action, env_steps=len(steps) * self.num_envs
+            )
             ended = terminated | truncated
             true_next_obs = next_obs
             if ended.any():
@@ -111,3 +129,36 @@ class Collector:
         # Padding steps form segments of their own, closed before the next valid step.
         fields["rewards"] = fields["rewards"] * fields["valid"]
         return Batch(**fields, episode_returns=episode_returns, episode_lengths=episode_lengths)
+
+    def step(self, action: Tensor, env_steps: int) -> tuple[Any, ...]:
+        """envs.step, with an env's exception or a non-finite reward or observation turned
+        into EnvFault: the env's fault, which no learning rate will mend."""
+        try:
+            next_obs, reward, terminated, truncated, info = self.envs.step(self.policy.env_action(action))
+        except Exception as error:
+            raise EnvFault(
+                f"the env raised {type(error).__name__}: {first_line(error)}", env_steps
+            ) from error
+        if not np.isfinite(reward).all():
+            bad = reward[~np.isfinite(reward)][0]
+            raise EnvFault(f"the env returned a non-finite reward ({bad})", env_steps)
+        if np.issubdtype(next_obs.dtype, np.floating) and not np.isfinite(next_obs).all():
+            raise EnvFault("the env returned a non-finite observation", env_steps)
+        return next_obs, reward, terminated, truncated, info
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where the envs are: their current observations, the returns and lengths of the
+        episodes under way, and each copy's episode record (pgrun.env_state)."""
+        return {
+            "obs": torch.as_tensor(self.obs).clone(),
+            "running_return": torch.as_tensor(self.running_return).clone(),
+            "running_length": torch.as_tensor(self.running_length).clone(),
+            "envs": episode_records(self.envs),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Replay each copy's episode so the envs are where `state_dict` found them."""
+        self.obs = state["obs"].numpy()
+        restore(self.envs, state["envs"], self.obs)
+        self.running_return = state["running_return"].numpy().copy()
+        self.running_length = state["running_length"].numpy().copy()

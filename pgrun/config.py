@@ -8,6 +8,7 @@ violation as one line naming the key, the value and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -144,13 +145,22 @@ class LogConfig:
 
 
 @dataclass
+class CheckpointConfig:
+    every: int = checked(50_000, ge=1)
+    """write a checkpoint (checkpoints/step_<env steps>.pt) every this many env steps, and at the end"""
+    keep: int = checked(3, ge=1)
+    """how many of the newest checkpoints to keep"""
+
+
+@dataclass
 class Config:
     algo: AlgoConfig = MISSING
     env: EnvConfig = MISSING
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     log: LogConfig = field(default_factory=LogConfig)
-    seed: int = checked(0, ge=0)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    seed: int = checked(0, ge=0, le=2**32 - 1)
     """seeds torch, numpy, python and the envs"""
     total_steps: int = checked(300_000, ge=1)
     """env steps to train for"""
@@ -164,6 +174,23 @@ class Config:
     """pgrun runs its networks on the cpu"""
     torch_threads: int = checked(1, ge=1)
     """intra-op threads; 1 is fastest for small MLPs and keeps parallel jobs apart"""
+
+    def inconsistency(self) -> tuple[str, str] | None:
+        """(key, why) if the batch and the env copies do not fit the budget, else None."""
+        algo, num_envs = self.algo, self.env.num_envs
+        if num_envs > algo.batch_size:
+            return "env.num_envs", (
+                f"more env copies than algo.batch_size={algo.batch_size} {algo.batch_unit} per batch "
+                "(each copy contributes at least one)"
+            )
+        if algo.batch_unit == "steps":
+            batch_steps = -(-algo.batch_size // num_envs) * num_envs
+            if batch_steps > self.total_steps:
+                return "algo.batch_size", (
+                    f"one batch ({batch_steps} env steps with env.num_envs={num_envs}) is more than "
+                    f"total_steps={self.total_steps}"
+                )
+        return None
 
 
 def slug(text: str) -> str:
@@ -213,7 +240,8 @@ def validate(node: Any, prefix: str = "") -> None:
                 raise ConfigError(f"{key}={value!r} is not allowed: {problem}")
     if hasattr(node, "inconsistency") and (found := node.inconsistency()):
         name, problem = found
-        raise ConfigError(f"{prefix}{name}={getattr(node, name)!r} is not allowed: {problem}")
+        value = functools.reduce(getattr, name.split("."), node)
+        raise ConfigError(f"{prefix}{name}={value!r} is not allowed: {problem}")
 
 
 def unknown_key(node: DictConfig, prefix: str = "") -> str | None:

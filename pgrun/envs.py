@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import multiprocessing
+import signal
 
 import gymnasium as gym
 import numpy as np
@@ -11,6 +13,11 @@ import torch
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
 
 from pgrun.config import ConfigError, EnvConfig
+from pgrun.env_state import EpisodeRecorder
+
+GUARD_MAX_EPISODE_STEPS = 100_000
+"""the time limit of an env that has none registered and none configured: without one, a
+batch of complete episodes or an evaluation would never end"""
 
 
 def resolve_env_id(env_id: str) -> str:
@@ -45,28 +52,46 @@ def resolve_env_id(env_id: str) -> str:
     )
 
 
+def episode_step_limit(config: EnvConfig) -> tuple[int, bool]:
+    """The time limit episodes get: env.max_episode_steps, else the registered one, else
+    GUARD_MAX_EPISODE_STEPS; and whether it is that guard (the env has no limit of its own)."""
+    if config.max_episode_steps is not None:
+        return config.max_episode_steps, False
+    registered = gym.spec(resolve_env_id(config.id)).max_episode_steps
+    return (registered, False) if registered is not None else (GUARD_MAX_EPISODE_STEPS, True)
+
+
 def make_vector_env(config: EnvConfig, num_envs: int) -> VectorEnv:
     """`num_envs` copies of the configured env, auto-resetting in the same step.
 
     With AutoresetMode.SAME_STEP an episode's last observation arrives in
-    info["final_obs"] and the returned observation already starts the next episode.
+    info["final_obs"] and the returned observation already starts the next episode. Each
+    copy records its current episode (pgrun.env_state) so that a checkpoint can restore it.
+    Async workers ignore SIGINT and SIGTERM: the main process decides when to stop, and
+    closes them.
     """
     env_id = resolve_env_id(config.id)
     make_kwargs = dict(config.kwargs)
-    if config.max_episode_steps is not None:
-        make_kwargs["max_episode_steps"] = config.max_episode_steps
+    make_kwargs["max_episode_steps"] = episode_step_limit(config)[0]
 
     def make_one() -> gym.Env:
-        return gym.make(env_id, **make_kwargs)
+        return EpisodeRecorder(gym.make(env_id, **make_kwargs))
+
+    def make_in_worker() -> gym.Env:
+        if multiprocessing.parent_process() is not None:  # AsyncVectorEnv also makes one in this process
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        return make_one()
 
     try:
         check_spaces(make_one())
     except gym.error.Error as error:
         raise ConfigError(f"env.id={config.id!r}: {error}") from error
     except TypeError as error:  # unexpected keyword in env.kwargs
-        raise ConfigError(f"env.kwargs={make_kwargs!r}: {error}") from error
-    vector_class = SyncVectorEnv if config.vectorization == "sync" else AsyncVectorEnv
-    return vector_class([make_one] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
+        raise ConfigError(f"env.kwargs={dict(config.kwargs)!r}: {error}") from error
+    if config.vectorization == "sync":
+        return SyncVectorEnv([make_one] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
+    return AsyncVectorEnv([make_in_worker] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
 
 
 def check_spaces(env: gym.Env) -> None:

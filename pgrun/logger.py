@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -33,11 +34,31 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def truncate_metrics(path: Path, last_step: int) -> None:
+    """Keep the rows of `path` up to env step `last_step` (and no torn last line); atomic."""
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line torn by a kill
+        if row["step"] <= last_step:
+            kept.append(line + "\n")
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(kept), encoding="utf-8")
+    os.replace(tmp, path)
+
+
 class Logger:
     """Writes namespaced scalars ("charts/", "eval/", "train/", "time/") against env steps.
 
     TensorBoard event files and metrics.jsonl go to `run_dir`; the console gets a progress
-    bar and one line per iteration.
+    bar and one line per iteration. A resumed run (`resume_step`: the env step of its
+    checkpoint) continues both from there: metrics.jsonl loses its rows after that step, and
+    a new event file tells TensorBoard to purge the old files' events after it, so the steps
+    logged between the checkpoint and the interruption are superseded, not duplicated.
     """
 
     def __init__(
@@ -47,10 +68,14 @@ class Logger:
         total_steps: int,
         console: bool,
         tensorboard: bool,
+        resume_step: int | None = None,
     ) -> None:
+        if resume_step is not None:
+            truncate_metrics(run_dir / METRICS_FILE, resume_step)
         self.metrics = (run_dir / METRICS_FILE).open("a", encoding="utf-8")
-        self.writer = SummaryWriter(str(run_dir)) if tensorboard else None
-        if self.writer is not None:
+        purge_step = None if resume_step is None else resume_step + 1
+        self.writer = SummaryWriter(str(run_dir), purge_step=purge_step) if tensorboard else None
+        if self.writer is not None and resume_step is None:
             # Written into this run's own event file so that TensorBoard's HParams view
             # pairs the hyperparameters with this run's eval/return scalars.
             for summary in hparams(flatten(hyperparameters), {"eval/return": math.nan}):
@@ -63,6 +88,7 @@ class Logger:
             disable=not console or not sys.stderr.isatty(),
             dynamic_ncols=True,
             leave=False,
+            initial=resume_step or 0,
         )
 
     def log(self, step: int, scalars: dict[str, float]) -> None:

@@ -1,9 +1,11 @@
-"""The training loop: collector -> estimator -> update rule, once per iteration."""
+"""The training loop: collector -> estimator -> update rule, once per iteration, with
+checkpoints a run resumes from exactly."""
 
 from __future__ import annotations
 
-import random
+import math
 import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -11,27 +13,24 @@ import numpy as np
 import torch
 
 from pgrun.advantages import make_estimator
-from pgrun.algos import make_update_rule
-from pgrun.checkpoint import POLICY_FILE, save_policy
-from pgrun.collector import Collector
+from pgrun.algos import make_update_rule, schema_name
+from pgrun.checkpoint import POLICY_FILE, save_checkpoint, save_policy
+from pgrun.collector import Collector, EnvFault
 from pgrun.config import Config, as_plain_dict
 from pgrun.envs import ObservationEncoder, make_vector_env
 from pgrun.evaluate import Evaluator
+from pgrun.interrupt import Interrupted, StopRequests
 from pgrun.logger import Logger
 from pgrun.policies import make_policy
+from pgrun.rng import load_rng_state, rng_state, seed_everything
 from pgrun.value import value_networks
 
 EVAL_SEED_OFFSET = 1_000_000
 
 
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the message is one line."""
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+class RunFailed(RuntimeError):
+    """The run stopped on its own (a non-finite loss, parameter or reward, a failing env);
+    the message is one line."""
 
 
 class EpisodeStats:
@@ -56,93 +55,229 @@ class EpisodeStats:
         }
 
 
-def train(config: Config, run_dir: Path) -> dict[str, Any]:
-    """Train one agent as configured, writing logs and the policy to `run_dir`.
+@dataclass
+class Progress:
+    """The loop's counters and the summary's bookkeeping."""
+
+    steps: int = 0
+    iteration: int = 0
+    next_eval: int = 0
+    next_log: int = 0
+    evals: list[float] = field(default_factory=list)
+    reached_at_step: int | None = None
+    reached_at_seconds: float | None = None
+    seconds: float = 0.0
+    """training seconds up to the last checkpoint, carried into a resumed run's time/elapsed"""
+
+
+class Training:
+    """One run between iterations: its envs, learners, logger and counters.
+
+    `state_dict()` is everything the next iteration depends on, so a run restored from it
+    (`resume`) continues exactly as the uninterrupted run would (CPU, same code).
+    """
+
+    def __init__(self, config: Config, run_dir: Path, resume: dict[str, Any] | None = None) -> None:
+        self.config, self.run_dir = config, run_dir
+        seed_everything(config.seed)
+        torch.set_num_threads(config.torch_threads)
+        self.envs = make_vector_env(config.env, config.env.num_envs)
+        self.eval_envs = make_vector_env(config.env, config.eval.episodes)
+        try:
+            self.build(resume)
+        except BaseException:
+            self.envs.close()
+            self.eval_envs.close()
+            raise
+
+    def build(self, resume: dict[str, Any] | None) -> None:
+        config = self.config
+        self.encoder = ObservationEncoder(
+            self.envs.single_observation_space, normalize=config.env.normalize_obs
+        )
+        self.policy = make_policy(self.encoder.dim, self.envs.single_action_space, config.policy)
+        self.rule = make_update_rule(
+            config.algo, self.policy, value_networks(self.encoder.dim, config.policy)
+        )
+        self.estimate = make_estimator(config.algo, self.policy)
+        self.collector = Collector(
+            self.envs,
+            self.policy,
+            self.encoder,
+            config.algo.batch_unit,
+            config.algo.batch_size,
+            seed=config.seed,
+        )
+        self.evaluate = Evaluator(
+            self.eval_envs, self.encoder, config.seed + EVAL_SEED_OFFSET, config.eval.deterministic
+        )
+        self.progress = Progress(next_eval=config.eval.every, next_log=config.log.every)
+        self.episodes = EpisodeStats()
+        if resume is not None:
+            self.load_state_dict(resume)
+        self.checkpoint_step: int | None = self.progress.steps if resume is not None else None
+        self.logger = Logger(
+            self.run_dir,
+            as_plain_dict(config),
+            config.total_steps,
+            config.log.console,
+            config.log.tensorboard,
+            resume_step=self.checkpoint_step,
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "config": as_plain_dict(self.config),
+            "algorithm": schema_name(self.config.algo),
+            "rule": self.rule.state_dict(),
+            "estimator": self.estimate.state_dict(),
+            "observation_statistics": self.encoder.statistics.state_dict() if self.encoder.statistics else {},
+            "collector": self.collector.state_dict(),
+            "rng": rng_state(),
+            "progress": asdict(self.progress),
+            "episodes": {"returns": list(self.episodes.returns), "lengths": list(self.episodes.lengths)},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rule.load_state_dict(state["rule"])
+        self.estimate.load_state_dict(state["estimator"])
+        if self.encoder.statistics is not None:
+            self.encoder.statistics.load_state_dict(state["observation_statistics"])
+        self.collector.load_state_dict(state["collector"])
+        load_rng_state(state["rng"])
+        self.progress = Progress(**state["progress"])
+        self.episodes.add(state["episodes"]["returns"], state["episodes"]["lengths"])
+
+    def iterate(self, started: float) -> None:
+        """Collect, estimate, update; evaluate and log when due. `started`: the perf_counter
+        value at which training (including earlier sessions) began."""
+        config, progress = self.config, self.progress
+        try:
+            batch = self.collector.collect()
+        except EnvFault as fault:
+            where = f"env step {progress.steps + fault.env_steps:,} (iteration {progress.iteration + 1})"
+            raise RunFailed(
+                f"{fault} at {where}: the env {config.env.id!r} is at fault, not the algorithm; "
+                f"{self.kept_checkpoint()}"
+            ) from fault
+        advantages = self.estimate(batch, self.rule.critic)
+        scalars = advantages.info | self.rule.update(advantages, progress=progress.steps / config.total_steps)
+        progress.steps += batch.env_steps
+        progress.iteration += 1
+        self.check_finite(scalars)
+        self.episodes.add(batch.episode_returns, batch.episode_lengths)
+        last = progress.steps >= config.total_steps
+        evaluated = progress.steps >= progress.next_eval or last
+        if evaluated:
+            while progress.next_eval <= progress.steps:
+                progress.next_eval += config.eval.every
+            returns = self.evaluate(self.policy)
+            scalars["eval/return"], scalars["eval/return_std"] = float(returns.mean()), float(returns.std())
+            progress.evals.append(scalars["eval/return"])
+        if evaluated or progress.steps >= progress.next_log:
+            while progress.next_log <= progress.steps:
+                progress.next_log += config.log.every
+            scalars |= self.episodes.scalars()
+            scalars["time/elapsed"] = time.perf_counter() - started
+            scalars["time/sps"] = progress.steps / scalars["time/elapsed"]
+            self.logger.log(progress.steps, scalars)
+            self.logger.iteration(progress.iteration, progress.steps, scalars)
+        target = config.target_return
+        if (
+            progress.reached_at_step is None
+            and target is not None
+            and scalars.get("eval/return", -np.inf) >= target
+        ):
+            progress.reached_at_step, progress.reached_at_seconds = (
+                progress.steps,
+                time.perf_counter() - started,
+            )
+
+    def check_finite(self, scalars: dict[str, float]) -> None:
+        """RunFailed naming the first non-finite loss or parameter after an update."""
+        where = f"at iteration {self.progress.iteration} (env step {self.progress.steps:,})"
+        kept = self.kept_checkpoint()
+        for key, value in scalars.items():
+            if key.endswith("loss") and not math.isfinite(value):
+                raise RunFailed(
+                    f"training diverged {where}: {key} is {value}; lower the learning rate or clip "
+                    f"gradients; {kept}"
+                )
+        for name, module in (("policy", self.policy), ("critic", self.rule.critic)):
+            if module is not None and not all(torch.isfinite(p).all() for p in module.parameters()):
+                raise RunFailed(
+                    f"training diverged {where}: the {name}'s parameters are not finite after an update "
+                    f"from a finite loss (a non-finite gradient); lower the learning rate or clip "
+                    f"gradients; {kept}"
+                )
+
+    def kept_checkpoint(self) -> str:
+        if self.checkpoint_step is None:
+            return "no checkpoint was written yet"
+        return f"the last checkpoint (env step {self.checkpoint_step:,}) is kept"
+
+    def checkpoint(self, started: float) -> None:
+        self.progress.seconds = time.perf_counter() - started
+        save_checkpoint(self.run_dir, self.state_dict(), self.progress.steps, self.config.checkpoint.keep)
+        self.checkpoint_step = self.progress.steps
+
+    def run(self, stop: StopRequests) -> dict[str, Any]:
+        """Train until total_steps (or the target, with stop_at_target), checkpointing every
+        checkpoint.every env steps and at the end; on a stop request, checkpoint and raise
+        Interrupted. Returns the run's summary."""
+        config, progress = self.config, self.progress
+        started = time.perf_counter() - progress.seconds
+        every = config.checkpoint.every
+        next_checkpoint = (progress.steps // every + 1) * every
+        try:
+            while progress.steps < config.total_steps:
+                self.iterate(started)
+                stop.last_checkpoint_step = self.checkpoint_step
+                if config.stop_at_target and progress.reached_at_step is not None:
+                    break
+                if stop.requested:
+                    self.checkpoint(started)
+                    raise Interrupted(stop.signum, self.checkpoint_step, immediate=False)
+                if progress.steps >= next_checkpoint and progress.steps < config.total_steps:
+                    self.checkpoint(started)
+                    stop.last_checkpoint_step = self.checkpoint_step
+                    next_checkpoint = (progress.steps // every + 1) * every
+            if self.checkpoint_step != progress.steps:
+                self.checkpoint(started)
+            if config.log.save_policy:
+                save_policy(
+                    self.run_dir / POLICY_FILE,
+                    self.policy,
+                    as_plain_dict(config),
+                    self.encoder,
+                    self.envs.single_action_space,
+                    self.rule.critic,
+                )
+        finally:
+            self.close()
+        return {
+            "final_eval_return": progress.evals[-1] if progress.evals else None,
+            "best_eval_return": max(progress.evals) if progress.evals else None,
+            "target_reached_at_step": progress.reached_at_step,
+            "target_reached_at_seconds": progress.reached_at_seconds,
+            "env_steps": progress.steps,
+            "seconds": time.perf_counter() - started,
+        }
+
+    def close(self) -> None:
+        self.logger.close()
+        self.envs.close()
+        self.eval_envs.close()
+
+
+def train(
+    config: Config, run_dir: Path, resume: dict[str, Any] | None = None, stop: StopRequests | None = None
+) -> dict[str, Any]:
+    """Train one agent as configured (continuing from a checkpoint's state if `resume`),
+    writing logs, checkpoints and the policy to `run_dir`.
 
     Returns a summary: final and best evaluation returns, the env steps and seconds at
     which an evaluation first reached target_return (None if never), total env steps.
     """
-    seed_everything(config.seed)
-    torch.set_num_threads(config.torch_threads)
-    envs = make_vector_env(config.env, config.env.num_envs)
-    eval_envs = make_vector_env(config.env, config.eval.episodes)
-    encoder = ObservationEncoder(envs.single_observation_space, normalize=config.env.normalize_obs)
-    policy = make_policy(encoder.dim, envs.single_action_space, config.policy)
-    rule = make_update_rule(config.algo, policy, value_networks(encoder.dim, config.policy))
-    estimate = make_estimator(config.algo, policy)
-    collector = Collector(
-        envs, policy, encoder, config.algo.batch_unit, config.algo.batch_size, seed=config.seed
-    )
-    evaluate = Evaluator(eval_envs, encoder, config.seed + EVAL_SEED_OFFSET, config.eval.deterministic)
-    logger = Logger(
-        run_dir, as_plain_dict(config), config.total_steps, config.log.console, config.log.tensorboard
-    )
-
-    steps, iteration, next_eval, next_log = 0, 0, config.eval.every, config.log.every
-    episodes = EpisodeStats()
-    evals: list[float] = []
-    reached_at_step, reached_at_seconds = None, None
-    start = time.perf_counter()
-    try:
-        while steps < config.total_steps:
-            batch = collector.collect()
-            advantages = estimate(batch, rule.critic)
-            scalars = advantages.info | rule.update(advantages, progress=steps / config.total_steps)
-            steps += batch.env_steps
-            iteration += 1
-            episodes.add(batch.episode_returns, batch.episode_lengths)
-            if not all(torch.isfinite(p).all() for p in policy.parameters()):
-                raise TrainingDiverged(
-                    f"training diverged after {steps} env steps: the policy's parameters are not finite "
-                    f"(train/loss={scalars['train/loss']}); lower the learning rate or clip gradients. "
-                    "No policy was saved"
-                )
-            last = steps >= config.total_steps
-            evaluated = steps >= next_eval or last
-            if evaluated:
-                while next_eval <= steps:
-                    next_eval += config.eval.every
-                returns = evaluate(policy)
-                scalars["eval/return"], scalars["eval/return_std"] = (
-                    float(returns.mean()),
-                    float(returns.std()),
-                )
-                evals.append(scalars["eval/return"])
-            if evaluated or steps >= next_log:
-                while next_log <= steps:
-                    next_log += config.log.every
-                scalars |= episodes.scalars()
-                scalars["time/elapsed"] = time.perf_counter() - start
-                scalars["time/sps"] = steps / scalars["time/elapsed"]
-                logger.log(steps, scalars)
-                logger.iteration(iteration, steps, scalars)
-            target = config.target_return
-            if (
-                reached_at_step is None
-                and target is not None
-                and scalars.get("eval/return", -np.inf) >= target
-            ):
-                reached_at_step, reached_at_seconds = steps, time.perf_counter() - start
-                if config.stop_at_target:
-                    break
-    finally:
-        logger.close()
-        envs.close()
-        eval_envs.close()
-    if config.log.save_policy:
-        save_policy(
-            run_dir / POLICY_FILE,
-            policy,
-            as_plain_dict(config),
-            encoder,
-            envs.single_action_space,
-            rule.critic,
-        )
-    return {
-        "final_eval_return": evals[-1] if evals else None,
-        "best_eval_return": max(evals) if evals else None,
-        "target_reached_at_step": reached_at_step,
-        "target_reached_at_seconds": reached_at_seconds,
-        "env_steps": steps,
-        "seconds": time.perf_counter() - start,
-    }
+    training = Training(config, run_dir, resume)
+    return training.run(stop if stop is not None else StopRequests())

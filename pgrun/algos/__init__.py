@@ -24,6 +24,14 @@ def algorithms() -> dict[str, Algorithm]:
     return found
 
 
+def schema_name(config: AlgoConfig) -> str:
+    """The name under which `config`'s schema is registered (what a checkpoint records)."""
+    for name, algorithm in algorithms().items():
+        if type(config) is algorithm.schema:
+            return name
+    raise TypeError(f"no algorithm has the schema {type(config).__name__}")
+
+
 def make_update_rule(
     config: AlgoConfig, policy: Policy, make_value_network: ValueNetworkFactory
 ) -> UpdateRule:

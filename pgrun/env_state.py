@@ -1,0 +1,84 @@
+"""Saving and restoring the state of a vector env by replaying each copy's current episode.
+
+gymnasium has no API to read or write an env's state (CartPole's cart, MuJoCo's qpos,
+Box2D's bodies), but it asks every env to draw its randomness from `np_random`. So an
+episode is fully determined by how it started (the reset seed, or the state of
+`np_random` before an unseeded reset) and the actions taken since. `EpisodeRecorder`
+keeps exactly that for one copy, as plain values and tensors that a checkpoint can hold;
+`restore` resets each copy the same way and steps it through the same actions, which
+brings the env, its wrappers (time limits) and its random generator to where they were.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium.vector import VectorEnv
+
+
+class EnvNotReplayable(RuntimeError):
+    """Replaying an episode did not reproduce the recorded observation; the message is one line."""
+
+
+class EpisodeRecorder(gym.Wrapper):
+    """Records how the current episode started and the actions taken since (outermost wrapper)."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self.episode_start: dict[str, Any] = {"seed": None, "rng": None}
+        self.episode_actions: list[np.ndarray] = []
+        self.pending_record: dict[str, Any] | None = None
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> Any:
+        rng = None if seed is not None else copy.deepcopy(self.env.unwrapped.np_random.bit_generator.state)
+        self.episode_start = {"seed": seed, "rng": rng}
+        self.episode_actions = []
+        return self.env.reset(seed=seed, options=options)
+
+    def step(self, action: Any) -> Any:
+        self.episode_actions.append(np.array(action, copy=True))
+        return self.env.step(action)
+
+    def episode_record(self) -> dict[str, Any]:
+        """The episode so far: {"seed", "rng", "actions" (tensor [steps, *action shape])}."""
+        actions = (
+            torch.as_tensor(np.stack(self.episode_actions))
+            if self.episode_actions
+            else torch.empty(0, *self.action_space.shape)
+        )
+        return {**copy.deepcopy(self.episode_start), "actions": actions}
+
+    def replay_pending_record(self) -> Any:
+        """Reset and step as `pending_record` says (set through the vector env's set_attr);
+        return the observation reached."""
+        record, self.pending_record = self.pending_record, None
+        if record["seed"] is not None:
+            obs, _ = self.reset(seed=record["seed"])
+        else:
+            self.env.unwrapped.np_random.bit_generator.state = record["rng"]
+            obs, _ = self.reset()
+        for action in record["actions"].numpy():
+            obs, *_ = self.step(action)
+        return obs
+
+
+def episode_records(envs: VectorEnv) -> list[dict[str, Any]]:
+    """One record per env copy (see EpisodeRecorder.episode_record)."""
+    return list(envs.call("episode_record"))
+
+
+def restore(envs: VectorEnv, records: list[dict[str, Any]], expected_obs: np.ndarray) -> None:
+    """Bring every copy back to its recorded episode; raise EnvNotReplayable unless each
+    reaches the observation it had when the records were taken (`expected_obs`, [N, ...])."""
+    envs.set_attr("pending_record", records)
+    reached = np.stack(envs.call("replay_pending_record"))
+    if reached.shape != expected_obs.shape or not np.array_equal(reached, expected_obs):
+        raise EnvNotReplayable(
+            "the env did not come back to its saved state when its episodes were replayed: it has "
+            "randomness outside env.np_random or state a reset does not clear, so this run cannot "
+            "be resumed exactly"
+        )
