@@ -4,6 +4,7 @@ starts a new run with a finished run's config."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -112,10 +113,12 @@ def execute(
             summary = train(config, run_dir, resume=resume, stop=stop)
         except Interrupted as interrupted:
             interrupted.run_dir = run_dir
-            record.end("interrupted", f"stopped by {interrupted}", env_steps=interrupted.checkpoint_step)
+            with contextlib.suppress(OSError):  # the stop matters more than its record
+                record.end("interrupted", f"stopped by {interrupted}", env_steps=interrupted.checkpoint_step)
             raise
         except BaseException as error:
-            record.end("failed", one_line(error))
+            with contextlib.suppress(OSError):
+                record.end("failed", one_line(error))
             raise
     (run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     record.end("finished", env_steps=summary["env_steps"])
@@ -221,6 +224,9 @@ def main() -> None:
         fail(error, status=1)
     except BAD_INPUT as error:
         fail(error)
+    except OSError as error:  # e.g. a run dir that cannot be created
+        print(f"pgrun: error: {error.strerror or error}: {error.filename}", file=sys.stderr)
+        sys.exit(1)
     except KeyboardInterrupt:
         print("pgrun: interrupted before training started", file=sys.stderr)
         sys.exit(130)

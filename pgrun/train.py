@@ -232,16 +232,15 @@ class Training:
         try:
             while progress.steps < config.total_steps:
                 self.iterate(started)
-                stop.last_checkpoint_step = self.checkpoint_step
                 if config.stop_at_target and progress.reached_at_step is not None:
                     break
-                if stop.requested:
-                    self.checkpoint(started)
-                    raise Interrupted(stop.signum, self.checkpoint_step, immediate=False)
-                if progress.steps >= next_checkpoint and progress.steps < config.total_steps:
+                due = next_checkpoint <= progress.steps < config.total_steps
+                if stop.requested or due:
                     self.checkpoint(started)
                     stop.last_checkpoint_step = self.checkpoint_step
                     next_checkpoint = (progress.steps // every + 1) * every
+                if stop.requested:
+                    raise Interrupted(stop.signum, self.checkpoint_step, immediate=False)
             if self.checkpoint_step != progress.steps:
                 self.checkpoint(started)
             if config.log.save_policy:
@@ -253,8 +252,16 @@ class Training:
                     self.envs.single_action_space,
                     self.rule.critic,
                 )
-        finally:
-            self.close()
+        except OSError as error:
+            self.close(quietly=True)
+            raise RunFailed(
+                f"cannot write the run's files ({error.strerror or error}: {error.filename}); "
+                f"{self.kept_checkpoint()}"
+            ) from error
+        except BaseException:
+            self.close(quietly=True)
+            raise
+        self.close()
         return {
             "final_eval_return": progress.evals[-1] if progress.evals else None,
             "best_eval_return": max(progress.evals) if progress.evals else None,
@@ -264,10 +271,15 @@ class Training:
             "seconds": time.perf_counter() - started,
         }
 
-    def close(self) -> None:
-        self.logger.close()
-        self.envs.close()
-        self.eval_envs.close()
+    def close(self, quietly: bool = False) -> None:
+        """Flush and close the logs, shut the envs (and async workers) down; `quietly`: while
+        another error is on its way, one from closing would only hide it."""
+        for close in (self.logger.close, self.envs.close, self.eval_envs.close):
+            try:
+                close()
+            except Exception:
+                if not quietly:
+                    raise
 
 
 def train(

@@ -1,17 +1,9 @@
 """Learning tests: with the shipped defaults, each algorithm reaches its floor within the budget."""
 
 import pytest
-from hydra import compose, initialize_config_dir
+from tests_support import shipped_config
 
-from pgrun.cli import config_dir
-from pgrun.config import register_schemas, to_config
 from pgrun.train import train
-
-
-def shipped_config(*overrides: str):
-    register_schemas()
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        return to_config(compose("config", overrides=["log.console=false", *overrides]))
 
 
 @pytest.mark.slow

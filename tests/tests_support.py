@@ -9,9 +9,11 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import torch
+from hydra import compose, initialize_config_dir
 
 from pgrun.batch import Batch
-from pgrun.config import PolicyConfig
+from pgrun.cli import config_dir
+from pgrun.config import Config, PolicyConfig, register_schemas, to_config
 from pgrun.policies import make_policy
 from pgrun.value import value_networks as run_value_networks
 
@@ -102,3 +104,22 @@ def pgrun(
 
 def metrics(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def shipped_config(*overrides: str) -> Config:
+    """The config `pgrun <overrides> log.console=false` composes, built in this process."""
+    register_schemas()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return to_config(compose("config", overrides=["log.console=false", *overrides]))
+
+
+def learning_rows(run_dir: Path) -> list[dict]:
+    """metrics.jsonl without the wall-clock columns (time/*), which no two runs share."""
+    return [{k: v for k, v in row.items() if not k.startswith("time/")} for row in metrics(run_dir)]
+
+
+def saved_parameters(run_dir: Path) -> dict[str, torch.Tensor]:
+    """The policy's and (if any) the value network's parameters in the run's policy.pt."""
+    payload = torch.load(run_dir / "policy.pt", weights_only=True)
+    value = {f"value.{k}": v for k, v in payload.get("value_state_dict", {}).items()}
+    return payload["state_dict"] | value

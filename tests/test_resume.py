@@ -1,0 +1,182 @@
+"""Runs that survive: checkpoints, interruption by signals and kill -9, exact resume."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tests_support import (
+    EPISODE_ALGOS,
+    EPISODE_BATCHES,
+    PGRUN,
+    TINY,
+    learning_rows,
+    metrics,
+    pgrun,
+    saved_parameters,
+    shipped_config,
+)
+
+from pgrun.checkpoint import checkpoint_files
+from pgrun.train import train
+
+SHIPPED_ALGOS = sorted(
+    path.stem for path in (Path(__file__).parent.parent / "configs" / "algo").glob("*.yaml")
+)
+
+
+def assert_same_parameters(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algo", SHIPPED_ALGOS)
+def test_a_run_resumed_from_any_checkpoint_ends_as_the_uninterrupted_run(tmp_path, algo):
+    # small batches: many iterations, a checkpoint after each; resume from three of them
+    batches = EPISODE_BATCHES if algo in EPISODE_ALGOS else ["algo.batch_size=100"]
+    config = shipped_config(
+        f"algo={algo}", *TINY, *batches, "checkpoint.every=1", "checkpoint.keep=1000", "log.tensorboard=false"
+    )
+    whole = tmp_path / "whole"
+    whole.mkdir()
+    train(config, whole)
+    checkpoints = checkpoint_files(whole)[:-1]
+    assert len(checkpoints) >= 3
+    for checkpoint in [checkpoints[0], checkpoints[len(checkpoints) // 2], checkpoints[-1]]:
+        resumed = tmp_path / checkpoint.stem
+        resumed.mkdir()
+        shutil.copy(whole / "metrics.jsonl", resumed)  # rows past the checkpoint must be superseded
+        train(config, resumed, resume=torch.load(checkpoint, weights_only=True))
+        assert learning_rows(resumed) == learning_rows(whole), checkpoint.name
+        assert_same_parameters(saved_parameters(resumed), saved_parameters(whole))
+
+
+RUN = [
+    "algo=ppo", "algo.batch_size=200", "algo.minibatch_size=50", "algo.epochs=2", "total_steps=6000",
+    "eval.every=1000", "eval.episodes=2", "log.console=false", "log.every=1", "checkpoint.every=400",
+]  # fmt: skip
+
+
+def start(run_dir: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [PGRUN, *RUN, *args, f"hydra.run.dir={run_dir}"],
+        cwd=run_dir.parent,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_rows(process: subprocess.Popen, run_dir: Path, rows: int) -> None:
+    deadline = time.monotonic() + 300
+    while not ((run_dir / "metrics.jsonl").is_file() and len(metrics(run_dir)) >= rows):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def tensorboard_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar but time/*, as TensorBoard's own reader shows it (purged events dropped)."""
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    return {
+        tag: [(event.step, event.value) for event in events.Scalars(tag)]
+        for tag in events.Tags()["scalars"]
+        if not tag.startswith("time/")
+    }
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> dict[str, Path]:
+    """The reference runs, sync and async, never interrupted."""
+    runs = {}
+    for vectorization in ["sync", "async"]:
+        run_dir = tmp_path_factory.mktemp("reference") / vectorization
+        result = pgrun(
+            *RUN, f"env.vectorization={vectorization}", f"hydra.run.dir={run_dir}", cwd=run_dir.parent
+        )
+        assert result.returncode == 0, result.stderr
+        runs[vectorization] = run_dir
+    return runs
+
+
+def assert_same_run(run_dir: Path, reference: Path) -> None:
+    assert learning_rows(run_dir) == learning_rows(reference)
+    scalars = tensorboard_scalars(run_dir)
+    for tag, points in scalars.items():
+        steps = [step for step, _ in points]
+        assert len(steps) == len(set(steps)), f"{tag} has duplicated steps"
+    assert scalars == tensorboard_scalars(reference)
+    assert_same_parameters(saved_parameters(run_dir), saved_parameters(reference))
+    summary, expected = (json_file(path / "summary.json") for path in (run_dir, reference))
+    assert summary["env_steps"] == expected["env_steps"] == 6000
+    assert summary["final_eval_return"] == expected["final_eval_return"]
+
+
+def json_file(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("vectorization", "signum", "status"), [("sync", signal.SIGINT, 130), ("async", signal.SIGTERM, 143)]
+)
+def test_a_signal_stops_the_run_with_a_checkpoint_and_resume_continues_it_exactly(
+    tmp_path, uninterrupted, vectorization, signum, status
+):
+    run_dir = tmp_path / "run"
+    process = start(run_dir, f"env.vectorization={vectorization}")
+    wait_for_rows(process, run_dir, 7)
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == status, stderr
+    assert "Traceback" not in stderr, stderr
+    lines = stderr.strip().splitlines()
+    name = signal.Signals(signum).name
+    assert len(lines) == 1 and lines[0].startswith(
+        f"pgrun: interrupted by {name}: checkpoint written at env step "
+    )
+    assert lines[0].endswith(f"; resume with: pgrun resume={run_dir}")
+    stopped_at = int(lines[0].split("env step ")[1].split(";")[0].replace(",", ""))
+    assert 1400 <= stopped_at < 6000
+    assert checkpoint_files(run_dir)[-1].name == f"step_{stopped_at:012d}.pt"
+    assert json_file(run_dir / "run.json")["status"] == "interrupted"
+    assert not (run_dir / "policy.pt").exists()
+
+    resumed = pgrun(f"resume={run_dir}", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming {run_dir} from step_{stopped_at:012d}.pt" in resumed.stderr
+    assert_same_run(run_dir, uninterrupted[vectorization])
+    record = json_file(run_dir / "run.json")
+    assert record["status"] == "finished" and len(record["sessions"]) == 2
+
+
+@pytest.mark.slow
+def test_after_kill_9_the_last_checkpoint_resumes_exactly_and_a_corrupt_newest_one_is_skipped(
+    tmp_path, uninterrupted
+):
+    run_dir = tmp_path / "run"
+    process = start(run_dir)
+    wait_for_rows(process, run_dir, 11)  # past the checkpoints at 400, 800, 1200, 1600, 2000
+    os.kill(process.pid, signal.SIGKILL)
+    process.communicate()
+    checkpoints = checkpoint_files(run_dir)
+    assert len(checkpoints) == 3  # checkpoint.keep
+    assert max(row["step"] for row in metrics(run_dir)) > int(checkpoints[-1].stem.split("_")[1])
+    newest = checkpoints[-1].read_bytes()
+    checkpoints[-1].write_bytes(newest[: len(newest) // 2])  # as a crash mid-copy would leave it
+
+    resumed = pgrun(f"resume={run_dir}", cwd=tmp_path)  # the dead process's lock does not hold it
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"skipping checkpoint {checkpoints[-1].name}: unreadable" in resumed.stderr
+    assert f"from {checkpoints[-2].name}" in resumed.stderr
+    assert_same_run(run_dir, uninterrupted["sync"])
