@@ -16,13 +16,14 @@ from typing import Any, NoReturn
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import HydraException, MissingConfigException, OverrideParseException
+from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+from omegaconf.errors import OmegaConfBaseException
 
 from pgrun.checkpoint import CHECKPOINT_DIR, CheckpointError
 from pgrun.config import ConfigError, register_schemas, to_config
+from pgrun.errors import one_line
 from pgrun.interrupt import Interrupted, StopRequests
 from pgrun.resume import rerun_overrides, resumed_config
 from pgrun.rundir import (
@@ -35,6 +36,7 @@ from pgrun.rundir import (
     holds_run,
     write_hydra_files,
 )
+from pgrun.sweeps import report_sweep_failures
 from pgrun.train import RunFailed, train
 
 SUMMARY_FILE = "summary.json"
@@ -147,26 +149,6 @@ def resume(run_dir: Path, overrides: list[str]) -> None:
         lock.release()
 
 
-def one_line(error: BaseException) -> str:
-    """A single line naming the bad key or value and, where known, what is allowed."""
-    if isinstance(error, MissingConfigException) and error.options:
-        group, _, value = str(error.missing_cfg_file).rpartition("/")
-        return f"{group}={value} is not allowed: must be one of {', '.join(error.options)}"
-    if isinstance(error, OverrideParseException):
-        return f"cannot parse override {error.override!r}: {str(error).splitlines()[0]}"
-    first = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
-    cause = error.__cause__
-    if isinstance(cause, (ConfigKeyError, ConfigAttributeError)) and cause.full_key:
-        # object_type is the schema of the node that lacks the key (PPOConfig for algo=ppo)
-        if dataclasses.is_dataclass(cause.object_type):
-            allowed = ", ".join(f.name for f in dataclasses.fields(cause.object_type))
-            return f"{cause.full_key} is not a known key: known keys are {allowed}"
-        return f"{cause.full_key} is not a known key (add a key to a dict such as env.kwargs with +key=value)"
-    if isinstance(cause, OmegaConfBaseException) and cause.full_key:
-        return f"{cause.full_key}: {str(cause).splitlines()[0]}"
-    return first
-
-
 def fail(error: BaseException, status: int = 2) -> NoReturn:
     """One line on stderr; exit 2 for bad input, 1 for a run that failed on its own."""
     print(f"pgrun: error: {one_line(error)}", file=sys.stderr)
@@ -220,10 +202,10 @@ def main() -> None:
         run()
     except Interrupted as interrupted:
         stopped(interrupted)
-    except RunFailed as error:
-        fail(error, status=1)
-    except BAD_INPUT as error:
-        fail(error)
+    except (RunFailed, *BAD_INPUT) as error:
+        if report_sweep_failures():
+            sys.exit(1)
+        fail(error, status=1 if isinstance(error, RunFailed) else 2)
     except OSError as error:  # e.g. a run dir that cannot be created
         print(f"pgrun: error: {error.strerror or error}: {error.filename}", file=sys.stderr)
         sys.exit(1)

@@ -35,13 +35,18 @@ class Run:
 
 
 def find_runs(folders: list[Path], metric: str) -> list[Run]:
-    """Every run below `folders` that logged `metric` at least once."""
-    runs = []
+    """Every finished run (with a summary.json) below `folders` that logged `metric` at least
+    once; runs that did not finish (interrupted, failed, still running) are named on stderr
+    and left out, so that they are not counted as seeds."""
+    runs, unfinished = [], []
     for folder in folders:
         for metrics_file in sorted(folder.rglob("metrics.jsonl")):
             run_dir = metrics_file.parent
             overrides_file = run_dir / ".hydra" / "overrides.yaml"
             if not overrides_file.is_file():
+                continue
+            if not (run_dir / "summary.json").is_file():
+                unfinished.append(run_dir)
                 continue
             pairs = [str(item).lstrip("+~").split("=", 1) for item in OmegaConf.load(overrides_file)]
             rows = [json.loads(line) for line in metrics_file.read_text().splitlines() if line.strip()]
@@ -57,6 +62,8 @@ def find_runs(folders: list[Path], metric: str) -> list[Run]:
                     values=np.array([row[metric] for row in rows], dtype=float),
                 )
             )
+    for run_dir in unfinished:
+        print(f"pgrun-plot: skipping {run_dir}: it did not finish (no summary.json)", file=sys.stderr)
     return runs
 
 

@@ -51,10 +51,14 @@ def test_two_by_two_multirun(tmp_path, launcher):
         check_job(job)
 
 
-def test_a_failing_job_leaves_the_others_intact(tmp_path):
-    result = pgrun("-m", "algo=rtg", "algo.optim.lr=0.01,-1,0.02", *TINY, *EPISODE_BATCHES, cwd=tmp_path)
-    assert result.returncode != 0
-    assert "algo.optim.lr=-1.0 is not allowed" in result.stderr
+def test_a_failing_job_leaves_the_others_intact_and_every_failure_is_reported(tmp_path):
+    result = pgrun("-m", "algo=rtg", "algo.optim.lr=0.01,-1,0.02,-2", *TINY, *EPISODE_BATCHES, cwd=tmp_path)
+    assert result.returncode == 1
+    ours = [line for line in result.stderr.splitlines() if line.startswith("pgrun: error: ")]
+    assert ours[0].startswith("pgrun: error: 2 job(s) of the sweep in ") and ours[0].endswith(" failed:")
+    assert ours[1].startswith("pgrun: error: job 1_") and "algo.optim.lr=-1.0 is not allowed" in ours[1]
+    assert ours[2].startswith("pgrun: error: job 3_") and "algo.optim.lr=-2.0 is not allowed" in ours[2]
+    assert len(ours) == 3
     finished = [job for job in sweep_jobs(tmp_path) if (job / "summary.json").is_file()]
     assert sorted(
         "algo.optim.lr=0.01" in job.name or "algo.optim.lr=0.02" in job.name for job in finished
@@ -192,6 +196,17 @@ def test_pgrun_plot_draws_curves_and_a_table_that_matches_the_metrics(tmp_path):
         "algo=rtg,seed=0",
         "algo=rtg,seed=1",
     ]
+    # a run that did not finish (no summary.json) is named and left out, not counted as a seed
+    unfinished = next(job for job in sweep.iterdir() if "algo=vpg" in job.name and "seed=1" in job.name)
+    (unfinished / "summary.json").unlink()
+    partial = subprocess.run(
+        [str(Path(sys.executable).parent / "pgrun-plot"), str(sweep), "--out", str(tmp_path / "partial")],
+        capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert partial.returncode == 0, partial.stderr
+    assert f"skipping {unfinished}: it did not finish" in partial.stderr
+    seeds = {row["group"]: int(row["seeds"]) for row in _read_csv(tmp_path / "partial" / "results.csv")}
+    assert seeds == {"algo=vpg": 1, "algo=rtg": 2}
 
 
 def test_pgrun_plot_rejects_a_missing_folder(tmp_path):
