@@ -4,6 +4,7 @@ read with torch.load(weights_only=True), which executes no pickled code."""
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 import tempfile
@@ -43,8 +44,10 @@ def atomic_save(payload: dict[str, Any], path: Path) -> None:
     handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.chmod(tmp_name, 0o666 & ~current_umask())  # mkstemp makes it private (0600)
+        serialized = io.BytesIO()  # serialized first, so that a full disk raises an OSError
+        torch.save(payload, serialized)  # (torch's own file writer reports it as a RuntimeError)
         with os.fdopen(handle, "wb") as tmp:
-            torch.save(payload, tmp)
+            tmp.write(serialized.getbuffer())
             tmp.flush()
             os.fsync(tmp.fileno())
         os.replace(tmp_name, path)

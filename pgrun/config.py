@@ -180,15 +180,15 @@ class Config:
         algo, num_envs = self.algo, self.env.num_envs
         if num_envs > algo.batch_size:
             return "env.num_envs", (
-                f"more env copies than algo.batch_size={algo.batch_size} {algo.batch_unit} per batch "
-                "(each copy contributes at least one)"
+                f"must be at most algo.batch_size={algo.batch_size} ({algo.batch_unit} per batch): "
+                "each env copy contributes at least one"
             )
         if algo.batch_unit == "steps":
             batch_steps = -(-algo.batch_size // num_envs) * num_envs
             if batch_steps > self.total_steps:
                 return "algo.batch_size", (
-                    f"one batch ({batch_steps} env steps with env.num_envs={num_envs}) is more than "
-                    f"total_steps={self.total_steps}"
+                    f"must be at most total_steps={self.total_steps} (one batch is {batch_steps} env steps "
+                    f"with env.num_envs={num_envs})"
                 )
         return None
 

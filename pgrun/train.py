@@ -4,6 +4,7 @@ checkpoints a run resumes from exactly."""
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ from pgrun.algos import make_update_rule, schema_name
 from pgrun.checkpoint import POLICY_FILE, save_checkpoint, save_policy
 from pgrun.collector import Collector, EnvFault
 from pgrun.config import Config, as_plain_dict
-from pgrun.envs import ObservationEncoder, make_vector_env
+from pgrun.envs import ObservationEncoder, episode_step_limit, make_vector_env
 from pgrun.evaluate import Evaluator
 from pgrun.interrupt import Interrupted, StopRequests
 from pgrun.logger import Logger
@@ -79,6 +80,13 @@ class Training:
 
     def __init__(self, config: Config, run_dir: Path, resume: dict[str, Any] | None = None) -> None:
         self.config, self.run_dir = config, run_dir
+        limit, guard = episode_step_limit(config.env)
+        if guard:
+            print(
+                f"pgrun: warning: env {config.env.id!r} has no time limit; episodes are truncated at "
+                f"{limit:,} steps (set env.max_episode_steps to choose)",
+                file=sys.stderr,
+            )
         seed_everything(config.seed)
         torch.set_num_threads(config.torch_threads)
         self.envs = make_vector_env(config.env, config.env.num_envs)

@@ -29,14 +29,3 @@ class Corridor(gym.Env):
 
 
 gym.register(id="Corridor-v0", entry_point=Corridor, max_episode_steps=20)
-
-
-class NaNCorridor(Corridor):
-    """A broken env whose rewards are NaN, to test how a run that diverges ends."""
-
-    def step(self, action):
-        obs, _, terminated, truncated, info = super().step(action)
-        return obs, float("nan"), terminated, truncated, info
-
-
-gym.register(id="NaNCorridor-v0", entry_point=NaNCorridor, max_episode_steps=20)

@@ -129,6 +129,9 @@ BAD_INPUTS = {
     "algo=is algo.weight_clip=[1.2,0.8]": "algo.weight_clip=[1.2, 0.8]",
     "algo=rtg algo.batch_unit=steps": "algo.batch_unit='steps'",
     "algo=vpg algo.estimator=gae": "algo.estimator='gae'",
+    "algo=ppo algo.batch_size=2000": "algo.batch_size=2000 is not allowed: must be at most total_steps=1200",
+    "algo=vpg algo.batch_size=2 env.num_envs=4": "env.num_envs=4 is not allowed: must be at most algo.batch",
+    "seed=4294967296": "seed=4294967296",
     "device=cuda": "device='cuda'",
 }
 
@@ -211,19 +214,3 @@ def test_every_algorithm_runs_on_discrete_and_continuous_actions(tmp_path, algo)
         if algo not in EPISODE_ALGOS:
             assert [row["step"] for row in rows] == [400, 800, 1200]
         assert all(np.isfinite(value) for row in rows for value in row.values())
-
-
-@pytest.mark.slow
-def test_a_diverging_run_stops_with_one_line_and_saves_no_policy(tmp_path, tests_dir):
-    run_dir = tmp_path / "run"
-    # NaN rewards make NaN weights, gradients and then parameters
-    result = pgrun(
-        *tiny("rtg"), "env.id=corridor_env:NaNCorridor-v0", f"hydra.run.dir={run_dir}",
-        cwd=tmp_path, tests_dir=tests_dir,
-    )  # fmt: skip
-    assert result.returncode == 1
-    ours = [line for line in result.stderr.splitlines() if line.startswith("pgrun:")]
-    assert len(ours) == 1 and ours[0].startswith("pgrun: error: training diverged after "), result.stderr
-    assert "Traceback" not in result.stderr
-    assert not (run_dir / "policy.pt").exists()
-    assert not list(run_dir.glob(".policy.pt.*"))

@@ -1,0 +1,150 @@
+"""Runs that fail end cleanly: one line naming what went wrong and where, the last
+checkpoint intact, nothing half-written."""
+
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from tests_support import PGRUN, TINY, pgrun, shipped_config, tiny
+
+from pgrun.checkpoint import atomic_save, checkpoint_files, load_checkpoint
+from pgrun.config import EnvConfig
+from pgrun.envs import GUARD_MAX_EPISODE_STEPS, episode_step_limit, make_vector_env
+from pgrun.train import Training
+
+
+def our_lines(result) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.startswith("pgrun:")]
+
+
+@pytest.mark.slow
+def test_a_nan_reward_stops_the_run_naming_the_env_and_keeps_the_last_checkpoint(tmp_path, tests_dir):
+    run_dir = tmp_path / "run"
+    # each of the 4 copies turns NaN after 150 of its steps: env step 600 of the run
+    result = pgrun(
+        *tiny("ppo"), "env.id=faulty_envs:LateNaNCorridor-v0", "+env.kwargs.healthy_steps=150",
+        "algo.batch_size=200", "checkpoint.every=200", f"hydra.run.dir={run_dir}",
+        cwd=tmp_path, tests_dir=tests_dir,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert our_lines(result) == [
+        "pgrun: error: the env returned a non-finite reward (nan) at env step 600 (iteration 4): the env "
+        "'faulty_envs:LateNaNCorridor-v0' is at fault, not the algorithm; the last checkpoint "
+        "(env step 600) is kept"
+    ]
+    state, path = load_checkpoint(run_dir)
+    assert path.name == "step_000000000600.pt" and state["progress"]["steps"] == 600
+    assert not (run_dir / "policy.pt").exists() and not (run_dir / "summary.json").exists()
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "failed" and "non-finite reward" in record["error"]
+
+
+@pytest.mark.slow
+def test_an_env_that_raises_ends_the_run_in_one_line(tmp_path, tests_dir):
+    result = pgrun(
+        *tiny("ppo"), "env.id=faulty_envs:CrashingCorridor-v0", "+env.kwargs.healthy_steps=120",
+        "hydra.run.dir=run", cwd=tmp_path, tests_dir=tests_dir,
+    )  # fmt: skip
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert our_lines(result) == [
+        "pgrun: error: the env raised RuntimeError: the simulator lost its licence server at env step 480 "
+        "(iteration 2): the env 'faulty_envs:CrashingCorridor-v0' is at fault, not the algorithm; "
+        "no checkpoint was written yet"
+    ]
+
+
+@pytest.mark.slow
+def test_a_diverging_update_stops_the_run_naming_the_quantity(tmp_path):
+    run_dir = tmp_path / "run"
+    # a step of 1e30: Gaussian means far beyond float32's reach of (a - mu)^2 / sigma^2
+    result = pgrun(
+        *tiny("vpg"), "env=pendulum", "algo.optim.name=sgd", "algo.optim.lr=1e30", f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert our_lines(result) == [
+        "pgrun: error: training diverged at iteration 2 (env step 1,600): train/loss is nan; lower the "
+        "learning rate or clip gradients; no checkpoint was written yet"
+    ]
+    assert not (run_dir / "policy.pt").exists() and not list(run_dir.glob(".policy.pt.*"))
+
+
+def test_an_env_without_a_time_limit_gets_one_with_a_warning(tmp_path, capsys):
+    import faulty_envs  # noqa: F401 - registers EndlessWalk-v0
+
+    config = EnvConfig(id="EndlessWalk-v0")
+    assert episode_step_limit(config) == (GUARD_MAX_EPISODE_STEPS, True)
+    assert episode_step_limit(EnvConfig(id="EndlessWalk-v0", max_episode_steps=50)) == (50, False)
+    assert episode_step_limit(EnvConfig(id="CartPole-v1")) == (500, False)
+    envs = make_vector_env(config, 1)
+    envs.reset(seed=0)
+    for step in range(1, GUARD_MAX_EPISODE_STEPS + 1):  # noqa: B007 - read after the loop
+        _, _, terminated, truncated, _ = envs.step(np.array([1]))
+        if truncated[0] or terminated[0]:
+            break
+    assert (step, bool(truncated[0]), bool(terminated[0])) == (GUARD_MAX_EPISODE_STEPS, True, False)
+
+    training = Training(shipped_config(*tiny("ppo"), "env.id=EndlessWalk-v0"), tmp_path)
+    training.close()
+    assert "env 'EndlessWalk-v0' has no time limit; episodes are truncated at 100,000 steps" in (
+        capsys.readouterr().err
+    )
+
+
+def limit_file_size(limit: int):
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def test_a_failed_write_leaves_the_previous_checkpoint_whole(tmp_path):
+    path = tmp_path / "step_000000000001.pt"
+    atomic_save({"weights": torch.zeros(10)}, path)
+    script = (
+        "import sys, torch; from pathlib import Path; from pgrun.checkpoint import atomic_save\n"
+        "atomic_save({'weights': torch.ones(100_000)}, Path(sys.argv[1]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(path)],
+        capture_output=True,
+        text=True,
+        preexec_fn=limit_file_size(50_000),
+    )
+    assert result.returncode != 0 and "File too large" in result.stderr
+    assert torch.equal(torch.load(path, weights_only=True)["weights"], torch.zeros(10))
+    assert sorted(os.listdir(tmp_path)) == [path.name]  # no temporary file left behind
+
+
+@pytest.mark.slow
+def test_a_full_disk_ends_the_run_in_one_line_with_nothing_half_written(tmp_path):
+    run_dir = tmp_path / "run"
+    result = subprocess.run(
+        [PGRUN, *tiny("ppo"), "checkpoint.every=400", f"hydra.run.dir={run_dir}"],
+        cwd=tmp_path, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600,
+        preexec_fn=limit_file_size(60_000),  # a checkpoint of this run is ~140 kB
+    )  # fmt: skip
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    [line] = our_lines(result)
+    assert line.startswith("pgrun: error: cannot write the run's files (File too large: ")
+    assert line.endswith("no checkpoint was written yet")
+    assert checkpoint_files(run_dir) == [] and not list((run_dir / "checkpoints").iterdir())
+    assert not (run_dir / "policy.pt").exists()
+
+
+def test_a_run_dir_that_cannot_be_made_is_one_line(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    result = pgrun(*TINY, f"hydra.run.dir={blocker}/run", cwd=tmp_path)
+    assert result.returncode == 1
+    assert our_lines(result) == [f"pgrun: error: Not a directory: {blocker}/run"] or (
+        len(our_lines(result)) == 1 and str(blocker) in our_lines(result)[0]
+    ), result.stderr
