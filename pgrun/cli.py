@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from pgrun.checkpoint import CHECKPOINT_DIR, CheckpointError
-from pgrun.config import ConfigError, register_schemas, to_config
+from pgrun.config import Config, ConfigError, register_schemas, to_config
 from pgrun.errors import one_line
 from pgrun.interrupt import Interrupted, StopRequests
 from pgrun.resume import rerun_overrides, resumed_config
@@ -105,7 +105,7 @@ def run(cfg: DictConfig) -> float | None:
 
 
 def execute(
-    config: Any, run_dir: Path, resume: dict[str, Any] | None = None, choices: dict[str, Any] | None = None
+    config: Config, run_dir: Path, resume: dict[str, Any] | None = None, choices: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """Train in `run_dir` (claimed and locked), keeping run.json's status and writing summary.json."""
     record = RunRecord(run_dir)

@@ -180,3 +180,29 @@ def test_after_kill_9_the_last_checkpoint_resumes_exactly_and_a_corrupt_newest_o
     assert f"skipping checkpoint {checkpoints[-1].name}: unreadable" in resumed.stderr
     assert f"from {checkpoints[-2].name}" in resumed.stderr
     assert_same_run(run_dir, uninterrupted["sync"])
+
+
+@pytest.mark.slow
+def test_a_second_sigint_stops_at_once_and_leaves_every_checkpoint_whole(tmp_path):
+    run_dir = tmp_path / "run"
+    # long iterations (2000 steps, 10 epochs of 64-step minibatches): both signals land in one
+    process = start(
+        run_dir, "algo.batch_size=2000", "algo.minibatch_size=64", "algo.epochs=10", "total_steps=40000"
+    )
+    wait_for_rows(process, run_dir, 2)
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130 and "Traceback" not in stderr, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        "pgrun: interrupted by SIGINT: stopped at once at env step "
+    )
+    stopped_at = int(lines[0].split("env step ")[1].split(";")[0].replace(",", ""))
+    assert checkpoint_files(run_dir)[-1].name == f"step_{stopped_at:012d}.pt"
+    for checkpoint in checkpoint_files(run_dir):
+        assert torch.load(checkpoint, weights_only=True)["progress"]["steps"] <= stopped_at
+    assert not list((run_dir / "checkpoints").glob(".*.tmp"))
+    resumed = pgrun(f"resume={run_dir}", "total_steps=6000", cwd=tmp_path)
+    assert resumed.returncode == 0 and f"from step_{stopped_at:012d}.pt" in resumed.stderr
