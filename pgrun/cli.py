@@ -143,6 +143,12 @@ def resume(run_dir: Path, overrides: list[str]) -> None:
             )
             return
         print(f"pgrun: resuming {run_dir} from {path.name} (env step {steps:,})", file=sys.stderr)
+        if changes := RunRecord(run_dir).code_changes():
+            print(
+                f"pgrun: warning: the run's code has changed since its last session ({', '.join(changes)}): "
+                "it may not continue exactly as it would have",
+                file=sys.stderr,
+            )
         (run_dir / SUMMARY_FILE).unlink(missing_ok=True)
         execute(config, run_dir, resume=state)
     finally:

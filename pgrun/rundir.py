@@ -135,6 +135,16 @@ def provenance() -> dict[str, Any]:
     }
 
 
+TRACKED = ("pgrun", "git", "python", "torch", "gymnasium", "numpy")
+"""what must not change between a run's sessions for its resume to be exact"""
+
+
+def describe(key: str, value: Any) -> str:
+    if key == "git" and value:
+        return f"{value['commit'][:10]}{' (dirty)' if value['dirty'] else ''}"
+    return str(value)
+
+
 class RunRecord:
     """run.json: provenance of every session that wrote the run (the first, then each resume),
     and the run's status: running, finished, interrupted or failed (with its error)."""
@@ -160,6 +170,18 @@ class RunRecord:
         if env_steps is not None:
             self.data["env_steps"] = env_steps
         self.write()
+
+    def code_changes(self) -> list[str]:
+        """What differs between the last session's code and libraries and this process's
+        ("torch 2.13.0 -> 2.14.0"); a resume with any of them may not continue exactly."""
+        if not self.data["sessions"]:
+            return []
+        last, now_ = self.data["sessions"][-1], provenance()
+        return [
+            f"{key} {describe(key, last.get(key))} -> {describe(key, now_[key])}"
+            for key in TRACKED
+            if last.get(key) != now_[key]
+        ]
 
     def write(self) -> None:
         tmp = self.path.with_name(f".{self.path.name}.tmp")

@@ -92,8 +92,14 @@ def test_resume_extends_a_finished_run_and_says_when_there_is_nothing_to_do(tmp_
     result = pgrun(f"resume={extended}", cwd=tmp_path)
     assert result.returncode == 0
     assert "has finished its 1,200 env steps" in result.stderr
+    record = json.loads((extended / "run.json").read_text())
+    record["sessions"][-1]["torch"] = "2.0.0"  # as if the run had started under another torch
+    (extended / "run.json").write_text(json.dumps(record))
     result = pgrun(f"resume={extended}", "total_steps=2.4e3", "log.every=400", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
+    assert (
+        "warning: the run's code has changed since its last session (torch 2.0.0 -> 2.13.0" in result.stderr
+    )
     steps = [row["step"] for row in learning_rows(extended)]
     assert steps[:3] == [400, 800, 1200] and steps[3:] == [1600, 2000, 2400]
     assert json.loads((extended / "summary.json").read_text())["env_steps"] == 2400
