@@ -23,6 +23,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from pgrun.checkpoint import CHECKPOINT_DIR, CheckpointError
 from pgrun.config import Config, ConfigError, register_schemas, to_config
+from pgrun.env_state import EnvNotReplayable
 from pgrun.errors import one_line
 from pgrun.interrupt import Interrupted, StopRequests
 from pgrun.resume import rerun_overrides, resumed_config
@@ -208,10 +209,10 @@ def main() -> None:
         run()
     except Interrupted as interrupted:
         stopped(interrupted)
-    except (RunFailed, *BAD_INPUT) as error:
+    except (RunFailed, EnvNotReplayable, *BAD_INPUT) as error:
         if report_sweep_failures():
             sys.exit(1)
-        fail(error, status=1 if isinstance(error, RunFailed) else 2)
+        fail(error, status=2 if isinstance(error, BAD_INPUT) else 1)
     except OSError as error:  # e.g. a run dir that cannot be created
         print(f"pgrun: error: {error.strerror or error}: {error.filename}", file=sys.stderr)
         sys.exit(1)

@@ -1,6 +1,8 @@
 """Envs that misbehave, for the tests of how a run ends: a non-finite reward, an exception,
 an episode that never ends. Importing this module registers them."""
 
+import random
+
 import gymnasium as gym
 import numpy as np
 from corridor_env import Corridor
@@ -47,6 +49,16 @@ class EndlessWalk(gym.Env):
         return np.array([self.position], dtype=np.float32), -abs(self.position), False, False, {}
 
 
+class GlobalRandomWalk(EndlessWalk):
+    """A walk whose steps come from python's global `random`, not from np_random: an
+    episode cannot be replayed from its start and actions."""
+
+    def step(self, action):
+        self.position += random.uniform(-0.1, 0.1)
+        return np.array([self.position], dtype=np.float32), -abs(self.position), False, False, {}
+
+
 gym.register(id="LateNaNCorridor-v0", entry_point=LateNaNCorridor, max_episode_steps=20)
 gym.register(id="CrashingCorridor-v0", entry_point=CrashingCorridor, max_episode_steps=20)
 gym.register(id="EndlessWalk-v0", entry_point=EndlessWalk)
+gym.register(id="GlobalRandomWalk-v0", entry_point=GlobalRandomWalk, max_episode_steps=1000)

@@ -148,3 +148,18 @@ def test_a_run_dir_that_cannot_be_made_is_one_line(tmp_path):
     assert our_lines(result) == [f"pgrun: error: Not a directory: {blocker}/run"] or (
         len(our_lines(result)) == 1 and str(blocker) in our_lines(result)[0]
     ), result.stderr
+
+
+@pytest.mark.slow
+def test_resuming_an_env_that_cannot_be_replayed_is_one_line_not_a_silent_drift(tmp_path, tests_dir):
+    run_dir = tmp_path / "run"
+    env = "env.id=faulty_envs:GlobalRandomWalk-v0"
+    result = pgrun(*tiny("ppo"), env, f"hydra.run.dir={run_dir}", cwd=tmp_path, tests_dir=tests_dir)
+    assert result.returncode == 0, result.stderr
+    resumed = pgrun(f"resume={run_dir}", "total_steps=2400", cwd=tmp_path, tests_dir=tests_dir)
+    assert resumed.returncode == 1 and "Traceback" not in resumed.stderr
+    assert our_lines(resumed)[-1] == (
+        "pgrun: error: the env did not come back to its saved state when its episodes were replayed: "
+        "it has randomness outside env.np_random or state a reset does not clear, so this run cannot be "
+        "resumed exactly"
+    )
