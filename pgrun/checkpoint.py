@@ -138,7 +138,7 @@ def save_policy(
     """Write the policy atomically: a crash leaves no partial file.
 
     Keys: state_dict (policy), config, spaces (observation and action, described by
-    describe_space), obs_dim, obs_statistics (empty unless env.normalize_obs),
+    describe_space), obs_dim, obs_statistics (empty unless env.normalize_obs) and obs_clip,
     value_state_dict (the value network V(s) of algorithms with a critic). Everything is a
     tensor or a plain value, so torch.load(path, weights_only=True) reads it.
     """
@@ -148,6 +148,7 @@ def save_policy(
         "spaces": {"observation": describe_space(encoder.space), "action": describe_space(action_space)},
         "obs_dim": encoder.dim,
         "obs_statistics": encoder.statistics.state_dict() if encoder.statistics is not None else {},
+        "obs_clip": encoder.clip,
     }
     if critic is not None:
         payload["value_state_dict"] = critic.state_dict()
@@ -175,7 +176,9 @@ def load_policy(path: Path) -> tuple[Policy, ObservationEncoder, dict[str, Any]]
         raise PolicyFileError(f"{path}: not a pgrun policy file (missing {', '.join(sorted(missing))})")
     config = payload["config"]
     encoder = ObservationEncoder(
-        rebuild_space(payload["spaces"]["observation"]), normalize=bool(payload["obs_statistics"])
+        rebuild_space(payload["spaces"]["observation"]),
+        normalize=bool(payload["obs_statistics"]),
+        clip=payload.get("obs_clip", 10.0),
     )
     if encoder.statistics is not None:
         encoder.statistics.load_state_dict(payload["obs_statistics"])

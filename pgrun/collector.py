@@ -20,6 +20,7 @@ from pgrun.batch import Batch
 from pgrun.env_state import episode_records, restore
 from pgrun.envs import ObservationEncoder
 from pgrun.policies import Policy
+from pgrun.reward_scaling import RewardScaler
 
 
 class EnvFault(RuntimeError):
@@ -54,8 +55,10 @@ class Collector:
         unit: str,
         size: int,
         seed: int,
+        reward_scaler: RewardScaler | None = None,
     ) -> None:
         self.envs, self.policy, self.encoder = envs, policy, encoder
+        self.reward_scaler = reward_scaler
         self.unit, self.size = unit, size
         self.num_envs = envs.num_envs
         self.obs, _ = envs.reset(seed=seed)
@@ -67,6 +70,8 @@ class Collector:
         if self.unit == "episodes":
             self.obs, _ = self.envs.reset()
             self.running_return[:], self.running_length[:] = 0.0, 0
+            if self.reward_scaler is not None:
+                self.reward_scaler.restart()
             quota = np.full(self.num_envs, self.size // self.num_envs)
             quota[: self.size % self.num_envs] += 1
             max_steps = None
@@ -97,6 +102,7 @@ class Collector:
                 action, env_steps=len(steps) * self.num_envs
             )
             ended = terminated | truncated
+            learned_reward = reward if self.reward_scaler is None else self.reward_scaler(reward, ended)
             true_next_obs = next_obs
             if ended.any():
                 true_next_obs = next_obs.copy()
@@ -116,7 +122,7 @@ class Collector:
                     "next_obs": self.encoder(true_next_obs),
                     "actions": action,
                     "logp": logp,
-                    "rewards": torch.as_tensor(reward, dtype=torch.float32),
+                    "rewards": torch.as_tensor(learned_reward, dtype=torch.float32),
                     "terminated": torch.as_tensor(terminated),
                     "truncated": torch.as_tensor(truncated),
                     "valid": torch.as_tensor(valid),
@@ -154,6 +160,7 @@ class Collector:
             "running_return": torch.as_tensor(self.running_return).clone(),
             "running_length": torch.as_tensor(self.running_length).clone(),
             "envs": episode_records(self.envs),
+            "reward_scaler": self.reward_scaler.state_dict() if self.reward_scaler is not None else {},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -162,3 +169,5 @@ class Collector:
         restore(self.envs, state["envs"], self.obs)
         self.running_return = state["running_return"].numpy().copy()
         self.running_length = state["running_length"].numpy().copy()
+        if self.reward_scaler is not None:
+            self.reward_scaler.load_state_dict(state["reward_scaler"])

@@ -48,6 +48,13 @@ class EnvConfig:
     """keyword arguments passed to gymnasium.make"""
     normalize_obs: bool = False
     """standardize observations by running mean and std (saved with the policy)"""
+    clip_obs: float = checked(10.0, gt=0.0)
+    """with normalize_obs: standardized observations are clipped to [-clip_obs, clip_obs]"""
+    normalize_reward: bool = False
+    """divide the rewards the learner sees by a running std of each copy's discounted return
+    (gamma = algo.gamma); logged returns stay raw"""
+    clip_reward: float | None = checked(10.0, gt=0.0)
+    """with normalize_reward: scaled rewards are clipped to [-clip_reward, clip_reward]; null: not clipped"""
 
 
 @dataclass

@@ -6,6 +6,7 @@ import difflib
 import importlib
 import multiprocessing
 import signal
+import sys
 
 import gymnasium as gym
 import numpy as np
@@ -52,6 +53,28 @@ def resolve_env_id(env_id: str) -> str:
     )
 
 
+MUJOCO_WARNINGS_SEEN: set[str] = set()
+
+
+def route_mujoco_warnings(env_id: str) -> None:
+    """For MuJoCo envs: print MuJoCo's warnings on stderr (each once) instead of letting
+    MuJoCo append them to MUJOCO_LOG.TXT in the user's working directory. Deprecation notices
+    are dropped: they concern gymnasium's bundled models (HalfCheetah-v5's `settotalmass`, at
+    every load), not the run."""
+    if "mujoco" not in str(gym.spec(env_id).entry_point):
+        return
+    import mujoco
+
+    def warn(message: str) -> None:
+        if "is deprecated" in message:
+            return  # about gymnasium's bundled model files, not about the run
+        if message not in MUJOCO_WARNINGS_SEEN:
+            MUJOCO_WARNINGS_SEEN.add(message)
+            print(f"pgrun: warning: MuJoCo: {message}", file=sys.stderr)
+
+    mujoco.set_mju_user_warning(warn)
+
+
 def episode_step_limit(config: EnvConfig) -> tuple[int, bool]:
     """The time limit episodes get: env.max_episode_steps, else the registered one, else
     GUARD_MAX_EPISODE_STEPS; and whether it is that guard (the env has no limit of its own)."""
@@ -73,6 +96,7 @@ def make_vector_env(config: EnvConfig, num_envs: int) -> VectorEnv:
     env_id = resolve_env_id(config.id)
     make_kwargs = dict(config.kwargs)
     make_kwargs["max_episode_steps"] = episode_step_limit(config)[0]
+    route_mujoco_warnings(env_id)
 
     def make_one() -> gym.Env:
         return EpisodeRecorder(gym.make(env_id, **make_kwargs))
@@ -137,14 +161,14 @@ class ObservationEncoder:
 
     Box observations are flattened; Discrete ones are one-hot encoded. With `normalize`,
     features are then standardized by running statistics, (x - mean) / sqrt(var + 1e-8)
-    clipped to [-10, 10]; the collector updates the statistics (`update_and_encode`),
+    clipped to [-clip, clip]; the collector updates the statistics (`update_and_encode`),
     plain encoding only reads them, and they are saved with the policy.
     """
 
-    CLIP = 10.0
-
-    def __init__(self, space: gym.spaces.Box | gym.spaces.Discrete, normalize: bool = False) -> None:
-        self.space = space
+    def __init__(
+        self, space: gym.spaces.Box | gym.spaces.Discrete, normalize: bool = False, clip: float = 10.0
+    ) -> None:
+        self.space, self.clip = space, clip
         self.dim = int(gym.spaces.flatdim(space))
         self.statistics = RunningMeanStd(self.dim) if normalize else None
 
@@ -171,4 +195,4 @@ class ObservationEncoder:
         if self.statistics is None:
             return features
         standardized = (features - self.statistics.mean) / torch.sqrt(self.statistics.var + 1e-8)
-        return standardized.clamp(-self.CLIP, self.CLIP).float()
+        return standardized.clamp(-self.clip, self.clip).float()

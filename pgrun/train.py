@@ -23,6 +23,7 @@ from pgrun.evaluate import Evaluator
 from pgrun.interrupt import Interrupted, StopRequests
 from pgrun.logger import Logger
 from pgrun.policies import make_policy
+from pgrun.reward_scaling import RewardScaler
 from pgrun.rng import load_rng_state, rng_state, seed_everything
 from pgrun.value import value_networks
 
@@ -101,7 +102,7 @@ class Training:
     def build(self, resume: dict[str, Any] | None) -> None:
         config = self.config
         self.encoder = ObservationEncoder(
-            self.envs.single_observation_space, normalize=config.env.normalize_obs
+            self.envs.single_observation_space, normalize=config.env.normalize_obs, clip=config.env.clip_obs
         )
         self.policy = make_policy(self.encoder.dim, self.envs.single_action_space, config.policy)
         self.rule = make_update_rule(
@@ -115,6 +116,11 @@ class Training:
             config.algo.batch_unit,
             config.algo.batch_size,
             seed=config.seed,
+            reward_scaler=(
+                RewardScaler(config.env.num_envs, config.algo.gamma, config.env.clip_reward)
+                if config.env.normalize_reward
+                else None
+            ),
         )
         self.evaluate = Evaluator(
             self.eval_envs, self.encoder, config.seed + EVAL_SEED_OFFSET, config.eval.deterministic

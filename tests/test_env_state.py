@@ -21,7 +21,16 @@ def rollout(envs, actions):
 
 
 @pytest.mark.parametrize(
-    "env_id", ["CartPole-v1", "Acrobot-v1", "Pendulum-v1", "LunarLander-v3", "LunarLanderContinuous-v3"]
+    "env_id",
+    [
+        "CartPole-v1",
+        "Acrobot-v1",
+        "Pendulum-v1",
+        "LunarLander-v3",
+        "LunarLanderContinuous-v3",
+        "HalfCheetah-v5",
+        "Hopper-v5",
+    ],
 )
 @pytest.mark.parametrize("vectorization", ["sync", "async"])
 def test_a_restored_env_continues_mid_episode_exactly(env_id, vectorization):

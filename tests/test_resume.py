@@ -37,14 +37,27 @@ def assert_same_parameters(a: dict, b: dict) -> None:
         assert torch.equal(a[name], b[name]), name
 
 
+NORMALIZED = ["env=pendulum", "env.normalize_obs=true", "env.normalize_reward=true"]
+"""running statistics of observations and of discounted returns, both in the checkpoint"""
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("algo", SHIPPED_ALGOS)
-def test_a_run_resumed_from_any_checkpoint_ends_as_the_uninterrupted_run(tmp_path, algo):
+@pytest.mark.parametrize(
+    ("algo", "extra"),
+    [(algo, []) for algo in SHIPPED_ALGOS]
+    + [
+        ("ppo", NORMALIZED),
+        ("rtg", [*NORMALIZED, "env.num_envs=2", "algo.batch_size=2", "total_steps=2000"]),
+    ],
+    ids=[*SHIPPED_ALGOS, "ppo-normalized", "rtg-normalized"],
+)
+def test_a_run_resumed_from_any_checkpoint_ends_as_the_uninterrupted_run(tmp_path, algo, extra):
     # small batches: many iterations, a checkpoint after each; resume from three of them
     batches = EPISODE_BATCHES if algo in EPISODE_ALGOS else ["algo.batch_size=100"]
     config = shipped_config(
-        f"algo={algo}", *TINY, *batches, "checkpoint.every=1", "checkpoint.keep=1000", "log.tensorboard=false"
-    )
+        f"algo={algo}", *TINY, *batches, *extra, "checkpoint.every=1", "checkpoint.keep=1000",
+        "log.tensorboard=false",
+    )  # fmt: skip
     whole = tmp_path / "whole"
     whole.mkdir()
     train(config, whole)
