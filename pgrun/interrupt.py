@@ -59,5 +59,7 @@ class StopRequests:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        """Restore the previous handlers; but on the way out after a stop, ignore further
+        signals, so that another Ctrl-C cannot turn a clean exit into a traceback."""
         for signum, handler in self.previous.items():
-            signal.signal(signum, handler)
+            signal.signal(signum, signal.SIG_IGN if isinstance(error, Interrupted) else handler)

@@ -203,6 +203,7 @@ def test_a_second_sigint_stops_at_once_and_leaves_every_checkpoint_whole(tmp_pat
         run_dir, "algo.batch_size=2000", "algo.minibatch_size=64", "algo.epochs=10", "total_steps=40000"
     )
     wait_for_rows(process, run_dir, 2)
+    time.sleep(0.5)  # well inside the third iteration (seconds long), past the second's stop check
     process.send_signal(signal.SIGINT)
     time.sleep(0.05)
     process.send_signal(signal.SIGINT)
