@@ -6,7 +6,7 @@ PYTHON ?= python3
 ARGS ?= algo=vpg env=cartpole
 BIN := $(VENV)/bin
 
-.PHONY: setup train test lint bench
+.PHONY: setup train test lint bench speed
 
 $(BIN)/.pgrun-installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -29,3 +29,6 @@ test: lint
 bench: setup
 	bash benchmarks/compare.sh vpg,rtg,baseline,is cartpole:475 acrobot:-100
 	bash benchmarks/compare.sh ppo,ppo_penalty,trpo,npg cartpole:475 acrobot:-100 pendulum:-250
+
+speed: setup
+	$(BIN)/python benchmarks/speed.py --out docs/speed.md

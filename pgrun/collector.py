@@ -9,6 +9,7 @@ bootstrap exactly where an episode was truncated.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,7 @@ from torch import Tensor
 from pgrun.batch import Batch
 from pgrun.env_state import episode_records, restore
 from pgrun.envs import ObservationEncoder
-from pgrun.policies import Policy
+from pgrun.policies import Policy, sample_with_log_prob
 from pgrun.reward_scaling import RewardScaler
 
 
@@ -65,6 +66,8 @@ class Collector:
         envs.action_space.seed(seed)
         self.running_return = np.zeros(self.num_envs)
         self.running_length = np.zeros(self.num_envs, dtype=np.int64)
+        self.env_seconds = 0.0
+        """seconds the last `collect` spent inside envs.step"""
 
     def collect(self) -> Batch:
         if self.unit == "episodes":
@@ -82,6 +85,7 @@ class Collector:
         steps: list[dict[str, Tensor]] = []
         episode_returns: list[float] = []
         episode_lengths: list[int] = []
+        self.env_seconds = 0.0
         while True:
             if quota is not None:
                 valid = episodes_done < quota
@@ -95,9 +99,7 @@ class Collector:
             # V(s_t) and the bootstrap V(s_{t+1}) see one normalization.
             obs = self.encoder.update_and_encode(self.obs)
             with torch.no_grad():
-                distribution = self.policy.distribution(obs)
-                action = distribution.sample()
-                logp = distribution.log_prob(action)
+                action, logp = sample_with_log_prob(self.policy, obs)
             next_obs, reward, terminated, truncated, info = self.step(
                 action, env_steps=len(steps) * self.num_envs
             )
@@ -139,12 +141,15 @@ class Collector:
     def step(self, action: Tensor, env_steps: int) -> tuple[Any, ...]:
         """envs.step, with an env's exception or a non-finite reward or observation turned
         into EnvFault: the env's fault, which no learning rate will mend."""
+        env_action = self.policy.env_action(action)
+        start = time.perf_counter()
         try:
-            next_obs, reward, terminated, truncated, info = self.envs.step(self.policy.env_action(action))
+            next_obs, reward, terminated, truncated, info = self.envs.step(env_action)
         except Exception as error:
             raise EnvFault(
                 f"the env raised {type(error).__name__}: {first_line(error)}", env_steps
             ) from error
+        self.env_seconds += time.perf_counter() - start
         if not np.isfinite(reward).all():
             bad = reward[~np.isfinite(reward)][0]
             raise EnvFault(f"the env returned a non-finite reward ({bad})", env_steps)

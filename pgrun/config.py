@@ -127,6 +127,9 @@ class PolicyConfig:
     """orthogonal: gain sqrt(2) hidden layers, 0.01 output layer; default: torch's"""
     log_std_init: float = -0.5
     """initial log standard deviation of the Gaussian policy (Box actions)"""
+    clip_actions: bool = True
+    """Box actions: clip the sampled action to the bounds before the env gets it (the update
+    still uses the log-prob of the unclipped sample); false: the env gets the raw sample"""
 
 
 @dataclass

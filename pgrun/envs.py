@@ -131,17 +131,23 @@ def check_spaces(env: gym.Env) -> None:
 
 
 class RunningMeanStd:
-    """Running mean and variance of feature vectors, merged batch by batch (Chan et al. 1979)."""
+    """Running mean and variance of feature vectors, merged batch by batch (Chan et al. 1979).
+
+    Kept in float64 numpy arrays: the collector folds in every step, and tiny torch ops
+    would cost more in dispatch than the arithmetic; checkpoints get torch tensors.
+    """
 
     def __init__(self, dim: int) -> None:
-        self.mean = torch.zeros(dim, dtype=torch.float64)
-        self.var = torch.ones(dim, dtype=torch.float64)
-        self.count = torch.tensor(1e-4, dtype=torch.float64)
+        self.mean = np.zeros(dim)
+        self.var = np.ones(dim)
+        self.count = 1e-4
 
-    def update(self, x: torch.Tensor) -> None:
+    def update(self, x: np.ndarray) -> None:
         """Fold in a batch x [n, dim]."""
-        x = x.double()
-        batch_mean, batch_var, batch_count = x.mean(0), x.var(0, unbiased=False), torch.tensor(float(len(x)))
+        x = np.asarray(x, dtype=np.float64)
+        batch_count = float(len(x))
+        batch_mean = x.sum(0) / batch_count
+        batch_var = ((x - batch_mean) ** 2).sum(0) / batch_count
         total = self.count + batch_count
         delta = batch_mean - self.mean
         self.mean = self.mean + delta * batch_count / total
@@ -150,10 +156,16 @@ class RunningMeanStd:
         self.count = total
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return {"mean": self.mean, "var": self.var, "count": self.count}
+        return {
+            "mean": torch.from_numpy(self.mean.copy()),
+            "var": torch.from_numpy(self.var.copy()),
+            "count": torch.tensor(self.count, dtype=torch.float64),
+        }
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        self.mean, self.var, self.count = state["mean"], state["var"], state["count"]
+        self.mean = state["mean"].numpy().astype(np.float64)
+        self.var = state["var"].numpy().astype(np.float64)
+        self.count = float(state["count"])
 
 
 class ObservationEncoder:
@@ -172,12 +184,11 @@ class ObservationEncoder:
         self.dim = int(gym.spaces.flatdim(space))
         self.statistics = RunningMeanStd(self.dim) if normalize else None
 
-    def features(self, obs: np.ndarray) -> torch.Tensor:
-        """Flattened (Box) or one-hot (Discrete) float features [N, dim], before normalization."""
+    def features(self, obs: np.ndarray) -> np.ndarray:
+        """Flattened (Box) or one-hot (Discrete) features [N, dim], before normalization."""
         if isinstance(self.space, gym.spaces.Discrete):
-            index = torch.as_tensor(np.asarray(obs) - self.space.start, dtype=torch.long)
-            return torch.nn.functional.one_hot(index, self.dim).float()
-        return torch.as_tensor(obs, dtype=torch.float32).reshape(-1, self.dim)
+            return np.eye(self.dim)[np.asarray(obs) - self.space.start]
+        return np.asarray(obs).reshape(-1, self.dim)
 
     def update_and_encode(self, obs: np.ndarray) -> torch.Tensor:
         """Fold raw observations [N, *shape] into the running statistics (if normalizing),
@@ -191,8 +202,9 @@ class ObservationEncoder:
         """Encode raw observations [N, *shape] with the statistics as they stand; never updates them."""
         return self.standardize(self.features(obs))
 
-    def standardize(self, features: torch.Tensor) -> torch.Tensor:
-        if self.statistics is None:
-            return features
-        standardized = (features - self.statistics.mean) / torch.sqrt(self.statistics.var + 1e-8)
-        return standardized.clamp(-self.clip, self.clip).float()
+    def standardize(self, features: np.ndarray) -> torch.Tensor:
+        """float32 features [N, dim]: (x - mean) / sqrt(var + 1e-8), clipped, when normalizing."""
+        if self.statistics is not None:
+            standardized = (features - self.statistics.mean) / np.sqrt(self.statistics.var + 1e-8)
+            features = np.clip(standardized, -self.clip, self.clip)
+        return torch.as_tensor(features, dtype=torch.float32)

@@ -13,6 +13,8 @@ from torch.distributions import Categorical, Distribution, Independent, Normal
 
 from pgrun.config import PolicyConfig
 
+LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "tanh": nn.Tanh,
     "relu": nn.ReLU,
@@ -60,6 +62,22 @@ class CategoricalPolicy(nn.Module):
     def distribution_from(params: Tensor) -> Distribution:
         return Categorical(logits=params, validate_args=False)
 
+    @staticmethod
+    def sample_from(params: Tensor) -> Tensor:
+        """a ~ softmax(logits) for logits [N, n]."""
+        return torch.multinomial(params.softmax(-1), 1, True).squeeze(-1)
+
+    @staticmethod
+    def log_prob_from(params: Tensor, actions: Tensor) -> Tensor:
+        """log pi(a|s) = log softmax(logits)_a."""
+        return params.log_softmax(-1).gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+
+    @staticmethod
+    def entropy_from(params: Tensor) -> Tensor:
+        """H = -sum_a p_a log p_a, p = softmax(logits)."""
+        log_p = params.log_softmax(-1).clamp(min=torch.finfo(params.dtype).min)
+        return -(log_p.exp() * log_p).sum(-1)
+
     def forward(self, obs: Tensor) -> Tensor:
         return self.distribution_params(obs)
 
@@ -77,7 +95,8 @@ class GaussianPolicy(nn.Module):
     """pi(a|s) = N(mu_theta(s), diag(exp(log_std))^2), log_std a state-independent parameter.
 
     Actions are sampled unbounded and their log-probs computed on the unclipped sample;
-    only the copy sent to the env is clipped to the Box bounds.
+    only the copy sent to the env is clipped to the Box bounds (unless config.clip_actions
+    is false).
     """
 
     def __init__(self, obs_dim: int, space: gym.spaces.Box, config: PolicyConfig) -> None:
@@ -87,6 +106,7 @@ class GaussianPolicy(nn.Module):
         self.log_std = nn.Parameter(torch.full((act_dim,), float(config.log_std_init)))
         self.register_buffer("low", torch.as_tensor(space.low, dtype=torch.float32))
         self.register_buffer("high", torch.as_tensor(space.high, dtype=torch.float32))
+        self.clip_actions = config.clip_actions
 
     def distribution_params(self, obs: Tensor) -> Tensor:
         """[mean, log_std] concatenated, [..., 2 * act_dim]: all that defines pi(.|s)."""
@@ -101,6 +121,24 @@ class GaussianPolicy(nn.Module):
         mean, log_std = params.chunk(2, dim=-1)
         return Independent(Normal(mean, log_std.exp(), validate_args=False), 1, validate_args=False)
 
+    @staticmethod
+    def sample_from(params: Tensor) -> Tensor:
+        """a ~ N(mu, diag(sigma^2)), unclipped."""
+        mean, log_std = params.chunk(2, dim=-1)
+        return torch.normal(mean, log_std.exp())
+
+    @staticmethod
+    def log_prob_from(params: Tensor, actions: Tensor) -> Tensor:
+        """log pi(a|s) = sum_i [-(a_i - mu_i)^2 / (2 sigma_i^2) - log sigma_i - log sqrt(2 pi)]."""
+        mean, log_std = params.chunk(2, dim=-1)
+        return (-0.5 * ((actions - mean) * torch.exp(-log_std)).pow(2) - log_std - LOG_SQRT_2PI).sum(-1)
+
+    @staticmethod
+    def entropy_from(params: Tensor) -> Tensor:
+        """H = sum_i [log sigma_i + 1/2 + log sqrt(2 pi)]."""
+        _, log_std = params.chunk(2, dim=-1)
+        return (log_std + 0.5 + LOG_SQRT_2PI).sum(-1)
+
     def distribution(self, obs: Tensor) -> Distribution:
         return self.distribution_from(self.distribution_params(obs))
 
@@ -108,10 +146,18 @@ class GaussianPolicy(nn.Module):
         return self.mean(obs)
 
     def env_action(self, action: Tensor) -> np.ndarray:
-        return torch.clamp(action, self.low, self.high).numpy()
+        return (torch.clamp(action, self.low, self.high) if self.clip_actions else action).numpy()
 
 
 Policy = CategoricalPolicy | GaussianPolicy
+
+
+def sample_with_log_prob(policy: Policy, obs: Tensor) -> tuple[Tensor, Tensor]:
+    """a ~ pi(.|s) and log pi(a|s) for obs [N, obs_dim], in closed form: the collector calls
+    this every step, where building torch Distributions would cost more than the math."""
+    params = policy.distribution_params(obs)
+    action = policy.sample_from(params)
+    return action, policy.log_prob_from(params, action)
 
 
 def make_policy(obs_dim: int, action_space: gym.Space, config: PolicyConfig) -> Policy:

@@ -28,8 +28,8 @@ class RewardScaler:
     def __call__(self, reward: np.ndarray, ended: np.ndarray) -> np.ndarray:
         """The scaled rewards of one step; `ended`: the copies whose episode ended at it."""
         self.returns = self.gamma * self.returns + reward
-        self.statistics.update(torch.as_tensor(self.returns).reshape(-1, 1))
-        scaled = reward / np.sqrt(self.statistics.var.item() + 1e-8)
+        self.statistics.update(self.returns.reshape(-1, 1))
+        scaled = reward / np.sqrt(self.statistics.var[0] + 1e-8)
         self.returns[ended] = 0.0
         return scaled if self.clip is None else np.clip(scaled, -self.clip, self.clip)
 

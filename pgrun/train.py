@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,6 +72,20 @@ class Progress:
     reached_at_seconds: float | None = None
     seconds: float = 0.0
     """training seconds up to the last checkpoint, carried into a resumed run's time/elapsed"""
+    phase_seconds: dict[str, float] = field(default_factory=dict)
+    """seconds spent collecting (of them, stepping the envs), updating and evaluating"""
+
+    @contextmanager
+    def timed(self, phase: str) -> Iterator[None]:
+        """Add the seconds the block takes to phase_seconds[phase]."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add_seconds(phase, time.perf_counter() - start)
+
+    def add_seconds(self, phase: str, seconds: float) -> None:
+        self.phase_seconds[phase] = self.phase_seconds.get(phase, 0.0) + seconds
 
 
 class Training:
@@ -167,15 +183,20 @@ class Training:
         value at which training (including earlier sessions) began."""
         config, progress = self.config, self.progress
         try:
-            batch = self.collector.collect()
+            with progress.timed("collect"):
+                batch = self.collector.collect()
+            progress.add_seconds("env", self.collector.env_seconds)
         except EnvFault as fault:
             where = f"env step {progress.steps + fault.env_steps:,} (iteration {progress.iteration + 1})"
             raise RunFailed(
                 f"{fault} at {where}: the env {config.env.id!r} is at fault, not the algorithm; "
                 f"{self.kept_checkpoint()}"
             ) from fault
-        advantages = self.estimate(batch, self.rule.critic)
-        scalars = advantages.info | self.rule.update(advantages, progress=progress.steps / config.total_steps)
+        with progress.timed("update"):
+            advantages = self.estimate(batch, self.rule.critic)
+            scalars = advantages.info | self.rule.update(
+                advantages, progress=progress.steps / config.total_steps
+            )
         progress.steps += batch.env_steps
         progress.iteration += 1
         self.check_finite(scalars)
@@ -185,7 +206,8 @@ class Training:
         if evaluated:
             while progress.next_eval <= progress.steps:
                 progress.next_eval += config.eval.every
-            returns = self.evaluate(self.policy)
+            with progress.timed("eval"):
+                returns = self.evaluate(self.policy)
             scalars["eval/return"], scalars["eval/return_std"] = float(returns.mean()), float(returns.std())
             progress.evals.append(scalars["eval/return"])
         if evaluated or progress.steps >= progress.next_log:
@@ -194,6 +216,7 @@ class Training:
             scalars |= self.episodes.scalars()
             scalars["time/elapsed"] = time.perf_counter() - started
             scalars["time/sps"] = progress.steps / scalars["time/elapsed"]
+            scalars |= {f"time/{phase}": seconds for phase, seconds in progress.phase_seconds.items()}
             self.logger.log(progress.steps, scalars)
             self.logger.iteration(progress.iteration, progress.steps, scalars)
         target = config.target_return
@@ -283,6 +306,7 @@ class Training:
             "target_reached_at_seconds": progress.reached_at_seconds,
             "env_steps": progress.steps,
             "seconds": time.perf_counter() - started,
+            "seconds_by_phase": dict(progress.phase_seconds),
         }
 
     def close(self, quietly: bool = False) -> None:

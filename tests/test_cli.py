@@ -22,6 +22,10 @@ SCALARS = {
     "train/grad_norm",
     "train/lr",
     "time/sps",
+    "time/env",
+    "time/collect",
+    "time/update",
+    "time/eval",
 }
 
 
@@ -60,6 +64,11 @@ def test_cli_trains_and_logs_to_tensorboard(tmp_path, algo, env):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["env_steps"] == steps[-1] and summary["final_eval_return"] == rows[-1]["eval/return"]
     assert (run_dir / ".hydra" / "config.yaml").is_file()
+    # where the time went: env stepping is part of collecting; the phases fit in the run's time
+    phases = summary["seconds_by_phase"]
+    assert 0 < phases["env"] < phases["collect"] and phases["update"] > 0 and phases["eval"] > 0
+    assert phases["collect"] + phases["update"] + phases["eval"] <= summary["seconds"]
+    assert rows[-1]["time/collect"] == pytest.approx(phases["collect"])
 
     payload = torch.load(run_dir / "policy.pt", weights_only=True)
     assert payload["config"]["algo"]["estimator"] == {"vpg": "total_return", "baseline": "gae"}[algo]
@@ -80,11 +89,10 @@ def test_observation_statistics_are_saved_with_the_policy(tmp_path):
     assert payload["obs_statistics"]["count"] >= 1200
     assert "value_state_dict" in payload
     _, encoder, _ = load_policy(run_dir / "policy.pt")
-    torch.testing.assert_close(encoder.statistics.mean, payload["obs_statistics"]["mean"])
+    torch.testing.assert_close(torch.as_tensor(encoder.statistics.mean), payload["obs_statistics"]["mean"])
     obs = np.array([[1.0, 0.0, 0.5]], dtype=np.float32)
-    expected = (torch.as_tensor(obs).double() - encoder.statistics.mean) / torch.sqrt(
-        encoder.statistics.var + 1e-8
-    )
+    mean, var = payload["obs_statistics"]["mean"], payload["obs_statistics"]["var"]
+    expected = (torch.as_tensor(obs).double() - mean) / torch.sqrt(var + 1e-8)
     torch.testing.assert_close(encoder(obs), expected.float())
 
 

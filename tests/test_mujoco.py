@@ -44,7 +44,7 @@ def test_a_mujoco_env_config_trains_a_few_hundred_steps(tmp_path, monkeypatch, e
     # the observation statistics travel with the policy: evaluating the loaded policy with
     # the loaded encoder reproduces the run's final evaluation exactly
     policy, encoder, _ = load_policy(run_dir / "policy.pt")
-    assert encoder.statistics is not None and encoder.statistics.count.item() >= 400
+    assert encoder.statistics is not None and encoder.statistics.count >= 400
     evaluate = Evaluator(
         make_vector_env(config.env, 1), encoder, config.seed + EVAL_SEED_OFFSET, deterministic=True
     )

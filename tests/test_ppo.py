@@ -80,6 +80,19 @@ def test_one_epoch_one_minibatch_ppo_step_equals_the_policy_gradient_step(space)
         torch.testing.assert_close(ppo_param, pg_param)
 
 
+@pytest.mark.parametrize("space", SPACES.values(), ids=SPACES.keys())
+def test_policy_steps_are_clipped_to_max_grad_norm(space):
+    sgd = OptimizerConfig(name="sgd", lr=0.1, max_grad_norm=1e-3)
+    policy, rule = ppo_rule(space, optim=sgd, epochs=1, minibatch_size=None, target_kl=None)
+    before = [p.detach().clone() for p in policy.parameters()]
+    batch = random_batch(policy, seed=1)
+    phi = random_like(batch.rewards, seed=2)
+    info = rule.policy_update(batch.flat(batch.obs), batch.flat(batch.actions), batch.flat(phi), progress=0.0)
+    step = sum(((p.detach() - b) ** 2).sum() for p, b in zip(policy.parameters(), before, strict=True)).sqrt()
+    assert info["train/grad_norm"] > 1e-2  # the norm before clipping is reported
+    assert step.item() == pytest.approx(0.1 * 1e-3, rel=1e-3)  # SGD moved lr * max_grad_norm
+
+
 def test_large_steps_clip_ratios_and_stop_the_epochs_early():
     policy, rule = ppo_rule(SPACES["categorical"], epochs=10, minibatch_size=16, target_kl=0.01)
     batch = random_batch(policy, seed=3, steps=64, envs=4)

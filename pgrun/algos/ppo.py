@@ -111,13 +111,13 @@ class PPO:
         n = len(advantages)
         size = config.minibatch_size or n
         per_epoch = -(-n // size)
-        params = list(policy.parameters())
+        weights = list(policy.parameters())
         steps, stopped, clip_fracs, grad_norms, loss_value = 0, False, [], [], float("nan")
         early_stop = config.variant == "clip" and config.target_kl is not None
         for _ in range(config.epochs):
             for index in torch.randperm(n).split(size):
-                distribution = policy.distribution(obs[index])
-                logp = distribution.log_prob(actions[index])
+                params = policy.distribution_params(obs[index])
+                logp = policy.log_prob_from(params, actions[index])
                 if early_stop and approx_kl(logp_old[index], logp.detach()) > 1.5 * config.target_kl:
                     stopped = True
                     break
@@ -125,14 +125,17 @@ class PPO:
                     loss, info = clipped_surrogate(logp, logp_old[index], advantages[index], config.clip)
                     clip_fracs.append(info["train/clip_frac"])
                 else:
-                    old_part = policy.distribution_from(old_params[index])
-                    loss, _ = kl_penalized_surrogate(
-                        distribution, old_part, logp, logp_old[index], advantages[index], self.kl_coef
+                    new_part, old_part = (
+                        policy.distribution_from(params),
+                        policy.distribution_from(old_params[index]),
                     )
-                loss = loss + entropy_bonus(distribution.entropy(), config.ent_coef)
+                    loss, _ = kl_penalized_surrogate(
+                        new_part, old_part, logp, logp_old[index], advantages[index], self.kl_coef
+                    )
+                loss = loss + entropy_bonus(policy.entropy_from(params), config.ent_coef)
                 self.optimizer.zero_grad()
                 loss.backward()
-                grad_norms.append(clip_gradients(params, config.optim.max_grad_norm))
+                grad_norms.append(clip_gradients(weights, config.optim.max_grad_norm))
                 self.optimizer.step()
                 steps += 1
                 loss_value = loss.item()

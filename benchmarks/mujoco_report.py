@@ -1,0 +1,168 @@
+"""The MuJoCo reproduction report: pgrun's returns at 1M env steps next to the published ones.
+
+Usage: python benchmarks/mujoco_report.py [RUNS_DIR] [--out docs/mujoco]
+RUNS_DIR (default outputs/mujoco) holds the run dirs benchmarks/mujoco.sh makes,
+<algo>_<env>_seed<k>/. Writes results.md and results.csv, and one learning-curve figure per
+task made by pgrun-plot. Only finished runs (with summary.json) count.
+
+Statistics, per (algo, task) over seeds: "final" is each seed's last evaluation (10
+deterministic episodes at the end of the budget), as mean +- sample std over seeds; "best" is
+each seed's best evaluation during training, averaged over seeds (Tianshou's statistic).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import statistics
+import subprocess
+import sys
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+TASKS = {"halfcheetah": "HalfCheetah-v5", "hopper": "Hopper-v5", "walker2d": "Walker2d-v5"}
+
+FLOORS = {
+    ("ppo", "halfcheetah"): 3000,
+    ("ppo", "hopper"): 2400,
+    ("ppo", "walker2d"): 2500,
+    ("trpo", "halfcheetah"): 2000,
+    ("trpo", "hopper"): 2000,
+    ("trpo", "walker2d"): 2500,
+}
+
+# (source, algo, statistic) -> returns at 1M env steps on (halfcheetah, hopper, walker2d)
+PUBLISHED = [
+    ("CleanRL ppo_continuous_action (v4, 3 seeds)", "ppo", "final", (1443, 2383, 2288)),
+    ("SB3 zoo PPO (v3)", "ppo", "final", (5819, 2410, 3479)),
+    ("Tianshou PPO (10 seeds)", "ppo", "best", (5784, 2609, 3589)),
+    ("SB3 zoo TRPO (sb3-contrib, v3)", "trpo", "final", (1785, 3618, 4933)),
+    ("Tianshou TRPO", "trpo", "best", (4471, 2046, 3827)),
+    ("Tianshou NPG", "npg", "best", (3485, 1915, 2503)),
+]
+
+PHASES = ("env", "collect", "update", "eval")
+
+
+@dataclass
+class Seed:
+    final: float
+    best: float
+    steps: int
+    seconds: float
+    phases: dict[str, float]
+
+
+def read_runs(root: Path) -> dict[tuple[str, str], list[Seed]]:
+    """(algo, task) -> its finished seeds."""
+    groups: dict[tuple[str, str], list[Seed]] = defaultdict(list)
+    for summary_file in sorted(root.glob("*_seed*/summary.json")):
+        algo, task = summary_file.parent.name.rsplit("_seed", 1)[0].split("_", 1)
+        summary = json.loads(summary_file.read_text())
+        rows = [json.loads(line) for line in (summary_file.parent / "metrics.jsonl").read_text().splitlines()]
+        last = rows[-1]
+        groups[algo, task].append(
+            Seed(
+                final=summary["final_eval_return"],
+                best=summary["best_eval_return"],
+                steps=summary["env_steps"],
+                seconds=summary["seconds"],
+                phases={phase: last[f"time/{phase}"] for phase in PHASES if f"time/{phase}" in last},
+            )
+        )
+    return groups
+
+
+def mean_std(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:,.0f}"
+    return f"{statistics.mean(values):,.0f} ± {statistics.stdev(values):,.0f}"
+
+
+def where_time_goes(seeds: list[Seed]) -> str:
+    """Shares of the wall-clock: env stepping, the rest of collection (policy inference and
+    bookkeeping), updates, evaluation; from the runs that logged phase times."""
+    timed = [seed for seed in seeds if set(PHASES) <= seed.phases.keys()]
+    if not timed:
+        return "-"
+    total = sum(seed.seconds for seed in timed)
+    env = sum(seed.phases["env"] for seed in timed)
+    inference = sum(seed.phases["collect"] for seed in timed) - env
+    update = sum(seed.phases["update"] for seed in timed)
+    evaluation = sum(seed.phases["eval"] for seed in timed)
+    shares = {"env": env, "inference": inference, "update": update, "eval": evaluation}
+    return ", ".join(f"{name} {100 * seconds / total:.0f}%" for name, seconds in shares.items())
+
+
+def table(groups: dict[tuple[str, str], list[Seed]]) -> tuple[list[str], list[dict[str, str]]]:
+    lines = [
+        "| task | algo | seeds | final (mean ± std) | best (mean) | floor | minutes per 1M steps | "
+        "where the time goes |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    rows = []
+    for (algo, task), seeds in sorted(groups.items(), key=lambda item: (item[0][1], item[0][0])):
+        finals, bests = [seed.final for seed in seeds], [seed.best for seed in seeds]
+        floor = FLOORS.get((algo, task))
+        minutes = statistics.mean(seed.seconds / seed.steps * 1e6 / 60 for seed in seeds)
+        met = "" if floor is None else (" (met)" if statistics.mean(finals) >= floor else " (not met)")
+        row = {
+            "task": TASKS.get(task, task),
+            "algo": algo,
+            "seeds": str(len(seeds)),
+            "final": mean_std(finals),
+            "best": f"{statistics.mean(bests):,.0f}",
+            "floor": f"{floor:,}{met}" if floor is not None else "-",
+            "minutes_per_1M": f"{minutes:.0f}",
+            "time_split": where_time_goes(seeds),
+        }
+        rows.append(row)
+        lines.append("| " + " | ".join(row.values()) + " |")
+    return lines, rows
+
+
+def published_table() -> list[str]:
+    lines = ["| source | statistic | HalfCheetah | Hopper | Walker2d |", "|---|---|---|---|---|"]
+    for source, _, statistic, returns in PUBLISHED:
+        lines.append(f"| {source} | {statistic} | " + " | ".join(f"{value:,}" for value in returns) + " |")
+    return lines
+
+
+def figures(root: Path, out: Path, groups: dict[tuple[str, str], list[Seed]]) -> list[str]:
+    """One pgrun-plot figure per task with finished runs; returns the Markdown image lines."""
+    images = []
+    for task in sorted({task for _, task in groups}):
+        target = out / task
+        command = ["pgrun-plot", str(root), "--where", f"env={task}", "--band", "ci", "--out", str(target)]
+        command += ["--title", f"{TASKS.get(task, task)}: eval return (mean and 95% CI over seeds)"]
+        subprocess.run(command, check=True)
+        images.append(f"![{task}]({task}/curves.png)")
+    return images
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="?", type=Path, default=Path("outputs/mujoco"))
+    parser.add_argument("--out", type=Path, default=Path("docs/mujoco"))
+    parser.add_argument("--no-figures", action="store_true", help="tables only")
+    args = parser.parse_args()
+    groups = read_runs(args.runs)
+    if not groups:
+        sys.exit(f"mujoco_report: no finished runs (summary.json) under {args.runs}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    lines, rows = table(groups)
+    with open(args.out / "results.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    report = ["## pgrun at 1M env steps (v5 tasks)", "", *lines, "", "## Published", "", *published_table()]
+    if not args.no_figures:
+        report += ["", "## Learning curves", "", *figures(args.runs, args.out, groups)]
+    (args.out / "results.md").write_text("\n".join(report) + "\n")
+    print("\n".join(report))
+
+
+if __name__ == "__main__":
+    main()

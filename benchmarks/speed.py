@@ -1,0 +1,576 @@
+"""pgrun's speed, measured in one run: envs, inference, the collector, PPO against
+Stable-Baselines3 at identical hyperparameters, time to solve CartPole, every algorithm's
+update, peak memory and start-up. Writes a Markdown report with the date and the machine.
+
+Usage (after `make setup`; SB3 is in the `bench` extra, which `make setup` installs):
+    python benchmarks/speed.py [--smoke] [--out docs/speed.md] [--only SECTION ...]
+--smoke runs every section on tiny budgets in seconds (CI runs it so the script cannot rot);
+its numbers mean nothing.
+
+Every measurement runs in a fresh child process (`--worker NAME ARGS`), one at a time, with
+one torch thread: imports and memory of one do not leak into the next, and the peak RSS is
+the child's own. The machine is shared and noisy: compare ratios taken in one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from gymnasium.envs.classic_control.cartpole import CartPoleEnv
+
+ROOT = Path(__file__).resolve().parent.parent
+PGRUN = Path(sys.executable).parent / "pgrun"
+
+# PPO at identical work. CartPole: rl-baselines3-zoo's tuned PPO (8 envs x 32 steps,
+# one 256-step minibatch, 20 epochs, gamma 0.98, GAE 0.8, lr 1e-3 annealed; the zoo also
+# anneals the clip range, which costs nothing and is left constant at 0.2 in both).
+# HalfCheetah-v5: SB3's PPO defaults (1 env, 2048 steps, minibatch 64, 10 epochs), with
+# observation and reward normalization on both sides (pgrun's env group has them).
+SB3_HP = {
+    "cartpole": dict(
+        n_steps=32, batch_size=256, n_epochs=20, gamma=0.98, gae_lambda=0.8, ent_coef=0.0, lr=1e-3, n_envs=8
+    ),
+    "halfcheetah": dict(
+        n_steps=2048, batch_size=64, n_epochs=10, gamma=0.99, gae_lambda=0.95, ent_coef=0.0, lr=3e-4, n_envs=1
+    ),
+}
+ENV_IDS = {"cartpole": "CartPole-v1", "halfcheetah": "HalfCheetah-v5"}
+
+
+def pgrun_overrides(env: str) -> list[str]:
+    """pgrun's command line for the same work as SB3_HP[env]: the value network fitted on
+    the same minibatches (value.iters = epochs), no KL early stop, no target."""
+    hp = SB3_HP[env]
+    batch = hp["n_steps"] * hp["n_envs"]
+    return [
+        "algo=ppo",
+        f"env={env}",
+        f"env.num_envs={hp['n_envs']}",
+        f"algo.batch_size={batch}",
+        f"algo.minibatch_size={hp['batch_size']}",
+        f"algo.epochs={hp['n_epochs']}",
+        f"algo.gamma={hp['gamma']}",
+        f"algo.gae_lambda={hp['gae_lambda']}",
+        f"algo.ent_coef={hp['ent_coef']}",
+        f"algo.optim.lr={hp['lr']}",
+        "algo.optim.lr_schedule=linear",
+        "algo.target_kl=null",
+        f"algo.value.lr={hp['lr']}",
+        f"algo.value.iters={hp['n_epochs']}",
+        f"algo.value.minibatch_size={hp['batch_size']}",
+        "algo.value.max_grad_norm=0.5",
+        "policy.log_std_init=0.0",
+    ]
+
+
+# ---------------------------------------------------------------- workers (child processes)
+
+
+def quiet_mujoco(env: str) -> None:
+    """MuJoCo's warnings to stderr, not to MUJOCO_LOG.TXT in the working directory (as pgrun does)."""
+    from pgrun.envs import route_mujoco_warnings
+
+    route_mujoco_warnings(ENV_IDS[env])
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def worker_env(env: str, mode: str, num_envs: int, steps: int) -> dict:
+    """Random-action env steps per second: `single` (one env, no wrapper vector), `native`
+    (gymnasium's own vectorized implementation), `sync`, `async`."""
+    import gymnasium as gym
+    import numpy as np
+
+    env_id = ENV_IDS[env]
+    quiet_mujoco(env)
+    if mode == "single":
+        one = gym.make(env_id)
+        one.reset(seed=0)
+        actions = [one.action_space.sample() for _ in range(1000)]
+        start = time.perf_counter()
+        for t in range(steps):
+            _, _, terminated, truncated, _ = one.step(actions[t % 1000])
+            if terminated or truncated:
+                one.reset()
+        return {"steps_per_s": steps / (time.perf_counter() - start)}
+    vectorization_mode = {"native": "vector_entry_point", "sync": "sync", "async": "async"}[mode]
+    envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=vectorization_mode)
+    envs.reset(seed=0)
+    envs.action_space.seed(0)
+    actions = [envs.action_space.sample() for _ in range(100)]
+    calls = max(1, steps // num_envs)
+    start = time.perf_counter()
+    for t in range(calls):
+        envs.step(actions[t % 100])
+    elapsed = time.perf_counter() - start
+    envs.close()
+    del np
+    return {"steps_per_s": calls * num_envs / elapsed, "seconds_per_call": elapsed / calls}
+
+
+def worker_inference(env: str, num_envs: int, calls: int) -> dict:
+    """Seconds per call of the collector's policy step (sample and log-prob) on [N, obs_dim]."""
+    import gymnasium as gym
+    import torch
+
+    from pgrun.config import PolicyConfig
+    from pgrun.policies import make_policy
+
+    try:
+        from pgrun.policies import sample_with_log_prob
+    except ImportError:  # pgrun before its fast path, for the "before" table
+
+        def sample_with_log_prob(policy, obs):
+            distribution = policy.distribution(obs)
+            action = distribution.sample()
+            return action, distribution.log_prob(action)
+
+    torch.set_num_threads(1)
+    quiet_mujoco(env)
+    probe = gym.make(ENV_IDS[env])
+    obs_dim = int(gym.spaces.flatdim(probe.observation_space))
+    policy = make_policy(obs_dim, probe.action_space, PolicyConfig())
+    obs = torch.randn(num_envs, obs_dim)
+    with torch.no_grad():
+        for _ in range(100):
+            policy.env_action(sample_with_log_prob(policy, obs)[0])
+        start = time.perf_counter()
+        for _ in range(calls):
+            policy.env_action(sample_with_log_prob(policy, obs)[0])
+    return {"seconds_per_call": (time.perf_counter() - start) / calls}
+
+
+def worker_collector(env: str, num_envs: int, vectorization: str, steps: int) -> dict:
+    """pgrun's collector (policy inference, recording, no learning): env steps per second."""
+    import torch
+
+    from pgrun.collector import Collector
+    from pgrun.config import EnvConfig, PolicyConfig
+    from pgrun.envs import ObservationEncoder, make_vector_env
+    from pgrun.policies import make_policy
+
+    torch.set_num_threads(1)
+    config = EnvConfig(id=ENV_IDS[env], num_envs=num_envs, vectorization=vectorization)
+    envs = make_vector_env(config, num_envs)
+    encoder = ObservationEncoder(envs.single_observation_space)
+    policy = make_policy(encoder.dim, envs.single_action_space, PolicyConfig())
+    batch_steps = max(num_envs, 2048 // num_envs * num_envs)
+    collector = Collector(envs, policy, encoder, "steps", batch_steps, seed=0)
+    collector.collect()  # warm-up
+    done, start = 0, time.perf_counter()
+    while done < steps:
+        done += collector.collect().env_steps
+    elapsed = time.perf_counter() - start
+    envs.close()
+    return {"steps_per_s": done / elapsed}
+
+
+def worker_pgrun(overrides: list[str]) -> dict:
+    """One pgrun run as the CLI makes it (in this process); its summary and peak RSS."""
+    from pgrun.cli import main
+
+    with tempfile.TemporaryDirectory() as run_dir:
+        sys.argv = [
+            "pgrun",
+            *overrides,
+            "log.console=false",
+            "log.tensorboard=false",
+            f"hydra.run.dir={run_dir}",
+        ]
+        try:
+            main()
+        except SystemExit as exit_:
+            if exit_.code not in (0, None):
+                raise
+        summary = json.loads((Path(run_dir) / "summary.json").read_text())
+    # pgrun before phase timing (the "before" table) counts evaluation in: the PPO runs
+    # evaluate once, at the end, on one episode
+    training = summary["seconds"] - summary.get("seconds_by_phase", {}).get("eval", 0.0)
+    reached_seconds = summary.get("target_reached_at_training_seconds", summary["target_reached_at_seconds"])
+    return {
+        "steps": summary["env_steps"],
+        "training_seconds": training,
+        "steps_per_s": summary["env_steps"] / training,
+        "reached_at_step": summary["target_reached_at_step"],
+        "reached_at_training_seconds": reached_seconds,
+        "peak_rss_mib": peak_rss_mib(),
+    }
+
+
+def worker_sb3(env: str, steps: int, seed: int, target: float | None, eval_every: int) -> dict:
+    """SB3 PPO at SB3_HP[env]; with a target, evaluated every eval_every steps (10
+    deterministic episodes, their time excluded) until it reaches it."""
+    import gymnasium as gym
+    import numpy as np
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    torch.set_num_threads(1)
+    quiet_mujoco(env)
+    hp = SB3_HP[env]
+    envs = make_vec_env(ENV_IDS[env], n_envs=hp["n_envs"], seed=seed)
+    if env == "halfcheetah":
+        envs = VecNormalize(envs, gamma=hp["gamma"])
+
+    def linear(start: float) -> Callable[[float], float]:
+        return lambda remaining: remaining * start
+
+    model = PPO(
+        "MlpPolicy",
+        envs,
+        n_steps=hp["n_steps"],
+        batch_size=hp["batch_size"],
+        n_epochs=hp["n_epochs"],
+        gamma=hp["gamma"],
+        gae_lambda=hp["gae_lambda"],
+        ent_coef=hp["ent_coef"],
+        learning_rate=linear(hp["lr"]),
+        clip_range=0.2,
+        seed=seed,
+        device="cpu",
+        verbose=0,
+    )
+
+    class SolveClock(BaseCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.eval_seconds, self.next_eval, self.reached = 0.0, eval_every, None
+            self.eval_env = gym.make(ENV_IDS[env])
+
+        def _on_step(self) -> bool:
+            if target is None or self.num_timesteps < self.next_eval:
+                return True
+            self.next_eval += eval_every
+            start = time.perf_counter()
+            returns = []
+            for episode in range(10):
+                obs, _ = self.eval_env.reset(seed=10_000 + episode)
+                total, done = 0.0, False
+                while not done:
+                    action, _ = self.model.predict(obs, deterministic=True)
+                    obs, reward, terminated, truncated, _ = self.eval_env.step(action)
+                    total, done = total + float(reward), terminated or truncated
+                returns.append(total)
+            self.eval_seconds += time.perf_counter() - start
+            if np.mean(returns) >= target:
+                self.reached = (self.num_timesteps, time.perf_counter() - self.started - self.eval_seconds)
+                return False
+            return True
+
+        def _on_training_start(self) -> None:
+            self.started = time.perf_counter()
+
+    clock = SolveClock()
+    start = time.perf_counter()
+    model.learn(total_timesteps=steps, callback=clock)
+    training = time.perf_counter() - start - clock.eval_seconds
+    return {
+        "steps": model.num_timesteps,
+        "training_seconds": training,
+        "steps_per_s": model.num_timesteps / training,
+        "reached_at_step": clock.reached[0] if clock.reached else None,
+        "reached_at_training_seconds": clock.reached[1] if clock.reached else None,
+        "peak_rss_mib": peak_rss_mib(),
+    }
+
+
+def composed(*overrides: str):
+    """The Config `pgrun <overrides>` would run, composed in this process."""
+    from hydra import compose, initialize_config_dir
+
+    from pgrun.cli import config_dir
+    from pgrun.config import register_schemas, to_config
+
+    register_schemas()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return to_config(
+            compose("config", overrides=["log.console=false", "log.tensorboard=false", *overrides])
+        )
+
+
+def worker_update(algo: str, repeats: int) -> dict:
+    """Seconds per update (estimate + the rule's update) of `algo`'s shipped defaults on one
+    CartPole batch of about 2,048 steps (100 episodes of a fresh policy for the algorithms
+    that take episodes), repeated on the same batch."""
+    import torch
+
+    from pgrun.train import Training
+
+    torch.set_num_threads(1)
+    config = composed(f"algo={algo}", "env=cartpole")
+    size = "algo.batch_size=100" if config.algo.batch_unit == "episodes" else "algo.batch_size=2048"
+    config = composed(f"algo={algo}", "env=cartpole", size)
+    with tempfile.TemporaryDirectory() as run_dir:
+        training = Training(config, Path(run_dir))
+        batch = training.collector.collect()
+        training.rule.update(training.estimate(batch, training.rule.critic), progress=0.0)  # warm-up
+        start = time.perf_counter()
+        for _ in range(repeats):
+            training.rule.update(training.estimate(batch, training.rule.critic), progress=0.0)
+        elapsed = (time.perf_counter() - start) / repeats
+        training.close()
+    return {"batch_steps": batch.env_steps, "seconds_per_update": elapsed}
+
+
+class FirstStepCartPole(CartPoleEnv):
+    """CartPole that writes the wall-clock time of its first step to $PGRUN_FIRST_STEP_FILE
+    (env.id=speed:FirstStepCartPole, with benchmarks/ on PYTHONPATH)."""
+
+    def step(self, action: int) -> tuple:
+        path = Path(os.environ["PGRUN_FIRST_STEP_FILE"])
+        if not path.exists():
+            path.write_text(repr(time.time()))
+        return super().step(action)
+
+
+WORKERS: dict[str, Callable[..., dict]] = {
+    "env": worker_env,
+    "inference": worker_inference,
+    "collector": worker_collector,
+    "pgrun": worker_pgrun,
+    "sb3": worker_sb3,
+    "update": worker_update,
+}
+
+
+def run_worker(name: str, *args: object) -> dict:
+    """Run WORKERS[name](*args) in a child process; its JSON result."""
+    command = [sys.executable, __file__, "--worker", name, json.dumps(args)]
+    with tempfile.TemporaryDirectory() as cwd:  # whatever a library drops in its cwd goes with it
+        result = subprocess.run(command, capture_output=True, text=True, cwd=cwd)
+    if result.returncode != 0:
+        raise RuntimeError(f"worker {name}{args} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------- sections (this process)
+
+
+def smoke_subset(cases: list, smoke: bool) -> list:
+    """A smoke run measures every kind of case once: the first and the last."""
+    return [cases[0], cases[-1]] if smoke and len(cases) > 2 else cases
+
+
+def median_of(repeats: int, measure: Callable[[], float]) -> float:
+    return statistics.median(measure() for _ in range(repeats))
+
+
+def section_envs(smoke: bool) -> list[str]:
+    steps = 2_000 if smoke else 200_000
+    rows = ["| env | vectorization | envs | steps/s |", "|---|---|---|---|"]
+    cases = [("cartpole", "single", 1)]
+    cases += [("cartpole", mode, n) for mode in ("native", "sync") for n in (1, 8, 64, 1024)]
+    cases += [("cartpole", "async", n) for n in (1, 8)]
+    cases += [("halfcheetah", "single", 1), ("halfcheetah", "sync", 1), ("halfcheetah", "async", 2)]
+    for env, mode, n in smoke_subset(cases, smoke):
+        budget = steps if env == "cartpole" else steps // 10
+        result = run_worker("env", env, mode, n, max(budget, n * 20))
+        rows.append(f"| {ENV_IDS[env]} | {mode} | {n} | {result['steps_per_s']:,.0f} |")
+    rows += ["", "Async at 64 and 1,024 envs is left out: one process per copy on 2 cores."]
+    return rows
+
+
+def section_collector(smoke: bool) -> list[str]:
+    """pgrun's collector against the floor N / (t_env + t_policy), t_env from the fastest
+    vectorization gymnasium has for the env (native for CartPole), t_policy per call."""
+    steps = 4_096 if smoke else 200_000
+    calls = 200 if smoke else 5_000
+    rows = [
+        "| env | envs | t_env per call | t_policy per call | floor steps/s | collector steps/s | fraction |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    cases = [("cartpole", 8, "native"), ("cartpole", 64, "native"), ("halfcheetah", 1, "sync")]
+    for env, n, fastest in smoke_subset(cases, smoke):
+        budget = steps if env == "cartpole" else steps // 10
+        t_env = run_worker("env", env, fastest, n, max(budget, n * 20))["seconds_per_call"]
+        t_policy = run_worker("inference", env, n, calls)["seconds_per_call"]
+        floor = n / (t_env + t_policy)
+        collected = run_worker("collector", env, n, "sync", budget)["steps_per_s"]
+        rows.append(
+            f"| {ENV_IDS[env]} | {n} | {t_env * 1e6:,.0f} us ({fastest}) | {t_policy * 1e6:,.0f} us "
+            f"| {floor:,.0f} | {collected:,.0f} | {collected / floor:.2f} |"
+        )
+    return rows
+
+
+def section_ppo(smoke: bool) -> tuple[list[str], list[float]]:
+    budgets = {"cartpole": 2_048 if smoke else 60_000, "halfcheetah": 2_048 if smoke else 20_480}
+    rows = [
+        "| task (hyperparameters) | SB3 steps/s | pgrun steps/s | ratio | SB3 peak RSS | pgrun peak RSS |",
+        "|---|---|---|---|---|---|",
+    ]
+    rss = []
+    labels = {"cartpole": "CartPole-v1 (zoo)", "halfcheetah": "HalfCheetah-v5 (SB3 defaults)"}
+    for env, steps in budgets.items():
+        common = [f"total_steps={steps}", f"eval.every={10 * steps}", "eval.episodes=1", "seed=0"]
+        sb3 = run_worker("sb3", env, steps, 0, None, steps)
+        ours = run_worker("pgrun", [*pgrun_overrides(env), *common])
+        rss.append(ours["peak_rss_mib"])
+        rows.append(
+            f"| {labels[env]} | {sb3['steps_per_s']:,.0f} | {ours['steps_per_s']:,.0f} "
+            f"| {ours['steps_per_s'] / sb3['steps_per_s']:.2f}x | {sb3['peak_rss_mib']:,.0f} MiB "
+            f"| {ours['peak_rss_mib']:,.0f} MiB |"
+        )
+    return rows, rss
+
+
+def section_solve(smoke: bool) -> list[str]:
+    seeds = [0] if smoke else [0, 1, 2, 3, 4]
+    target, budget, every = (15.0, 4_096, 1_024) if smoke else (475.0, 300_000, 2_048)
+    results: dict[str, list[dict]] = {"SB3 PPO (zoo hyperparameters)": [], "pgrun ppo (shipped defaults)": []}
+    for seed in seeds:
+        results["SB3 PPO (zoo hyperparameters)"].append(
+            run_worker("sb3", "cartpole", budget, seed, target, every)
+        )
+        results["pgrun ppo (shipped defaults)"].append(
+            run_worker(
+                "pgrun",
+                [
+                    "algo=ppo",
+                    "env=cartpole",
+                    f"seed={seed}",
+                    f"total_steps={budget}",
+                    f"target_return={target}",
+                    "stop_at_target=true",
+                    f"eval.every={every}",
+                ],
+            )
+        )
+    rows = [
+        f"Until the mean of 10 deterministic evaluation episodes (every {every:,} steps) reaches "
+        f"{target:g}; evaluation time excluded; seeds {seeds[0]}-{seeds[-1]}; median (min to max).",
+        "",
+        "| runner | solved | seconds | env steps |",
+        "|---|---|---|---|",
+    ]
+    for name, runs in results.items():
+        solved = [run for run in runs if run["reached_at_step"] is not None]
+        rows.append(
+            f"| {name} | {len(solved)}/{len(runs)} "
+            f"| {spread([run['reached_at_training_seconds'] for run in solved], '.1f')} "
+            f"| {spread([run['reached_at_step'] for run in solved], ',.0f')} |"
+        )
+    return rows
+
+
+def spread(values: list[float], fmt: str) -> str:
+    if not values:
+        return "-"
+    low, middle, high = (format(v, fmt) for v in (min(values), statistics.median(values), max(values)))
+    return f"{middle} ({low} to {high})"
+
+
+def section_updates(smoke: bool) -> list[str]:
+    algos = sorted(path.stem for path in (ROOT / "configs" / "algo").glob("*.yaml"))
+    rows = ["| algo | batch (env steps) | ms per update | ms per 1,000 steps |", "|---|---|---|---|"]
+    for algo in smoke_subset(algos, smoke):
+        result = run_worker("update", algo, 1 if smoke else 5)
+        per_update = result["seconds_per_update"] * 1e3
+        rows.append(
+            f"| {algo} | {result['batch_steps']:,} | {per_update:,.1f} "
+            f"| {per_update / result['batch_steps'] * 1e3:,.1f} |"
+        )
+    return rows
+
+
+def section_startup(smoke: bool) -> list[str]:
+    repeats = 1 if smoke else 5
+
+    def wall(*args: str) -> float:
+        start = time.perf_counter()
+        subprocess.run([str(PGRUN), *args], capture_output=True, cwd=tempfile.gettempdir())
+        return time.perf_counter() - start
+
+    def first_step() -> float:
+        with tempfile.TemporaryDirectory() as folder:
+            stamp = Path(folder) / "first_step"
+            env = os.environ | {"PGRUN_FIRST_STEP_FILE": str(stamp), "PYTHONPATH": str(ROOT / "benchmarks")}
+            started = time.time()
+            command = [str(PGRUN), "algo=ppo", "env.id=speed:FirstStepCartPole", "total_steps=2048"]
+            command += ["env.max_episode_steps=500"]
+            command += ["eval.episodes=1", "log.console=false", f"hydra.run.dir={folder}/run"]
+            subprocess.run(command, capture_output=True, env=env, check=True)
+            return float(stamp.read_text()) - started
+
+    rows = ["| what | seconds (median) |", "|---|---|"]
+    rows.append(f"| `pgrun --help` | {median_of(repeats, lambda: wall('--help')):.2f} |")
+    rows.append(
+        f"| a config error (`pgrun algo=nope`) | {median_of(repeats, lambda: wall('algo=nope')):.2f} |"
+    )
+    rows.append(f"| invocation to the first env step | {median_of(repeats, first_step):.2f} |")
+    return rows
+
+
+SECTIONS = {
+    "envs": ("Raw env throughput (random actions)", section_envs),
+    "collector": ("The collector against its floor", section_collector),
+    "ppo": ("PPO training steps/s at identical hyperparameters (evaluation excluded)", section_ppo),
+    "solve": ("Time to solve CartPole-v1", section_solve),
+    "updates": ("Time per update, every algorithm (CartPole, shipped defaults)", section_updates),
+    "startup": ("Start-up", section_startup),
+}
+
+
+def machine() -> str:
+    import torch
+
+    lines = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []
+    cpu = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")
+    python = platform.python_version()
+    return (
+        f"{cpu or platform.processor()}, {os.cpu_count()} cores, Python {python}, torch {torch.__version__}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny budgets: checks the script runs")
+    parser.add_argument("--out", type=Path, help="write the Markdown report here (default: print only)")
+    parser.add_argument("--only", nargs="*", choices=list(SECTIONS), help="run only these sections")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("args", nargs="?", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(WORKERS[args.worker](*json.loads(args.args))))
+        return
+    started = time.perf_counter()
+    report = [
+        f"# pgrun speed ({'smoke run: numbers mean nothing' if args.smoke else 'benchmarks/speed.py'})",
+        "",
+        f"{datetime.date.today().isoformat()}; {machine()}.",
+        f"Command: `python benchmarks/speed.py{' --smoke' if args.smoke else ''}`",
+    ]
+    for name in args.only or list(SECTIONS):
+        title, section = SECTIONS[name]
+        print(f"speed: {name} ...", file=sys.stderr)
+        rows = section(args.smoke)
+        if name == "ppo":
+            rows, _ = rows
+        report += ["", f"## {title}", "", *rows]
+    report += ["", f"({time.perf_counter() - started:.0f} s in all.)"]
+    text = "\n".join(report) + "\n"
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

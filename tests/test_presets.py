@@ -1,0 +1,61 @@
+"""Every tuned preset (configs/tuned/<algo>_<env>.yaml) is applied when its algo and env are chosen."""
+
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+from tests_support import shipped_config
+
+from pgrun.config import as_plain_dict
+
+CONFIGS = Path(__file__).parent.parent / "configs"
+ALGOS = {path.stem for path in (CONFIGS / "algo").glob("*.yaml")}
+ENVS = {path.stem for path in (CONFIGS / "env").glob("*.yaml")}
+
+
+def algo_and_env(preset: Path) -> tuple[str, str]:
+    [pair] = [
+        (algo, preset.stem[len(algo) + 1 :])
+        for algo in ALGOS
+        if preset.stem[len(algo) + 1 :] in ENVS and preset.stem.startswith(f"{algo}_")
+    ]
+    return pair
+
+
+def leaves(tree: dict, prefix: str = "") -> dict[str, object]:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat |= leaves(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def preset_values(path: Path) -> dict[str, object]:
+    """The preset's keys, those of the files it includes first (its defaults list)."""
+    tree = OmegaConf.to_container(OmegaConf.load(path))
+    values = {}
+    for included in tree.pop("defaults", []):
+        values |= preset_values(path.parent / f"{included}.yaml")
+    return values | leaves(tree)
+
+
+def lookup(tree: dict, dotted: str) -> object:
+    for key in dotted.split("."):
+        tree = tree[key]
+    return tree
+
+
+@pytest.mark.parametrize("preset", sorted((CONFIGS / "tuned").glob("*.yaml")), ids=lambda path: path.stem)
+def test_a_tuned_preset_applies_to_its_algo_and_env(preset):
+    algo, env = algo_and_env(preset)
+    composed = as_plain_dict(shipped_config(f"algo={algo}", f"env={env}"))
+    values = preset_values(preset)
+    assert values
+    for key, value in values.items():
+        assert lookup(composed, key) == value, key
+    # and only there: the same algo on another env keeps the algorithm's defaults
+    other_env = "cartpole" if env != "cartpole" else "acrobot"
+    other = as_plain_dict(shipped_config(f"algo={algo}", f"env={other_env}"))
+    assert any(lookup(other, key) != value for key, value in values.items() if not key.startswith("env."))
