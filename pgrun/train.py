@@ -70,6 +70,8 @@ class Progress:
     evals: list[float] = field(default_factory=list)
     reached_at_step: int | None = None
     reached_at_seconds: float | None = None
+    reached_at_training_seconds: float | None = None
+    """reached_at_seconds less the time spent evaluating"""
     seconds: float = 0.0
     """training seconds up to the last checkpoint, carried into a resumed run's time/elapsed"""
     phase_seconds: dict[str, float] = field(default_factory=dict)
@@ -225,9 +227,10 @@ class Training:
             and target is not None
             and scalars.get("eval/return", -np.inf) >= target
         ):
-            progress.reached_at_step, progress.reached_at_seconds = (
-                progress.steps,
-                time.perf_counter() - started,
+            progress.reached_at_step = progress.steps
+            progress.reached_at_seconds = time.perf_counter() - started
+            progress.reached_at_training_seconds = (
+                progress.reached_at_seconds - progress.phase_seconds["eval"]
             )
 
     def check_finite(self, scalars: dict[str, float]) -> None:
@@ -304,6 +307,7 @@ class Training:
             "best_eval_return": max(progress.evals) if progress.evals else None,
             "target_reached_at_step": progress.reached_at_step,
             "target_reached_at_seconds": progress.reached_at_seconds,
+            "target_reached_at_training_seconds": progress.reached_at_training_seconds,
             "env_steps": progress.steps,
             "seconds": time.perf_counter() - started,
             "seconds_by_phase": dict(progress.phase_seconds),

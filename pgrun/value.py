@@ -70,22 +70,14 @@ class FittedValue:
 
     def fit(self, obs: Tensor, targets: Tensor) -> dict[str, float]:
         """Fit to targets [n] at obs [n, obs_dim]; return the loss of the last pass."""
-        n = len(targets)
-        size = self.config.minibatch_size or n
-        with torch.no_grad():
-            old_values = self.net(obs)
-        for _ in range(self.config.iters):
-            pass_loss = 0.0
-            for index in torch.randperm(n).split(size):
-                loss = value_loss(
-                    self.net(obs[index]), targets[index], old_values[index], self.config.clip_range
-                )
-                self.optimizer.zero_grad()
-                loss.backward()
-                clip_gradients(list(self.net.parameters()), self.config.max_grad_norm)
-                self.optimizer.step()
-                pass_loss += loss.item() * len(index) / n
-        return {"train/value_loss": pass_loss}
+        fitting = ValueFitting(self, obs, targets)
+        fitting.finish()
+        return fitting.info()
+
+    def shares_minibatches_with(self, epochs: int, minibatch_size: int | None) -> bool:
+        """Whether the fit's passes are those of an update rule's own epochs of minibatches,
+        so that the rule can take both steps after one backward pass (`ValueFitting`)."""
+        return self.config.iters == epochs and self.config.minibatch_size == minibatch_size
 
     def state_dict(self) -> dict[str, Any]:
         return {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict()}
@@ -93,3 +85,55 @@ class FittedValue:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.net.load_state_dict(state["net"])
         self.optimizer.load_state_dict(state["optimizer"])
+
+
+class ValueFitting:
+    """One fit of V to fixed targets, as config.iters passes of minibatch steps.
+
+    A step is `zero_grad`, a backward pass through `loss(index)`, then `step()`. An update
+    rule whose own minibatches match the fit's (FittedValue.shares_minibatches_with) adds
+    `loss(index)` to its loss, so one backward pass serves both networks (their parameters
+    are disjoint, so each gets exactly its own gradient), and calls `finish()` at the end for
+    any steps it did not take (after an early stop). Alone, `finish()` takes them all.
+    """
+
+    def __init__(self, value: FittedValue, obs: Tensor, targets: Tensor) -> None:
+        self.value, self.obs, self.targets = value, obs, targets
+        self.parameters = list(value.net.parameters())
+        self.steps_per_pass = -(-len(targets) // (value.config.minibatch_size or len(targets)))
+        self.steps_taken, self.losses = 0, []
+        with torch.no_grad():
+            self.old_values = value.net(obs)
+
+    def zero_grad(self) -> None:
+        self.value.optimizer.zero_grad()
+
+    def loss(self, index: Tensor) -> Tensor:
+        """The value loss on minibatch `index`, to be added to the rule's loss."""
+        config = self.value.config
+        loss = value_loss(
+            self.value.net(self.obs[index]), self.targets[index], self.old_values[index], config.clip_range
+        )
+        self.losses.append(loss.item() * len(index) / len(self.targets))
+        return loss
+
+    def step(self) -> None:
+        """Clip V's gradients and take its optimizer step."""
+        clip_gradients(self.parameters, self.value.config.max_grad_norm)
+        self.value.optimizer.step()
+        self.steps_taken += 1
+
+    def finish(self) -> None:
+        """Take the steps of the config.iters passes not taken yet, in fresh shuffles."""
+        size = self.value.config.minibatch_size or len(self.targets)
+        while self.steps_taken < self.value.config.iters * self.steps_per_pass:
+            for index in torch.randperm(len(self.targets)).split(size):
+                if self.steps_taken == self.value.config.iters * self.steps_per_pass:
+                    break
+                self.zero_grad()
+                self.loss(index).backward()
+                self.step()
+
+    def info(self) -> dict[str, float]:
+        """The loss over the last pass (its minibatch losses weighted by size)."""
+        return {"train/value_loss": sum(self.losses[-self.steps_per_pass :])}

@@ -34,3 +34,8 @@ def test_shipped_defaults_reach_the_floor(tmp_path, algo, env, target, budget):
     reached = summary["target_reached_at_step"]
     assert reached is not None, f"eval return stayed below {target}: best {summary['best_eval_return']}"
     assert reached <= budget
+    # the clock to the target leaves out evaluation, which the phase times account for
+    phases = summary["seconds_by_phase"]
+    training_seconds = summary["target_reached_at_training_seconds"]
+    assert training_seconds == pytest.approx(summary["target_reached_at_seconds"] - phases["eval"])
+    assert 0 < training_seconds < summary["target_reached_at_seconds"]

@@ -9,7 +9,7 @@ from tests_support import SPACES, random_batch, random_like, small_policy, value
 from pgrun.advantages import Advantages
 from pgrun.algos.policy_gradient import PolicyGradient, PolicyGradientConfig
 from pgrun.algos.ppo import PPO, PPOConfig, clipped_surrogate, kl_penalized_surrogate
-from pgrun.config import OptimizerConfig
+from pgrun.config import OptimizerConfig, ValueConfig
 
 
 def ppo_rule(space, optim=None, **overrides):
@@ -120,3 +120,34 @@ def test_penalty_coefficient_adapts_to_the_measured_kl(lr, factor):
     assert info["train/kl_coef"] == 1.0
     assert rule.kl_coef == factor
     assert (info["train/kl"] > 0.015) == (factor == 2.0)
+
+
+def adam_steps(optimizer: torch.optim.Optimizer) -> list[int]:
+    return [int(state["step"]) for state in optimizer.state.values()]
+
+
+@pytest.mark.parametrize("target_kl", [None, 0.001], ids=["all epochs", "early stop"])
+def test_value_fitted_on_the_policys_minibatches_leaves_both_fits_intact(target_kl):
+    """value.iters == epochs and one minibatch size: one backward pass serves both networks.
+    The policy takes exactly the steps it takes alone (same shuffles, no value gradient), and
+    V takes all its iters passes of steps, even when the policy's epochs stop early."""
+    config = dict(epochs=4, minibatch_size=13, target_kl=target_kl)
+    value = ValueConfig(iters=4, minibatch_size=13, lr=0.01)
+    joint_policy, joint = ppo_rule(SPACES["gaussian"], value=value, **config)
+    alone_policy, alone = ppo_rule(SPACES["gaussian"], value=value, **config)
+    assert joint.value.shares_minibatches_with(4, 13)
+    batch = random_batch(joint_policy, seed=5, steps=13, envs=4)
+    phi, targets = random_like(batch.rewards, seed=6), random_like(batch.rewards, seed=7) * 3
+    torch.manual_seed(8)
+    info = joint.update(Advantages(batch, phi, value_targets=targets), progress=0.0)
+    torch.manual_seed(8)
+    alone_info = alone.policy_update(batch.flat(batch.obs), batch.flat(batch.actions), batch.flat(phi), 0.0)
+    assert info["train/stopped_early"] == alone_info["train/stopped_early"] == float(target_kl is not None)
+    for a, b in zip(joint_policy.parameters(), alone_policy.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+    n = int(batch.valid.sum())
+    assert set(adam_steps(joint.value.optimizer)) == {4 * -(-n // 13)}
+    with torch.no_grad():  # and V moved towards its targets
+        before = (alone.value.net(batch.flat(batch.obs)) - batch.flat(targets)).pow(2).mean()
+        after = (joint.value.net(batch.flat(batch.obs)) - batch.flat(targets)).pow(2).mean()
+    assert after < 0.9 * before

@@ -4,7 +4,8 @@ Both variants (Schulman et al. 2017) share the loop; they differ only in the los
   clip:    L = -E[min(r_t A_t, clip(r_t, 1 - eps, 1 + eps) A_t)]
   penalty: L = -E[r_t A_t] + beta E[KL(pi_old(.|s_t) || pi_theta(.|s_t))]
 with r_t = pi_theta(a_t|s_t) / pi_old(a_t|s_t) and A_t the estimator's GAE advantages.
-V(s) is fitted on its own after the policy's epochs.
+V(s) is fitted to the estimator's value targets: on the policy's own minibatches when its
+passes match the epochs, else after them.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pgrun.config import AlgoConfig, OptimizerConfig, ValueConfig, checked
 from pgrun.losses import approx_kl, entropy_bonus, importance_surrogate
 from pgrun.optim import clip_gradients, make_optimizer, scheduled_lr, set_lr
 from pgrun.policies import Policy
-from pgrun.value import FittedValue, ValueNetworkFactory
+from pgrun.value import FittedValue, ValueFitting, ValueNetworkFactory
 
 
 @dataclass
@@ -93,15 +94,29 @@ class PPO:
         self.kl_coef = config.kl_coef
 
     def update(self, advantages: Advantages, progress: float) -> dict[str, float]:
+        """The policy's epochs, and V fitted to the value targets: on the same minibatches, one
+        backward pass for both, when the value's passes match the epochs (value.iters ==
+        epochs, same minibatch size); else after the epochs."""
         batch = advantages.batch
+        obs, value_targets = batch.flat(batch.obs), batch.flat(advantages.value_targets)
+        fitting = ValueFitting(self.value, obs, value_targets)
+        joint = self.value.shares_minibatches_with(self.config.epochs, self.config.minibatch_size)
         info = self.policy_update(
-            batch.flat(batch.obs), batch.flat(batch.actions), batch.flat(advantages.phi), progress
+            obs, batch.flat(batch.actions), batch.flat(advantages.phi), progress, fitting if joint else None
         )
-        return info | self.value.fit(batch.flat(batch.obs), batch.flat(advantages.value_targets))
+        fitting.finish()
+        return info | fitting.info()
 
     def policy_update(
-        self, obs: Tensor, actions: Tensor, advantages: Tensor, progress: float
+        self,
+        obs: Tensor,
+        actions: Tensor,
+        advantages: Tensor,
+        progress: float,
+        value_fitting: ValueFitting | None = None,
     ) -> dict[str, float]:
+        """The epochs of minibatch steps on the surrogate; with `value_fitting`, each step
+        also takes V's step on the same minibatch."""
         config, policy = self.config, self.policy
         set_lr(self.optimizer, scheduled_lr(config.optim, progress))
         with torch.no_grad():
@@ -133,12 +148,17 @@ class PPO:
                         new_part, old_part, logp, logp_old[index], advantages[index], self.kl_coef
                     )
                 loss = loss + entropy_bonus(policy.entropy_from(params), config.ent_coef)
+                loss_value = loss.item()
                 self.optimizer.zero_grad()
+                if value_fitting is not None:
+                    value_fitting.zero_grad()
+                    loss = loss + value_fitting.loss(index)
                 loss.backward()
                 grad_norms.append(clip_gradients(weights, config.optim.max_grad_norm))
                 self.optimizer.step()
+                if value_fitting is not None:
+                    value_fitting.step()
                 steps += 1
-                loss_value = loss.item()
             if stopped:
                 break
         with torch.no_grad():
