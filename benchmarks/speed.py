@@ -93,7 +93,6 @@ def worker_env(env: str, mode: str, num_envs: int, steps: int) -> dict:
     """Random-action env steps per second: `single` (one env, no wrapper vector), `native`
     (gymnasium's own vectorized implementation), `sync`, `async`."""
     import gymnasium as gym
-    import numpy as np
 
     env_id = ENV_IDS[env]
     quiet_mujoco(env)
@@ -118,7 +117,6 @@ def worker_env(env: str, mode: str, num_envs: int, steps: int) -> dict:
         envs.step(actions[t % 100])
     elapsed = time.perf_counter() - start
     envs.close()
-    del np
     return {"steps_per_s": calls * num_envs / elapsed, "seconds_per_call": elapsed / calls}
 
 
@@ -410,25 +408,23 @@ def section_collector(smoke: bool) -> list[str]:
     return rows
 
 
-def section_ppo(smoke: bool) -> tuple[list[str], list[float]]:
+def section_ppo(smoke: bool) -> list[str]:
     budgets = {"cartpole": 2_048 if smoke else 60_000, "halfcheetah": 2_048 if smoke else 20_480}
     rows = [
         "| task (hyperparameters) | SB3 steps/s | pgrun steps/s | ratio | SB3 peak RSS | pgrun peak RSS |",
         "|---|---|---|---|---|---|",
     ]
-    rss = []
     labels = {"cartpole": "CartPole-v1 (zoo)", "halfcheetah": "HalfCheetah-v5 (SB3 defaults)"}
     for env, steps in budgets.items():
         common = [f"total_steps={steps}", f"eval.every={10 * steps}", "eval.episodes=1", "seed=0"]
         sb3 = run_worker("sb3", env, steps, 0, None, steps)
         ours = run_worker("pgrun", [*pgrun_overrides(env), *common])
-        rss.append(ours["peak_rss_mib"])
         rows.append(
             f"| {labels[env]} | {sb3['steps_per_s']:,.0f} | {ours['steps_per_s']:,.0f} "
             f"| {ours['steps_per_s'] / sb3['steps_per_s']:.2f}x | {sb3['peak_rss_mib']:,.0f} MiB "
             f"| {ours['peak_rss_mib']:,.0f} MiB |"
         )
-    return rows, rss
+    return rows
 
 
 def section_solve(smoke: bool) -> list[str]:
@@ -561,8 +557,6 @@ def main() -> None:
         title, section = SECTIONS[name]
         print(f"speed: {name} ...", file=sys.stderr)
         rows = section(args.smoke)
-        if name == "ppo":
-            rows, _ = rows
         report += ["", f"## {title}", "", *rows]
     report += ["", f"({time.perf_counter() - started:.0f} s in all.)"]
     text = "\n".join(report) + "\n"

@@ -126,10 +126,9 @@ class ValueFitting:
     def finish(self) -> None:
         """Take the steps of the config.iters passes not taken yet, in fresh shuffles."""
         size = self.value.config.minibatch_size or len(self.targets)
-        while self.steps_taken < self.value.config.iters * self.steps_per_pass:
-            for index in torch.randperm(len(self.targets)).split(size):
-                if self.steps_taken == self.value.config.iters * self.steps_per_pass:
-                    break
+        total = self.value.config.iters * self.steps_per_pass
+        while self.steps_taken < total:
+            for index in torch.randperm(len(self.targets)).split(size)[: total - self.steps_taken]:
                 self.zero_grad()
                 self.loss(index).backward()
                 self.step()

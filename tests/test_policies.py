@@ -18,8 +18,9 @@ def policy_and_obs(space: gym.Space):
     torch.manual_seed(0)
     # log-std away from 0 and a wide output layer, so a dropped sigma or a wrong sign shows
     policy = make_policy(5, space, PolicyConfig(init="default", log_std_init=-0.7))
-    with torch.no_grad():
-        policy.log_std.add_(torch.linspace(-0.3, 0.4, 3)) if hasattr(policy, "log_std") else None
+    if hasattr(policy, "log_std"):
+        with torch.no_grad():
+            policy.log_std.add_(torch.linspace(-0.3, 0.4, 3))
     return policy, torch.randn(32, 5) * 3
 
 
