@@ -1,43 +1,137 @@
-"""Optimizers as the config describes them, their learning-rate schedule, and one clipped step."""
+"""The optimizers of the update rules (Adam, RMSprop, SGD), their learning-rate schedule and
+gradient clipping, all on one flat buffer per optimizer.
+
+An optimizer moves its parameters into one contiguous tensor (each parameter becomes a
+view of it) and gives them gradients that are views of a second one. Backward passes
+accumulate into those views in place, so clipping and the update rule are a handful of
+operations on two long vectors, however many layers the network has: torch's optimizers
+loop over the parameter tensors (or fuse them in a kernel that brings in torch._dynamo,
+about a second of start-up) and are several times slower at these network sizes.
+The update formulas are torch's, term for term (tests/test_optim.py compares them).
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from pgrun.config import OptimizerConfig
 
+ADAM_BETAS = (0.9, 0.999)
 RMSPROP_ALPHA = 0.99
+CLIP_EPS = 1e-6
+"""added to the gradient norm in the clipping factor, as torch.nn.utils.clip_grad_norm_ does"""
 
 
-def make_optimizer(params: Iterable[torch.nn.Parameter], config: OptimizerConfig) -> torch.optim.Optimizer:
-    """Adam, RMSprop (smoothing constant 0.99, as in A2C) or SGD over `params` at config.lr.
+class FlatOptimizer:
+    """Parameters and gradients as views of two flat buffers; subclasses define `update`."""
 
-    Adam is torch's fused kernel: one call updates every parameter tensor, where the default
-    on CPU loops over them (the same update rule, in fewer and larger operations).
-    """
-    params = list(params)
+    def __init__(self, params: Iterable[torch.nn.Parameter], lr: float) -> None:
+        self.params = list(params)
+        self.lr = lr
+        self.steps = 0
+        with torch.no_grad():
+            self.flat = torch.cat([p.detach().reshape(-1) for p in self.params])
+        self.grad = torch.zeros_like(self.flat)
+        offset = 0
+        for p in self.params:
+            size = p.numel()
+            p.data = self.flat[offset : offset + size].view_as(p)
+            p.grad = self.grad[offset : offset + size].view_as(p)
+            offset += size
+
+    def zero_grad(self) -> None:
+        self.grad.zero_()
+
+    def clip_grad_norm(self, max_norm: float | None) -> float:
+        """Scale the gradient to a global norm of at most max_norm (None: leave it), by
+        min(1, max_norm / (norm + 1e-6)); return the norm before clipping."""
+        norm = torch.linalg.vector_norm(self.grad)
+        if max_norm is not None:
+            self.grad.mul_((max_norm / (norm + CLIP_EPS)).clamp(max=1.0))
+        return norm.item()
+
+    def step(self) -> None:
+        """One update of the parameters from the accumulated gradient."""
+        self.steps += 1
+        with torch.no_grad():
+            self.update()
+
+    def update(self) -> None:
+        raise NotImplementedError
+
+    def statistics(self) -> dict[str, Tensor]:
+        """The optimizer's running statistics, by name (empty for plain SGD)."""
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"lr": self.lr, "steps": self.steps} | {k: v.clone() for k, v in self.statistics().items()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.lr, self.steps = state["lr"], state["steps"]
+        for name, statistic in self.statistics().items():
+            statistic.copy_(state[name])
+
+
+class Adam(FlatOptimizer):
+    """Adam (Kingma & Ba 2015), in torch's form:
+    m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2
+    theta <- theta - (lr / (1 - b1^t)) m / (sqrt(v) / sqrt(1 - b2^t) + eps)"""
+
+    def __init__(self, params: Iterable[torch.nn.Parameter], lr: float, eps: float = 1e-8) -> None:
+        super().__init__(params, lr)
+        self.eps = eps
+        self.m, self.v = torch.zeros_like(self.flat), torch.zeros_like(self.flat)
+
+    def update(self) -> None:
+        b1, b2 = ADAM_BETAS
+        self.m.lerp_(self.grad, 1 - b1)
+        self.v.mul_(b2).addcmul_(self.grad, self.grad, value=1 - b2)
+        denominator = (self.v.sqrt() / math.sqrt(1 - b2**self.steps)).add_(self.eps)
+        self.flat.addcdiv_(self.m, denominator, value=-self.lr / (1 - b1**self.steps))
+
+    def statistics(self) -> dict[str, Tensor]:
+        return {"m": self.m, "v": self.v}
+
+
+class RMSprop(FlatOptimizer):
+    """RMSprop (Tieleman & Hinton 2012), in torch's form:
+    s <- alpha s + (1 - alpha) g^2;  theta <- theta - lr g / (sqrt(s) + eps)"""
+
+    def __init__(self, params: Iterable[torch.nn.Parameter], lr: float, eps: float = 1e-8) -> None:
+        super().__init__(params, lr)
+        self.eps = eps
+        self.square_avg = torch.zeros_like(self.flat)
+
+    def update(self) -> None:
+        self.square_avg.mul_(RMSPROP_ALPHA).addcmul_(self.grad, self.grad, value=1 - RMSPROP_ALPHA)
+        self.flat.addcdiv_(self.grad, self.square_avg.sqrt().add_(self.eps), value=-self.lr)
+
+    def statistics(self) -> dict[str, Tensor]:
+        return {"square_avg": self.square_avg}
+
+
+class SGD(FlatOptimizer):
+    """theta <- theta - lr g"""
+
+    def update(self) -> None:
+        self.flat.add_(self.grad, alpha=-self.lr)
+
+
+def make_optimizer(params: Iterable[torch.nn.Parameter], config: OptimizerConfig) -> FlatOptimizer:
+    """Adam, RMSprop (smoothing constant 0.99, as in A2C) or SGD over `params` at config.lr."""
     if config.name == "adam":
-        return torch.optim.Adam(params, lr=config.lr, eps=config.eps, fused=True)
+        return Adam(params, config.lr, config.eps)
     if config.name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=config.lr, alpha=RMSPROP_ALPHA, eps=config.eps)
-    return torch.optim.SGD(params, lr=config.lr)
+        return RMSprop(params, config.lr, config.eps)
+    return SGD(params, config.lr)
 
 
 def scheduled_lr(config: OptimizerConfig, progress: float) -> float:
     """The learning rate when a fraction `progress` of total_steps is done:
     constant: lr; linear: lr * (1 - progress), reaching 0 at the end of the budget."""
     return config.lr * (1.0 - progress) if config.lr_schedule == "linear" else config.lr
-
-
-def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-
-
-def clip_gradients(params: list[Tensor], max_norm: float | None) -> float:
-    """Scale the gradients of `params` to a global norm of at most max_norm (None: leave them);
-    return their norm before clipping."""
-    return torch.nn.utils.clip_grad_norm_(params, max_norm or float("inf")).item()

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from pgrun.config import PolicyConfig, ValueConfig
-from pgrun.optim import clip_gradients
+from pgrun.optim import Adam
 from pgrun.policies import mlp
 
 
@@ -66,7 +66,7 @@ class FittedValue:
     def __init__(self, config: ValueConfig, make_network: ValueNetworkFactory) -> None:
         self.config = config
         self.net = make_network(config.hidden_sizes)
-        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr, fused=True)
+        self.optimizer = Adam(self.net.parameters(), config.lr)
 
     def fit(self, obs: Tensor, targets: Tensor) -> dict[str, float]:
         """Fit to targets [n] at obs [n, obs_dim]; return the loss of the last pass."""
@@ -99,7 +99,6 @@ class ValueFitting:
 
     def __init__(self, value: FittedValue, obs: Tensor, targets: Tensor) -> None:
         self.value, self.obs, self.targets = value, obs, targets
-        self.parameters = list(value.net.parameters())
         self.steps_per_pass = -(-len(targets) // (value.config.minibatch_size or len(targets)))
         self.steps_taken, self.losses = 0, []
         with torch.no_grad():
@@ -119,7 +118,7 @@ class ValueFitting:
 
     def step(self) -> None:
         """Clip V's gradients and take its optimizer step."""
-        clip_gradients(self.parameters, self.value.config.max_grad_norm)
+        self.value.optimizer.clip_grad_norm(self.value.config.max_grad_norm)
         self.value.optimizer.step()
         self.steps_taken += 1
 

@@ -20,7 +20,7 @@ def linear_a2c(optim: OptimizerConfig) -> A2C:
     )
     rule = A2C(config, policy, value_networks)
     with torch.no_grad():  # away from the near-uniform start, so every term matters
-        for p in rule.params:
+        for p in rule.optimizer.params:
             p.copy_(random_like(p, seed=p.numel()))
     return rule
 
@@ -53,9 +53,9 @@ def one_update(optim: OptimizerConfig):
         batch, random_like(batch.rewards, seed=2), value_targets=random_like(batch.rewards, seed=3)
     )
     expected = hand_gradient(rule, advantages)
-    before = [p.detach().clone() for p in rule.params]
+    before = [p.detach().clone() for p in rule.optimizer.params]
     info = rule.update(advantages, progress=0.0)
-    return [p.detach() - old for p, old in zip(rule.params, before, strict=True)], expected, info
+    return [p.detach() - old for p, old in zip(rule.optimizer.params, before, strict=True)], expected, info
 
 
 def test_one_sgd_step_is_minus_the_hand_computed_gradient():

@@ -17,7 +17,7 @@ from pgrun.advantages import Advantages
 from pgrun.algos.rule import Algorithm
 from pgrun.config import AlgoConfig, OptimizerConfig, ValueNetworkConfig, checked
 from pgrun.losses import entropy_bonus, score_function_loss
-from pgrun.optim import clip_gradients, make_optimizer, scheduled_lr, set_lr
+from pgrun.optim import make_optimizer, scheduled_lr
 from pgrun.policies import Policy
 from pgrun.value import ValueNetworkFactory
 
@@ -50,14 +50,13 @@ class A2C:
     def __init__(self, config: A2CConfig, policy: Policy, make_value_network: ValueNetworkFactory) -> None:
         self.config, self.policy = config, policy
         self.critic = make_value_network(config.value.hidden_sizes)
-        self.params = [*policy.parameters(), *self.critic.parameters()]
-        self.optimizer = make_optimizer(self.params, config.optim)
+        self.optimizer = make_optimizer([*policy.parameters(), *self.critic.parameters()], config.optim)
 
     def update(self, advantages: Advantages, progress: float) -> dict[str, float]:
         config, batch = self.config, advantages.batch
         obs, actions = batch.flat(batch.obs), batch.flat(batch.actions)
         phi, targets = batch.flat(advantages.phi), batch.flat(advantages.value_targets)
-        set_lr(self.optimizer, scheduled_lr(config.optim, progress))
+        self.optimizer.lr = scheduled_lr(config.optim, progress)
         distribution = self.policy.distribution(obs)
         entropy = distribution.entropy()
         policy_loss = score_function_loss(distribution.log_prob(actions), phi)
@@ -65,7 +64,7 @@ class A2C:
         loss = policy_loss + config.value_coef * value_loss + entropy_bonus(entropy, config.ent_coef)
         self.optimizer.zero_grad()
         loss.backward()
-        grad_norm = clip_gradients(self.params, config.optim.max_grad_norm)
+        grad_norm = self.optimizer.clip_grad_norm(config.optim.max_grad_norm)
         self.optimizer.step()
         return {
             "train/loss": loss.item(),
@@ -73,7 +72,7 @@ class A2C:
             "train/value_loss": value_loss.item(),
             "train/entropy": entropy.mean().item(),
             "train/grad_norm": grad_norm,
-            "train/lr": self.optimizer.param_groups[0]["lr"],
+            "train/lr": self.optimizer.lr,
         }
 
     def state_dict(self) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from pgrun.algos.rule import Algorithm
 from pgrun.batch import chunks
 from pgrun.config import AlgoConfig, OptimizerConfig, ValueConfig, checked
 from pgrun.losses import approx_kl, entropy_bonus, score_function_loss
-from pgrun.optim import clip_gradients, make_optimizer, scheduled_lr, set_lr
+from pgrun.optim import make_optimizer, scheduled_lr
 from pgrun.policies import Policy
 from pgrun.value import FittedValue, ValueNetworkFactory
 
@@ -112,11 +112,10 @@ class PolicyGradient:
         obs, actions, phi = batch.flat(batch.obs), batch.flat(batch.actions), batch.flat(advantages.phi)
         n = len(phi)
         parts = chunks(n, self.config.minibatch_size)
-        params = list(self.policy.parameters())
-        set_lr(self.optimizer, scheduled_lr(self.config.optim, progress))
+        self.optimizer.lr = scheduled_lr(self.config.optim, progress)
         self.optimizer.zero_grad()
         total_loss, total_entropy, logp_before = 0.0, 0.0, []
-        gradients = GradientSnapshots(params) if len(parts) > 1 else None
+        gradients = GradientSnapshots(self.optimizer.grad) if len(parts) > 1 else None
         for part in parts:
             distribution = self.policy.distribution(obs[part])
             logp = distribution.log_prob(actions[part])
@@ -131,7 +130,7 @@ class PolicyGradient:
             total_loss += loss.item()
             total_entropy += entropy.sum().item()
             logp_before.append(logp.detach())
-        info = {"train/grad_norm": clip_gradients(params, self.config.optim.max_grad_norm)}
+        info = {"train/grad_norm": self.optimizer.clip_grad_norm(self.config.optim.max_grad_norm)}
         self.optimizer.step()
         with torch.no_grad():
             logp_after = torch.cat(
@@ -141,7 +140,7 @@ class PolicyGradient:
             "train/loss": total_loss,
             "train/entropy": total_entropy / n,
             "train/approx_kl": approx_kl(torch.cat(logp_before), logp_after),
-            "train/lr": self.optimizer.param_groups[0]["lr"],
+            "train/lr": self.optimizer.lr,
         }
         if gradients is not None:
             info["train/grad_var"] = gradients.variance_of_mean()
@@ -179,21 +178,18 @@ class BaselinePolicyGradient(PolicyGradient):
 
 
 class GradientSnapshots:
-    """Per-minibatch gradients read off the accumulating .grad, for a variance estimate.
+    """Per-minibatch gradients read off the accumulating gradient, for a variance estimate.
 
     After minibatch k the accumulated gradient grew by its share; scaled by n / n_k that
     share is minibatch k's own estimate g_k of the full-batch gradient.
     """
 
-    def __init__(self, params: list[torch.nn.Parameter]) -> None:
-        self.params, self.previous, self.estimates = params, self.flat_grad(params), []
-
-    @staticmethod
-    def flat_grad(params: list[torch.nn.Parameter]) -> Tensor:
-        return torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).flatten() for p in params])
+    def __init__(self, flat_grad: Tensor) -> None:
+        """flat_grad: the optimizer's gradient buffer, accumulated into by each backward pass."""
+        self.flat_grad, self.previous, self.estimates = flat_grad, flat_grad.clone(), []
 
     def take(self, scale: float) -> None:
-        current = self.flat_grad(self.params)
+        current = self.flat_grad.clone()
         self.estimates.append((current - self.previous) * scale)
         self.previous = current
 

@@ -21,7 +21,7 @@ from pgrun.advantages import Advantages
 from pgrun.algos.rule import Algorithm
 from pgrun.config import AlgoConfig, OptimizerConfig, ValueConfig, checked
 from pgrun.losses import approx_kl, entropy_bonus, importance_surrogate
-from pgrun.optim import clip_gradients, make_optimizer, scheduled_lr, set_lr
+from pgrun.optim import make_optimizer, scheduled_lr
 from pgrun.policies import Policy
 from pgrun.value import FittedValue, ValueFitting, ValueNetworkFactory
 
@@ -118,7 +118,7 @@ class PPO:
         """The epochs of minibatch steps on the surrogate; with `value_fitting`, each step
         also takes V's step on the same minibatch."""
         config, policy = self.config, self.policy
-        set_lr(self.optimizer, scheduled_lr(config.optim, progress))
+        self.optimizer.lr = scheduled_lr(config.optim, progress)
         with torch.no_grad():
             old_params = policy.distribution_params(obs)
             old = policy.distribution_from(old_params)
@@ -126,7 +126,6 @@ class PPO:
         n = len(advantages)
         size = config.minibatch_size or n
         per_epoch = -(-n // size)
-        weights = list(policy.parameters())
         steps, stopped, clip_fracs, grad_norms, loss_value = 0, False, [], [], float("nan")
         early_stop = config.variant == "clip" and config.target_kl is not None
         for _ in range(config.epochs):
@@ -154,7 +153,7 @@ class PPO:
                     value_fitting.zero_grad()
                     loss = loss + value_fitting.loss(index)
                 loss.backward()
-                grad_norms.append(clip_gradients(weights, config.optim.max_grad_norm))
+                grad_norms.append(self.optimizer.clip_grad_norm(config.optim.max_grad_norm))
                 self.optimizer.step()
                 if value_fitting is not None:
                     value_fitting.step()
@@ -173,7 +172,7 @@ class PPO:
             "train/epochs": steps / per_epoch,
             "train/stopped_early": float(stopped),
             "train/grad_norm": sum(grad_norms) / len(grad_norms) if grad_norms else 0.0,
-            "train/lr": self.optimizer.param_groups[0]["lr"],
+            "train/lr": self.optimizer.lr,
         }
         if config.variant == "clip":
             info["train/clip_frac"] = sum(clip_fracs) / len(clip_fracs) if clip_fracs else 0.0
