@@ -113,7 +113,7 @@ class ValueFitting:
         loss = value_loss(
             self.value.net(self.obs[index]), self.targets[index], self.old_values[index], config.clip_range
         )
-        self.losses.append(loss.item() * len(index) / len(self.targets))
+        self.losses.append(loss.detach() * (len(index) / len(self.targets)))
         return loss
 
     def step(self) -> None:
@@ -134,4 +134,4 @@ class ValueFitting:
 
     def info(self) -> dict[str, float]:
         """The loss over the last pass (its minibatch losses weighted by size)."""
-        return {"train/value_loss": sum(self.losses[-self.steps_per_pass :])}
+        return {"train/value_loss": torch.stack(self.losses[-self.steps_per_pass :]).sum().item()}

@@ -58,13 +58,15 @@ class PPOConfig(AlgoConfig):
         return super().inconsistency()
 
 
-def clipped_surrogate(logp: Tensor, logp_old: Tensor, advantages: Tensor, clip: float) -> tuple[Tensor, dict]:
+def clipped_surrogate(
+    logp: Tensor, logp_old: Tensor, advantages: Tensor, clip: float
+) -> tuple[Tensor, Tensor]:
     """-mean(min(r A, clip(r, 1 - clip, 1 + clip) A)) and the fraction of clipped ratios."""
     ratio = (logp - logp_old).exp()
     loss = -torch.min(ratio * advantages, ratio.clamp(1 - clip, 1 + clip) * advantages).mean()
     with torch.no_grad():
-        clip_frac = ((ratio - 1).abs() > clip).float().mean().item()
-    return loss, {"train/clip_frac": clip_frac}
+        clip_frac = ((ratio - 1).abs() > clip).float().mean()
+    return loss, clip_frac
 
 
 def kl_penalized_surrogate(
@@ -126,7 +128,7 @@ class PPO:
         n = len(advantages)
         size = config.minibatch_size or n
         per_epoch = -(-n // size)
-        steps, stopped, clip_fracs, grad_norms, loss_value = 0, False, [], [], float("nan")
+        steps, stopped, clip_fracs, grad_norms, last_loss = 0, False, [], [], torch.tensor(float("nan"))
         early_stop = config.variant == "clip" and config.target_kl is not None
         for _ in range(config.epochs):
             for index in torch.randperm(n).split(size):
@@ -136,8 +138,8 @@ class PPO:
                     stopped = True
                     break
                 if config.variant == "clip":
-                    loss, info = clipped_surrogate(logp, logp_old[index], advantages[index], config.clip)
-                    clip_fracs.append(info["train/clip_frac"])
+                    loss, clip_frac = clipped_surrogate(logp, logp_old[index], advantages[index], config.clip)
+                    clip_fracs.append(clip_frac)
                 else:
                     new_part, old_part = (
                         policy.distribution_from(params),
@@ -146,8 +148,9 @@ class PPO:
                     loss, _ = kl_penalized_surrogate(
                         new_part, old_part, logp, logp_old[index], advantages[index], self.kl_coef
                     )
-                loss = loss + entropy_bonus(policy.entropy_from(params), config.ent_coef)
-                loss_value = loss.item()
+                if config.ent_coef > 0:  # (no entropy graph to differentiate when it has no weight)
+                    loss = loss + entropy_bonus(policy.entropy_from(params), config.ent_coef)
+                last_loss = loss.detach()
                 self.optimizer.zero_grad()
                 if value_fitting is not None:
                     value_fitting.zero_grad()
@@ -165,7 +168,7 @@ class PPO:
             kl_mean = kl_divergence(old, new).mean().item()
             approx = approx_kl(logp_old, new.log_prob(actions))
         info = {
-            "train/loss": loss_value,
+            "train/loss": last_loss.item(),
             "train/entropy": old.entropy().mean().item(),
             "train/approx_kl": approx,
             "train/kl": kl_mean,
@@ -175,7 +178,7 @@ class PPO:
             "train/lr": self.optimizer.lr,
         }
         if config.variant == "clip":
-            info["train/clip_frac"] = sum(clip_fracs) / len(clip_fracs) if clip_fracs else 0.0
+            info["train/clip_frac"] = torch.stack(clip_fracs).mean().item() if clip_fracs else 0.0
         else:
             info["train/kl_coef"] = self.kl_coef
             if kl_mean > 1.5 * config.target_kl:
