@@ -17,19 +17,16 @@ import torch
 
 from pgrun.config import PolicyConfig
 from pgrun.envs import ObservationEncoder
+from pgrun.errors import CheckpointError
 from pgrun.policies import Policy, make_policy
+from pgrun.rundir import CHECKPOINT_DIR
 
 POLICY_FILE = "policy.pt"
-CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_FORMAT = "pgrun-checkpoint-1"
 
 
 class PolicyFileError(ValueError):
     """A policy file that is missing, truncated, foreign or unsafe; the message is one line."""
-
-
-class CheckpointError(RuntimeError):
-    """No readable checkpoint to resume from; the message is one line."""
 
 
 def current_umask() -> int:

@@ -21,13 +21,13 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from pgrun.checkpoint import CHECKPOINT_DIR, CheckpointError
+import pgrun
 from pgrun.config import Config, ConfigError, register_schemas, to_config
-from pgrun.env_state import EnvNotReplayable
-from pgrun.errors import one_line
+from pgrun.errors import CheckpointError, EnvNotReplayable, RunFailed, one_line
+from pgrun.help import help_page
 from pgrun.interrupt import Interrupted, StopRequests
-from pgrun.resume import rerun_overrides, resumed_config
 from pgrun.rundir import (
+    CHECKPOINT_DIR,
     LOCK_FILE,
     PROVENANCE_FILE,
     RunDirError,
@@ -38,7 +38,9 @@ from pgrun.rundir import (
     write_hydra_files,
 )
 from pgrun.sweeps import report_sweep_failures
-from pgrun.train import RunFailed, train
+
+# torch, gymnasium and the training code are imported where a run starts, not here, so
+# that --help and a config error answer at once (pgrun.lazy has the algorithms' side)
 
 SUMMARY_FILE = "summary.json"
 BAD_INPUT = (ConfigError, RunDirError, CheckpointError, HydraException, OmegaConfBaseException)
@@ -109,6 +111,8 @@ def execute(
     config: Config, run_dir: Path, resume: dict[str, Any] | None = None, choices: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """Train in `run_dir` (claimed and locked), keeping run.json's status and writing summary.json."""
+    from pgrun.train import train
+
     record = RunRecord(run_dir)
     record.start(config=dataclasses.asdict(config), choices=choices)
     with StopRequests() as stop:
@@ -130,6 +134,8 @@ def execute(
 
 def resume(run_dir: Path, overrides: list[str]) -> None:
     """Continue the run in `run_dir` from its newest readable checkpoint."""
+    from pgrun.resume import resumed_config
+
     if not (run_dir / PROVENANCE_FILE).is_file() and not (run_dir / CHECKPOINT_DIR).is_dir():
         raise RunDirError(f"resume={run_dir}: not a pgrun run directory")
     lock = RunDirLock(run_dir)
@@ -191,6 +197,12 @@ def main() -> None:
     """Console entry point: errors in the user's config end in one line on stderr and exit 2."""
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # let errors reach us instead of Hydra's printer
     arguments = [integral_e_notation_as_int(argument) for argument in sys.argv[1:]]
+    if "--help" in arguments or "-h" in arguments:
+        print(help_page(config_dir()))
+        return
+    if "--version" in arguments:
+        print(f"pgrun {pgrun.__version__}")
+        return
     saved = {
         key: value for key, _, value in (a.partition("=") for a in arguments) if key in ("resume", "rerun")
     }
@@ -204,6 +216,8 @@ def main() -> None:
             resume(Path(saved["resume"]), others)
             return
         if "rerun" in saved:
+            from pgrun.resume import rerun_overrides
+
             others = rerun_overrides(Path(saved["rerun"]), others)
         sys.argv = [sys.argv[0], *others]
         run()

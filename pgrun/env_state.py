@@ -19,9 +19,7 @@ import numpy as np
 import torch
 from gymnasium.vector import VectorEnv
 
-
-class EnvNotReplayable(RuntimeError):
-    """Replaying an episode did not reproduce the recorded observation; the message is one line."""
+from pgrun.errors import EnvNotReplayable
 
 
 class EpisodeRecorder(gym.Wrapper):

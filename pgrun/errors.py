@@ -1,4 +1,7 @@
-"""Errors as pgrun reports them: one line naming the bad key or value and what is allowed."""
+"""Errors as pgrun reports them: one line naming the bad key or value and what is allowed.
+
+The errors the command line catches are defined here, apart from the modules that raise
+them, so that catching them does not import torch."""
 
 from __future__ import annotations
 
@@ -6,6 +9,19 @@ import dataclasses
 
 from hydra.errors import MissingConfigException, OverrideParseException
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+
+
+class CheckpointError(RuntimeError):
+    """No readable checkpoint to resume from; the message is one line."""
+
+
+class EnvNotReplayable(RuntimeError):
+    """Replaying an episode did not reproduce the recorded observation; the message is one line."""
+
+
+class RunFailed(RuntimeError):
+    """The run stopped on its own (a non-finite loss, parameter or reward, a failing env);
+    the message is one line."""
 
 
 def one_line(error: BaseException) -> str:

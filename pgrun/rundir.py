@@ -24,6 +24,7 @@ from typing import Any, TextIO
 from omegaconf import DictConfig, OmegaConf
 
 LOCK_FILE = ".lock"
+CHECKPOINT_DIR = "checkpoints"
 PROVENANCE_FILE = "run.json"
 RUN_MARKERS = (PROVENANCE_FILE, ".hydra/config.yaml", "metrics.jsonl", "checkpoints", "policy.pt")
 """files whose presence means a directory already holds a run"""

@@ -21,6 +21,7 @@ from pgrun.checkpoint import POLICY_FILE, save_checkpoint, save_policy
 from pgrun.collector import Collector, EnvFault
 from pgrun.config import Config, as_plain_dict
 from pgrun.envs import ObservationEncoder, episode_step_limit, make_vector_env
+from pgrun.errors import RunFailed
 from pgrun.evaluate import Evaluator
 from pgrun.interrupt import Interrupted, StopRequests
 from pgrun.logger import Logger
@@ -30,11 +31,6 @@ from pgrun.rng import load_rng_state, rng_state, seed_everything
 from pgrun.value import value_networks
 
 EVAL_SEED_OFFSET = 1_000_000
-
-
-class RunFailed(RuntimeError):
-    """The run stopped on its own (a non-finite loss, parameter or reward, a failing env);
-    the message is one line."""
 
 
 class EpisodeStats:

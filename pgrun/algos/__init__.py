@@ -7,11 +7,14 @@ update rule); configs/algo/<name>.yaml picks a schema and sets its defaults.
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 from pgrun.algos.rule import Algorithm, UpdateRule
 from pgrun.config import AlgoConfig
-from pgrun.policies import Policy
-from pgrun.value import ValueNetworkFactory
+
+if TYPE_CHECKING:
+    from pgrun.policies import Policy
+    from pgrun.value import ValueNetworkFactory
 
 ALGORITHM_MODULES = ("policy_gradient", "ppo", "trust_region", "a2c")
 

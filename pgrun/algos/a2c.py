@@ -11,15 +11,19 @@ Stable-Baselines3, the default optimizer is RMSprop, and advantages are not norm
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pgrun.advantages import Advantages
 from pgrun.algos.rule import Algorithm
 from pgrun.config import AlgoConfig, OptimizerConfig, ValueNetworkConfig, checked
-from pgrun.losses import entropy_bonus, score_function_loss
-from pgrun.optim import make_optimizer, scheduled_lr
-from pgrun.policies import Policy
-from pgrun.value import ValueNetworkFactory
+from pgrun.lazy import lazy_import
+
+losses = lazy_import("pgrun.losses")
+optim = lazy_import("pgrun.optim")
+
+if TYPE_CHECKING:
+    from pgrun.advantages import Advantages
+    from pgrun.policies import Policy
+    from pgrun.value import ValueNetworkFactory
 
 
 @dataclass
@@ -50,18 +54,18 @@ class A2C:
     def __init__(self, config: A2CConfig, policy: Policy, make_value_network: ValueNetworkFactory) -> None:
         self.config, self.policy = config, policy
         self.critic = make_value_network(config.value.hidden_sizes)
-        self.optimizer = make_optimizer([*policy.parameters(), *self.critic.parameters()], config.optim)
+        self.optimizer = optim.make_optimizer([*policy.parameters(), *self.critic.parameters()], config.optim)
 
     def update(self, advantages: Advantages, progress: float) -> dict[str, float]:
         config, batch = self.config, advantages.batch
         obs, actions = batch.flat(batch.obs), batch.flat(batch.actions)
         phi, targets = batch.flat(advantages.phi), batch.flat(advantages.value_targets)
-        self.optimizer.lr = scheduled_lr(config.optim, progress)
+        self.optimizer.lr = optim.scheduled_lr(config.optim, progress)
         distribution = self.policy.distribution(obs)
         entropy = distribution.entropy()
-        policy_loss = score_function_loss(distribution.log_prob(actions), phi)
+        policy_loss = losses.score_function_loss(distribution.log_prob(actions), phi)
         value_loss = (self.critic(obs) - targets).pow(2).mean()
-        loss = policy_loss + config.value_coef * value_loss + entropy_bonus(entropy, config.ent_coef)
+        loss = policy_loss + config.value_coef * value_loss + losses.entropy_bonus(entropy, config.ent_coef)
         self.optimizer.zero_grad()
         loss.backward()
         grad_norm = self.optimizer.clip_grad_norm(config.optim.max_grad_norm)

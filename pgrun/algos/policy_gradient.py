@@ -9,19 +9,24 @@ Three algorithms share the rule and differ in the estimator of Phi_t:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import Tensor
-
-from pgrun.advantages import Advantages
 from pgrun.algos.rule import Algorithm
-from pgrun.batch import chunks
 from pgrun.config import AlgoConfig, OptimizerConfig, ValueConfig, checked
-from pgrun.losses import approx_kl, entropy_bonus, score_function_loss
-from pgrun.optim import make_optimizer, scheduled_lr
-from pgrun.policies import Policy
-from pgrun.value import FittedValue, ValueNetworkFactory
+from pgrun.lazy import lazy_import
+
+torch = lazy_import("torch")
+batches = lazy_import("pgrun.batch")
+losses = lazy_import("pgrun.losses")
+optim = lazy_import("pgrun.optim")
+learned_value = lazy_import("pgrun.value")
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from pgrun.advantages import Advantages
+    from pgrun.policies import Policy
+    from pgrun.value import ValueNetworkFactory
 
 
 @dataclass
@@ -104,15 +109,15 @@ class PolicyGradient:
         self, config: PolicyGradientConfig, policy: Policy, make_value_network: ValueNetworkFactory
     ) -> None:
         self.config, self.policy = config, policy
-        self.optimizer = make_optimizer(policy.parameters(), config.optim)
+        self.optimizer = optim.make_optimizer(policy.parameters(), config.optim)
         self.critic: torch.nn.Module | None = None
 
     def update(self, advantages: Advantages, progress: float) -> dict[str, float]:
         batch = advantages.batch
         obs, actions, phi = batch.flat(batch.obs), batch.flat(batch.actions), batch.flat(advantages.phi)
         n = len(phi)
-        parts = chunks(n, self.config.minibatch_size)
-        self.optimizer.lr = scheduled_lr(self.config.optim, progress)
+        parts = batches.chunks(n, self.config.minibatch_size)
+        self.optimizer.lr = optim.scheduled_lr(self.config.optim, progress)
         self.optimizer.zero_grad()
         total_loss, total_entropy, logp_before = 0.0, 0.0, []
         gradients = GradientSnapshots(self.optimizer.grad) if len(parts) > 1 else None
@@ -122,7 +127,8 @@ class PolicyGradient:
             entropy = distribution.entropy()
             share = len(phi[part]) / n
             loss = share * (
-                score_function_loss(logp, phi[part]) + entropy_bonus(entropy, self.config.ent_coef)
+                losses.score_function_loss(logp, phi[part])
+                + losses.entropy_bonus(entropy, self.config.ent_coef)
             )
             loss.backward()
             if gradients is not None:
@@ -139,7 +145,7 @@ class PolicyGradient:
         info |= {
             "train/loss": total_loss,
             "train/entropy": total_entropy / n,
-            "train/approx_kl": approx_kl(torch.cat(logp_before), logp_after),
+            "train/approx_kl": losses.approx_kl(torch.cat(logp_before), logp_after),
             "train/lr": self.optimizer.lr,
         }
         if gradients is not None:
@@ -161,7 +167,7 @@ class BaselinePolicyGradient(PolicyGradient):
         self, config: BaselineConfig, policy: Policy, make_value_network: ValueNetworkFactory
     ) -> None:
         super().__init__(config, policy, make_value_network)
-        self.value = FittedValue(config.value, make_value_network)
+        self.value = learned_value.FittedValue(config.value, make_value_network)
         self.critic = self.value.net
 
     def update(self, advantages: Advantages, progress: float) -> dict[str, float]:

@@ -11,19 +11,24 @@ passes match the epochs, else after them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import Tensor
-from torch.distributions import Distribution, kl_divergence
-
-from pgrun.advantages import Advantages
 from pgrun.algos.rule import Algorithm
 from pgrun.config import AlgoConfig, OptimizerConfig, ValueConfig, checked
-from pgrun.losses import approx_kl, entropy_bonus, importance_surrogate
-from pgrun.optim import make_optimizer, scheduled_lr
-from pgrun.policies import Policy
-from pgrun.value import FittedValue, ValueFitting, ValueNetworkFactory
+from pgrun.lazy import lazy_import
+
+torch = lazy_import("torch")
+losses = lazy_import("pgrun.losses")
+optim = lazy_import("pgrun.optim")
+learned_value = lazy_import("pgrun.value")
+
+if TYPE_CHECKING:
+    from torch import Tensor
+    from torch.distributions import Distribution
+
+    from pgrun.advantages import Advantages
+    from pgrun.policies import Policy
+    from pgrun.value import ValueFitting, ValueNetworkFactory
 
 
 @dataclass
@@ -74,8 +79,8 @@ def kl_penalized_surrogate(
 ) -> tuple[Tensor, dict]:
     """-mean(r A) + beta * mean KL(pi_old(.|s) || pi_theta(.|s)), the KL in the direction of
     the trust region: expectations under the old policy, which collected the samples."""
-    kl = kl_divergence(old, new).mean()
-    loss = -importance_surrogate(logp, logp_old, advantages) + beta * kl
+    kl = torch.distributions.kl_divergence(old, new).mean()
+    loss = -losses.importance_surrogate(logp, logp_old, advantages) + beta * kl
     return loss, {"train/kl_penalty": kl.item()}
 
 
@@ -90,8 +95,8 @@ class PPO:
 
     def __init__(self, config: PPOConfig, policy: Policy, make_value_network: ValueNetworkFactory) -> None:
         self.config, self.policy = config, policy
-        self.optimizer = make_optimizer(policy.parameters(), config.optim)
-        self.value = FittedValue(config.value, make_value_network)
+        self.optimizer = optim.make_optimizer(policy.parameters(), config.optim)
+        self.value = learned_value.FittedValue(config.value, make_value_network)
         self.critic = self.value.net
         self.kl_coef = config.kl_coef
 
@@ -101,7 +106,7 @@ class PPO:
         epochs, same minibatch size); else after the epochs."""
         batch = advantages.batch
         obs, value_targets = batch.flat(batch.obs), batch.flat(advantages.value_targets)
-        fitting = ValueFitting(self.value, obs, value_targets)
+        fitting = learned_value.ValueFitting(self.value, obs, value_targets)
         joint = self.value.shares_minibatches_with(self.config.epochs, self.config.minibatch_size)
         info = self.policy_update(
             obs, batch.flat(batch.actions), batch.flat(advantages.phi), progress, fitting if joint else None
@@ -120,7 +125,7 @@ class PPO:
         """The epochs of minibatch steps on the surrogate; with `value_fitting`, each step
         also takes V's step on the same minibatch."""
         config, policy = self.config, self.policy
-        self.optimizer.lr = scheduled_lr(config.optim, progress)
+        self.optimizer.lr = optim.scheduled_lr(config.optim, progress)
         with torch.no_grad():
             old_params = policy.distribution_params(obs)
             old = policy.distribution_from(old_params)
@@ -134,7 +139,7 @@ class PPO:
             for index in torch.randperm(n).split(size):
                 params = policy.distribution_params(obs[index])
                 logp = policy.log_prob_from(params, actions[index])
-                if early_stop and approx_kl(logp_old[index], logp.detach()) > 1.5 * config.target_kl:
+                if early_stop and losses.approx_kl(logp_old[index], logp.detach()) > 1.5 * config.target_kl:
                     stopped = True
                     break
                 if config.variant == "clip":
@@ -149,7 +154,7 @@ class PPO:
                         new_part, old_part, logp, logp_old[index], advantages[index], self.kl_coef
                     )
                 if config.ent_coef > 0:  # (no entropy graph to differentiate when it has no weight)
-                    loss = loss + entropy_bonus(policy.entropy_from(params), config.ent_coef)
+                    loss = loss + losses.entropy_bonus(policy.entropy_from(params), config.ent_coef)
                 last_loss = loss.detach()
                 self.optimizer.zero_grad()
                 if value_fitting is not None:
@@ -165,8 +170,8 @@ class PPO:
                 break
         with torch.no_grad():
             new = policy.distribution(obs)
-            kl_mean = kl_divergence(old, new).mean().item()
-            approx = approx_kl(logp_old, new.log_prob(actions))
+            kl_mean = torch.distributions.kl_divergence(old, new).mean().item()
+            approx = losses.approx_kl(logp_old, new.log_prob(actions))
         info = {
             "train/loss": last_loss.item(),
             "train/entropy": old.entropy().mean().item(),

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from torch import nn
-
-from pgrun.advantages import Advantages
 from pgrun.config import AlgoConfig
-from pgrun.policies import Policy
-from pgrun.value import ValueNetworkFactory
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from pgrun.advantages import Advantages
+    from pgrun.policies import Policy
+    from pgrun.value import ValueNetworkFactory
 
 
 class UpdateRule(Protocol):

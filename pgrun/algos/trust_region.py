@@ -13,19 +13,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import Tensor
-from torch.distributions import kl_divergence
-from torch.nn.utils import parameters_to_vector, vector_to_parameters
-
-from pgrun.advantages import Advantages
 from pgrun.algos.rule import Algorithm
 from pgrun.config import AlgoConfig, ValueConfig, checked
-from pgrun.losses import approx_kl, importance_surrogate
-from pgrun.policies import Policy
-from pgrun.value import FittedValue, ValueNetworkFactory
+from pgrun.lazy import lazy_import
+
+torch = lazy_import("torch")
+losses = lazy_import("pgrun.losses")
+learned_value = lazy_import("pgrun.value")
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from pgrun.advantages import Advantages
+    from pgrun.policies import Policy
+    from pgrun.value import ValueNetworkFactory
 
 
 @dataclass
@@ -75,7 +78,9 @@ def conjugate_gradient(
 
 def mean_kl(policy: Policy, obs: Tensor, old_params: Tensor) -> Tensor:
     """E_s[KL(pi_old(.|s) || pi_theta(.|s))], differentiable in theta."""
-    return kl_divergence(policy.distribution_from(old_params), policy.distribution(obs)).mean()
+    return torch.distributions.kl_divergence(
+        policy.distribution_from(old_params), policy.distribution(obs)
+    ).mean()
 
 
 def fisher_vector_product(
@@ -111,13 +116,13 @@ def backtracking_line_search(
     Returns (accepted, j). If none is accepted the parameters are restored to theta_old.
     """
     params = list(policy.parameters())
-    old = parameters_to_vector(params).detach().clone()
+    old = torch.nn.utils.parameters_to_vector(params).detach().clone()
     for j in range(iters):
-        vector_to_parameters(old + coef**j * full_step, params)
+        torch.nn.utils.vector_to_parameters(old + coef**j * full_step, params)
         kl, improvement = evaluate()
         if kl <= max_kl and improvement > 0:
             return True, j
-    vector_to_parameters(old, params)
+    torch.nn.utils.vector_to_parameters(old, params)
     return False, iters
 
 
@@ -129,7 +134,7 @@ class TrustRegion:
         self, config: TrustRegionConfig, policy: Policy, make_value_network: ValueNetworkFactory
     ) -> None:
         self.config, self.policy = config, policy
-        self.value = FittedValue(config.value, make_value_network)
+        self.value = learned_value.FittedValue(config.value, make_value_network)
         self.critic = self.value.net
 
     def update(self, advantages: Advantages, progress: float) -> dict[str, float]:
@@ -146,7 +151,9 @@ class TrustRegion:
             logp_old = policy.distribution_from(old_params).log_prob(actions)
 
         def surrogate() -> Tensor:
-            return importance_surrogate(policy.distribution(obs).log_prob(actions), logp_old, advantages)
+            return losses.importance_surrogate(
+                policy.distribution(obs).log_prob(actions), logp_old, advantages
+            )
 
         surrogate_old = surrogate()
         gradient = torch.cat([g.reshape(-1) for g in torch.autograd.grad(surrogate_old, params)])
@@ -163,12 +170,14 @@ class TrustRegion:
                 policy, step.detach(), evaluate, config.max_kl, config.backtrack_iters, config.backtrack_coef
             )
         else:
-            vector_to_parameters(parameters_to_vector(params).detach() + step.detach(), params)
+            torch.nn.utils.vector_to_parameters(
+                torch.nn.utils.parameters_to_vector(params).detach() + step.detach(), params
+            )
             accepted, backtracks = True, 0
         kl, improvement = evaluate()
         with torch.no_grad():
             entropy = policy.distribution_from(old_params).entropy().mean().item()
-            approx = approx_kl(logp_old, policy.distribution(obs).log_prob(actions))
+            approx = losses.approx_kl(logp_old, policy.distribution(obs).log_prob(actions))
         return {
             "train/loss": -surrogate_old.item(),
             "train/entropy": entropy,

@@ -1,0 +1,71 @@
+"""`pgrun --help` and `--version`: pgrun's own page, and nothing heavy imported to print it."""
+
+import subprocess
+import sys
+
+import pytest
+from tests_support import pgrun
+
+import pgrun as package
+from pgrun.cli import config_dir
+
+
+def test_help_lists_every_algorithm_and_env_with_the_common_keys(tmp_path):
+    result = pgrun("--help", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    page = result.stdout
+    for group in ("algo", "env"):
+        for path in (config_dir() / group).glob("*.yaml"):
+            assert f"\n  {path.stem} " in page, path.stem
+    assert "a2c          A2C: synchronous advantage actor-critic." in page
+    assert "cartpole                  CartPole-v1" in page
+    assert "total_steps=300000" in page and "seed=0" in page and "target_return=null" in page
+    assert "--cfg job" in page and "resume=RUN_DIR" in page and "Examples:" in page
+    assert "powered by Hydra" not in page and "== Config" not in page  # not Hydra's stock page
+    assert "schema" not in page  # nor its internal groups
+    assert not list(tmp_path.iterdir())  # no run dir, no log
+
+
+def test_version_is_pgruns(tmp_path):
+    result = pgrun("--version", cwd=tmp_path)
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"pgrun {package.__version__}"
+
+
+IMPORTED = """
+import sys
+from pgrun import cli
+sys.argv = ["pgrun", *sys.argv[1:]]
+try:
+    cli.main()
+except SystemExit as exit:
+    print("exit", exit.code, file=sys.stderr)
+heavy = ("torch._C", "gymnasium", "tensorboard", "numpy")
+print("imported:", *(name for name in heavy if name in sys.modules))
+"""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--help"], ["--version"], ["algo=nope"], ["algo=ppo", "algo.clip=-1"], ["algo=ppo", "algo.nope=1"]],
+    ids=["help", "version", "unknown algo", "out of range", "unknown key"],
+)
+def test_help_and_config_errors_answer_without_torch_or_gymnasium(tmp_path, args):
+    """What makes them fast (issue #12: < 0.5 s): torch alone takes over a second to import."""
+    result = subprocess.run(
+        [sys.executable, "-c", IMPORTED, *args], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert result.stdout.splitlines()[-1] == "imported:", result.stdout[-300:]
+    if args[0].startswith("algo"):
+        assert "exit 2" in result.stderr and "pgrun: error:" in result.stderr
+
+
+def test_the_algorithm_modules_load_torch_when_a_rule_is_built():
+    code = (
+        "import sys; from pgrun.config import register_schemas; register_schemas(); "
+        "assert 'torch._C' not in sys.modules; "
+        "from pgrun.algos.ppo import PPO; import torch; print(PPO.__name__, torch.zeros(2).sum().item())"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["PPO", "0.0"]
