@@ -82,7 +82,11 @@ class Collector:
             quota = None
             max_steps = -(-self.size // self.num_envs)
         episodes_done = np.zeros(self.num_envs, dtype=np.int64)
-        steps: list[dict[str, Tensor]] = []
+        # per step: the policy's tensors, and the env's arrays (made tensors once, at the end)
+        steps: dict[str, list[Tensor]] = {"obs": [], "actions": [], "logp": []}
+        arrays: dict[str, list[np.ndarray]] = {
+            "next_obs": [], "rewards": [], "terminated": [], "truncated": [], "valid": []
+        }  # fmt: skip
         episode_returns: list[float] = []
         episode_lengths: list[int] = []
         self.env_seconds = 0.0
@@ -92,7 +96,7 @@ class Collector:
                 if not valid.any():
                     break
             else:
-                if len(steps) == max_steps:
+                if len(steps["obs"]) == max_steps:
                     break
                 valid = np.ones(self.num_envs, dtype=bool)
             # The statistics fold in s_t, then encode s_t and (below) s_{t+1} alike, so that
@@ -101,7 +105,7 @@ class Collector:
             with torch.no_grad():
                 action, logp = sample_with_log_prob(self.policy, obs)
             next_obs, reward, terminated, truncated, info = self.step(
-                action, env_steps=len(steps) * self.num_envs
+                action, env_steps=len(steps["obs"]) * self.num_envs
             )
             ended = terminated | truncated
             learned_reward = reward if self.reward_scaler is None else self.reward_scaler(reward, ended)
@@ -118,20 +122,16 @@ class Collector:
             self.running_return[ended] = 0.0
             self.running_length[ended] = 0
             episodes_done += ended
-            steps.append(
-                {
-                    "obs": obs,
-                    "next_obs": self.encoder(true_next_obs),
-                    "actions": action,
-                    "logp": logp,
-                    "rewards": torch.as_tensor(learned_reward, dtype=torch.float32),
-                    "terminated": torch.as_tensor(terminated),
-                    "truncated": torch.as_tensor(truncated),
-                    "valid": torch.as_tensor(valid),
-                }
-            )
+            for key, value in (("obs", obs), ("actions", action), ("logp", logp)):
+                steps[key].append(value)
+            arrays["next_obs"].append(self.encoder.encode_array(true_next_obs))
+            arrays["rewards"].append(np.asarray(learned_reward, dtype=np.float32))
+            arrays["terminated"].append(terminated)
+            arrays["truncated"].append(truncated)
+            arrays["valid"].append(valid)
             self.obs = next_obs
-        fields = {key: torch.stack([step[key] for step in steps]) for key in steps[0]}
+        fields = {key: torch.stack(values) for key, values in steps.items()}
+        fields |= {key: torch.from_numpy(np.stack(values)) for key, values in arrays.items()}
         # In steps mode the batch edge cuts every still-running episode.
         fields["truncated"][-1] |= ~fields["terminated"][-1]
         # Padding steps form segments of their own, closed before the next valid step.

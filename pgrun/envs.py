@@ -202,9 +202,16 @@ class ObservationEncoder:
         """Encode raw observations [N, *shape] with the statistics as they stand; never updates them."""
         return self.standardize(self.features(obs))
 
+    def encode_array(self, obs: np.ndarray) -> np.ndarray:
+        """As __call__, as a float32 numpy array (for storage converted to torch in one piece)."""
+        return self.standardize_array(self.features(obs))
+
     def standardize(self, features: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(self.standardize_array(features))
+
+    def standardize_array(self, features: np.ndarray) -> np.ndarray:
         """float32 features [N, dim]: (x - mean) / sqrt(var + 1e-8), clipped, when normalizing."""
         if self.statistics is not None:
             standardized = (features - self.statistics.mean) / np.sqrt(self.statistics.var + 1e-8)
             features = np.clip(standardized, -self.clip, self.clip)
-        return torch.as_tensor(features, dtype=torch.float32)
+        return np.ascontiguousarray(features, dtype=np.float32)
