@@ -37,6 +37,8 @@ class Batch:
     valid: Tensor
     episode_returns: list[float]
     episode_lengths: list[int]
+    reset_steps: int = 0
+    """steps that only reset a copy (NEXT_STEP autoreset): invalid, and not env steps"""
 
     @property
     def done(self) -> Tensor:
@@ -45,8 +47,8 @@ class Batch:
 
     @property
     def env_steps(self) -> int:
-        """Env steps taken to collect the batch, padding included."""
-        return self.rewards.numel()
+        """Env steps taken to collect the batch, padding included, reset steps not."""
+        return self.rewards.numel() - self.reset_steps
 
     def flat(self, tensor: Tensor) -> Tensor:
         """The valid steps of a [T, N, ...] tensor, as [n_valid, ...]."""
@@ -84,6 +86,7 @@ def concat_batches(batches: Sequence[Batch]) -> Batch:
         **fields,
         episode_returns=[ret for batch in batches for ret in batch.episode_returns],
         episode_lengths=[steps for batch in batches for steps in batch.episode_lengths],
+        reset_steps=sum(batch.reset_steps for batch in batches),
     )
 
 

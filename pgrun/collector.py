@@ -19,7 +19,7 @@ from torch import Tensor
 
 from pgrun.batch import Batch
 from pgrun.env_state import episode_records, restore
-from pgrun.envs import ObservationEncoder
+from pgrun.envs import ObservationEncoder, next_step_autoreset
 from pgrun.policies import Policy, sample_with_log_prob
 from pgrun.reward_scaling import RewardScaler
 
@@ -46,6 +46,12 @@ class Collector:
     unit == "episodes": every env copy is reset and runs its share of `size` complete
     episodes (a fixed count per copy, so short episodes are not over-represented); steps a
     copy takes after its share are padding (valid == False).
+
+    A vector env that resets a copy in the step after its episode ended (a native one,
+    AutoresetMode.NEXT_STEP) gives that step no transition: the action is ignored, the
+    observation returned starts the next episode. Such a reset step is recorded as padding
+    (invalid, closed, no reward), is not counted as an env step, and its observation (the
+    previous episode's last) is not folded into the observation statistics.
     """
 
     def __init__(
@@ -64,6 +70,9 @@ class Collector:
         self.num_envs = envs.num_envs
         self.obs, _ = envs.reset(seed=seed)
         envs.action_space.seed(seed)
+        self.next_step_autoreset = next_step_autoreset(envs)
+        self.resetting = np.zeros(self.num_envs, dtype=bool)
+        """the copies whose next envs.step only resets them (NEXT_STEP autoreset)"""
         self.running_return = np.zeros(self.num_envs)
         self.running_length = np.zeros(self.num_envs, dtype=np.int64)
         self.env_seconds = 0.0
@@ -72,6 +81,7 @@ class Collector:
     def collect(self) -> Batch:
         if self.unit == "episodes":
             self.obs, _ = self.envs.reset()
+            self.resetting[:] = False
             self.running_return[:], self.running_length[:] = 0.0, 0
             if self.reward_scaler is not None:
                 self.reward_scaler.restart()
@@ -90,6 +100,7 @@ class Collector:
         episode_returns: list[float] = []
         episode_lengths: list[int] = []
         self.env_seconds = 0.0
+        reset_steps = 0
         while True:
             if quota is not None:
                 valid = episodes_done < quota
@@ -101,21 +112,29 @@ class Collector:
                 valid = np.ones(self.num_envs, dtype=bool)
             # The statistics fold in s_t, then encode s_t and (below) s_{t+1} alike, so that
             # V(s_t) and the bootstrap V(s_{t+1}) see one normalization.
-            obs = self.encoder.update_and_encode(self.obs)
+            resetting = self.resetting
+            valid = valid & ~resetting
+            reset_steps += int(resetting.sum())
+            obs = self.encoder.update_and_encode(self.obs, fold=~resetting if resetting.any() else None)
             with torch.no_grad():
                 action, logp = sample_with_log_prob(self.policy, obs)
             next_obs, reward, terminated, truncated, info = self.step(
                 action, env_steps=len(steps["obs"]) * self.num_envs
             )
             ended = terminated | truncated
-            learned_reward = reward if self.reward_scaler is None else self.reward_scaler(reward, ended)
+            learned_reward = (
+                reward if self.reward_scaler is None else self.reward_scaler(reward, ended, active=~resetting)
+            )
             true_next_obs = next_obs
-            if ended.any():
+            if self.next_step_autoreset:  # the copies that ended return their last observation now
+                self.resetting = ended.copy()
+                truncated = truncated | resetting  # a reset step is a closed segment of its own
+            elif ended.any():
                 true_next_obs = next_obs.copy()
                 for i in np.flatnonzero(ended):
                     true_next_obs[i] = info["final_obs"][i]
             self.running_return += reward
-            self.running_length += 1
+            self.running_length += ~resetting
             for i in np.flatnonzero(ended & valid):
                 episode_returns.append(float(self.running_return[i]))
                 episode_lengths.append(int(self.running_length[i]))
@@ -136,7 +155,12 @@ class Collector:
         fields["truncated"][-1] |= ~fields["terminated"][-1]
         # Padding steps form segments of their own, closed before the next valid step.
         fields["rewards"] = fields["rewards"] * fields["valid"]
-        return Batch(**fields, episode_returns=episode_returns, episode_lengths=episode_lengths)
+        return Batch(
+            **fields,
+            episode_returns=episode_returns,
+            episode_lengths=episode_lengths,
+            reset_steps=reset_steps,
+        )
 
     def step(self, action: Tensor, env_steps: int) -> tuple[Any, ...]:
         """envs.step, with an env's exception or a non-finite reward or observation turned
@@ -164,6 +188,7 @@ class Collector:
             "obs": torch.as_tensor(self.obs).clone(),
             "running_return": torch.as_tensor(self.running_return).clone(),
             "running_length": torch.as_tensor(self.running_length).clone(),
+            "resetting": torch.as_tensor(self.resetting).clone(),
             "envs": episode_records(self.envs),
             "reward_scaler": self.reward_scaler.state_dict() if self.reward_scaler is not None else {},
         }
@@ -174,5 +199,6 @@ class Collector:
         restore(self.envs, state["envs"], self.obs)
         self.running_return = state["running_return"].numpy().copy()
         self.running_length = state["running_length"].numpy().copy()
+        self.resetting = state["resetting"].numpy().copy()
         if self.reward_scaler is not None:
             self.reward_scaler.load_state_dict(state["reward_scaler"])

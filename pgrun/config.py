@@ -40,8 +40,10 @@ class EnvConfig:
     or "module:ClassName" (a gymnasium.Env subclass, registered on the fly)"""
     num_envs: int = checked(4, ge=1)
     """parallel copies stepped by the collector's vector env"""
-    vectorization: str = checked("sync", choices=("sync", "async"))
-    """gymnasium vector env: sync steps copies in this process, async in subprocesses"""
+    vectorization: str = checked("sync", choices=("sync", "async", "native"))
+    """gymnasium vector env: sync steps copies in this process, async in subprocesses, native
+    uses the env's own vectorized implementation where it has one (CartPole-v1: all copies
+    in a few numpy operations)"""
     max_episode_steps: int | None = checked(None, ge=1)
     """override the env's time limit (truncation); null keeps the registered one"""
     kwargs: dict[str, Any] = field(default_factory=dict)

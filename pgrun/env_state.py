@@ -17,7 +17,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from gymnasium.vector import VectorEnv
+from gymnasium.vector import AsyncVectorEnv, SyncVectorEnv, VectorEnv
 
 from pgrun.errors import EnvNotReplayable
 
@@ -64,14 +64,22 @@ class EpisodeRecorder(gym.Wrapper):
         return obs
 
 
-def episode_records(envs: VectorEnv) -> list[dict[str, Any]]:
-    """One record per env copy (see EpisodeRecorder.episode_record)."""
+def episode_records(envs: VectorEnv) -> list[dict[str, Any]] | dict[str, Any]:
+    """One record per env copy (see EpisodeRecorder.episode_record); for a natively
+    vectorized env, a snapshot of its state instead (`native_state`)."""
+    if is_native(envs):
+        return native_state(envs)
     return list(envs.call("episode_record"))
 
 
-def restore(envs: VectorEnv, records: list[dict[str, Any]], expected_obs: np.ndarray) -> None:
+def restore(
+    envs: VectorEnv, records: list[dict[str, Any]] | dict[str, Any], expected_obs: np.ndarray
+) -> None:
     """Bring every copy back to its recorded episode; raise EnvNotReplayable unless each
     reaches the observation it had when the records were taken (`expected_obs`, [N, ...])."""
+    if is_native(envs):
+        load_native_state(envs, records)
+        return
     envs.set_attr("pending_record", records)
     reached = np.stack(envs.call("replay_pending_record"))
     if reached.shape != expected_obs.shape or not np.array_equal(reached, expected_obs):
@@ -80,3 +88,30 @@ def restore(envs: VectorEnv, records: list[dict[str, Any]], expected_obs: np.nda
             "randomness outside env.np_random or state a reset does not clear, so this run cannot "
             "be resumed exactly"
         )
+
+
+def is_native(envs: VectorEnv) -> bool:
+    """A natively vectorized env (gymnasium's vector_entry_point), not copies of a gym.Env."""
+    return not isinstance(envs, (SyncVectorEnv, AsyncVectorEnv))
+
+
+def native_state(envs: VectorEnv) -> dict[str, Any]:
+    """A natively vectorized env's state: its numpy array attributes (CartPole's `state`,
+    `steps`, `prev_done`) and its random generator. gymnasium's vector implementations keep
+    all their state there, so setting these back restores the env exactly."""
+    env = envs.unwrapped
+    arrays = {
+        name: torch.as_tensor(value).clone()
+        for name, value in vars(env).items()
+        if isinstance(value, np.ndarray)
+    }
+    return {"arrays": arrays, "rng": copy.deepcopy(env.np_random.bit_generator.state)}
+
+
+def load_native_state(envs: VectorEnv, state: dict[str, Any]) -> None:
+    if not isinstance(state, dict) or "arrays" not in state:
+        raise EnvNotReplayable("the checkpoint recorded env copies, not a natively vectorized env")
+    env = envs.unwrapped
+    for name, value in state["arrays"].items():
+        setattr(env, name, value.numpy().copy())
+    env.np_random.bit_generator.state = state["rng"]

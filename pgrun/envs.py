@@ -113,9 +113,29 @@ def make_vector_env(config: EnvConfig, num_envs: int) -> VectorEnv:
         raise ConfigError(f"env.id={config.id!r}: {error}") from error
     except TypeError as error:  # unexpected keyword in env.kwargs
         raise ConfigError(f"env.kwargs={dict(config.kwargs)!r}: {error}") from error
+    if config.vectorization == "native":
+        return make_native_vector_env(env_id, num_envs, make_kwargs)
     if config.vectorization == "sync":
         return SyncVectorEnv([make_one] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
     return AsyncVectorEnv([make_in_worker] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
+
+
+def make_native_vector_env(env_id: str, num_envs: int, make_kwargs: dict) -> VectorEnv:
+    """The env's own vectorized implementation (e.g. CartPoleVectorEnv). It resets a copy in
+    the step after its episode ended (AutoresetMode.NEXT_STEP): the collector skips those
+    steps. Its state is saved whole in checkpoints (pgrun.env_state.native_state)."""
+    spec = gym.spec(env_id)
+    if spec.vector_entry_point is None:
+        raise ConfigError(
+            f"env.vectorization=native is not allowed: {env_id} has no native vectorized implementation "
+            "(gymnasium's CartPole-v1 has one); must be one of sync, async"
+        )
+    return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **make_kwargs)
+
+
+def next_step_autoreset(envs: VectorEnv) -> bool:
+    """Whether the vector env resets a copy in the step after its episode ended."""
+    return envs.metadata.get("autoreset_mode") == AutoresetMode.NEXT_STEP
 
 
 def check_spaces(env: gym.Env) -> None:
@@ -190,12 +210,13 @@ class ObservationEncoder:
             return np.eye(self.dim)[np.asarray(obs) - self.space.start]
         return np.asarray(obs).reshape(-1, self.dim)
 
-    def update_and_encode(self, obs: np.ndarray) -> torch.Tensor:
-        """Fold raw observations [N, *shape] into the running statistics (if normalizing),
-        then encode them with the updated statistics."""
+    def update_and_encode(self, obs: np.ndarray, fold: np.ndarray | None = None) -> torch.Tensor:
+        """Fold raw observations [N, *shape] into the running statistics (if normalizing; only
+        the rows where `fold` [N] is true, if given), then encode them all with the updated
+        statistics."""
         features = self.features(obs)
-        if self.statistics is not None:
-            self.statistics.update(features)
+        if self.statistics is not None and (fold is None or fold.any()):
+            self.statistics.update(features if fold is None else features[fold])
         return self.standardize(features)
 
     def __call__(self, obs: np.ndarray) -> torch.Tensor:

@@ -25,10 +25,15 @@ class RewardScaler:
         self.returns = np.zeros(num_envs)
         self.statistics = RunningMeanStd(1)
 
-    def __call__(self, reward: np.ndarray, ended: np.ndarray) -> np.ndarray:
-        """The scaled rewards of one step; `ended`: the copies whose episode ended at it."""
-        self.returns = self.gamma * self.returns + reward
-        self.statistics.update(self.returns.reshape(-1, 1))
+    def __call__(self, reward: np.ndarray, ended: np.ndarray, active: np.ndarray | None = None) -> np.ndarray:
+        """The scaled rewards of one step; `ended`: the copies whose episode ended at it;
+        `active`: the copies that took a step (default all; a copy that only reset did not)."""
+        if active is None:
+            self.returns = self.gamma * self.returns + reward
+            self.statistics.update(self.returns.reshape(-1, 1))
+        elif active.any():
+            self.returns[active] = self.gamma * self.returns[active] + reward[active]
+            self.statistics.update(self.returns[active].reshape(-1, 1))
         scaled = reward / np.sqrt(self.statistics.var[0] + 1e-8)
         self.returns[ended] = 0.0
         return scaled if self.clip is None else np.clip(scaled, -self.clip, self.clip)

@@ -141,6 +141,8 @@ BAD_INPUTS = {
     "algo=vpg algo.batch_size=2 env.num_envs=4": "env.num_envs=4 is not allowed: must be at most algo.batch",
     "seed=4294967296": "seed=4294967296",
     "device=cuda": "device='cuda'",
+    "env.vectorization=threads": "env.vectorization='threads'",
+    "env.id=Acrobot-v1 env.vectorization=native": "Acrobot-v1 has no native vectorized implementation",
 }
 
 

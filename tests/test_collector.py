@@ -170,3 +170,48 @@ def test_successor_observations_share_the_normalization_of_the_step_they_follow(
 
         torch.testing.assert_close(obs[t], normalized(envs.observed[t]))
         torch.testing.assert_close(next_obs[t], normalized(envs.successors[t]))
+
+
+def cartpole_transition():
+    """(s, a) -> (s', r, terminated) of a single CartPole-v1, set to s."""
+    env = gym.make("CartPole-v1").unwrapped
+    env.reset(seed=0)
+
+    def transition(obs: np.ndarray, action: int) -> tuple:
+        env.state, env.steps_beyond_terminated = obs.astype(np.float64), None
+        next_obs, reward, terminated, _, _ = env.step(int(action))
+        return next_obs, reward, terminated
+
+    return transition
+
+
+@pytest.mark.parametrize(("unit", "size"), [("steps", 400), ("episodes", 6)])
+def test_a_native_vector_env_gives_true_transitions_and_its_reset_steps_are_skipped(unit, size):
+    """CartPole's own vectorized env resets a copy in the step after its episode ended
+    (NEXT_STEP autoreset): that step is no transition, so it must be padding, while every
+    valid step is the env's transition from the recorded s_t under the recorded a_t."""
+    collector = make_collector(EnvConfig(id="CartPole-v1", num_envs=4, vectorization="native"), unit, size)
+    transition = cartpole_transition()
+    last_terminated = torch.zeros(4, dtype=torch.bool)
+    for _ in range(3):
+        batch = collector.collect()
+        valid = batch.valid
+        for t, i in valid.nonzero().tolist():
+            next_obs, reward, terminated = transition(batch.obs[t, i].numpy(), batch.actions[t, i])
+            np.testing.assert_allclose(batch.next_obs[t, i].numpy(), next_obs, atol=1e-5)
+            assert bool(batch.terminated[t, i]) == terminated and batch.rewards[t, i].item() == reward
+        # the step after an episode's end only resets the copy: invalid, closed, no reward
+        real_ends = batch.terminated & valid
+        assert bool((~valid[1:][real_ends[:-1]]).all())
+        if unit == "steps":  # also across the batch edge
+            assert bool((~valid[0][last_terminated]).all())
+            last_terminated = batch.terminated[-1] & valid[-1]
+            assert batch.reset_steps == int((~valid).sum())  # no padding in steps mode
+            assert bool(batch.truncated[~valid].all())  # each a closed segment
+            assert batch.env_steps == int(valid.sum())
+        else:
+            assert len(batch.episode_returns) == size
+        assert batch.rewards[~valid].abs().sum().item() == 0.0
+        # episode returns and lengths count valid steps only (CartPole: reward 1 per step)
+        assert sum(batch.episode_lengths) <= int(valid.sum())
+        assert batch.episode_returns == [float(length) for length in batch.episode_lengths]
