@@ -153,17 +153,23 @@ def worker_inference(env: str, num_envs: int, calls: int) -> dict:
 
 
 def worker_collector(env: str, num_envs: int, vectorization: str, steps: int) -> dict:
-    """pgrun's collector (policy inference, recording, no learning): env steps per second."""
+    """pgrun's collector (policy inference, recording, no learning): env steps per second,
+    on `vectorization` if this version of pgrun has it, else on sync."""
     import torch
 
     from pgrun.collector import Collector
-    from pgrun.config import EnvConfig, PolicyConfig
+    from pgrun.config import ConfigError, EnvConfig, PolicyConfig
     from pgrun.envs import ObservationEncoder, make_vector_env
     from pgrun.policies import make_policy
 
     torch.set_num_threads(1)
-    config = EnvConfig(id=ENV_IDS[env], num_envs=num_envs, vectorization=vectorization)
-    envs = make_vector_env(config, num_envs)
+    try:
+        config = EnvConfig(id=ENV_IDS[env], num_envs=num_envs, vectorization=vectorization)
+        envs = make_vector_env(config, num_envs)
+    except (ConfigError, ValueError):  # a version before native vectorization
+        vectorization = "sync"
+        config = EnvConfig(id=ENV_IDS[env], num_envs=num_envs, vectorization=vectorization)
+        envs = make_vector_env(config, num_envs)
     encoder = ObservationEncoder(envs.single_observation_space)
     policy = make_policy(encoder.dim, envs.single_action_space, PolicyConfig())
     batch_steps = max(num_envs, 2048 // num_envs * num_envs)
@@ -174,7 +180,7 @@ def worker_collector(env: str, num_envs: int, vectorization: str, steps: int) ->
         done += collector.collect().env_steps
     elapsed = time.perf_counter() - start
     envs.close()
-    return {"steps_per_s": done / elapsed}
+    return {"steps_per_s": done / elapsed, "vectorization": vectorization}
 
 
 def worker_pgrun(overrides: list[str]) -> dict:
@@ -400,10 +406,11 @@ def section_collector(smoke: bool) -> list[str]:
         t_env = run_worker("env", env, fastest, n, max(budget, n * 20))["seconds_per_call"]
         t_policy = run_worker("inference", env, n, calls)["seconds_per_call"]
         floor = n / (t_env + t_policy)
-        collected = run_worker("collector", env, n, "sync", budget)["steps_per_s"]
+        collector = run_worker("collector", env, n, fastest, budget)
+        collected = collector["steps_per_s"]
         rows.append(
             f"| {ENV_IDS[env]} | {n} | {t_env * 1e6:,.0f} us ({fastest}) | {t_policy * 1e6:,.0f} us "
-            f"| {floor:,.0f} | {collected:,.0f} | {collected / floor:.2f} |"
+            f"| {floor:,.0f} | {collected:,.0f} ({collector['vectorization']}) | {collected / floor:.2f} |"
         )
     return rows
 

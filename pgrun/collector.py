@@ -71,6 +71,7 @@ class Collector:
         self.obs, _ = envs.reset(seed=seed)
         envs.action_space.seed(seed)
         self.next_step_autoreset = next_step_autoreset(envs)
+        self.float_obs = np.issubdtype(envs.single_observation_space.dtype, np.floating)
         self.resetting = np.zeros(self.num_envs, dtype=bool)
         """the copies whose next envs.step only resets them (NEXT_STEP autoreset)"""
         self.running_return = np.zeros(self.num_envs)
@@ -177,7 +178,7 @@ class Collector:
         if not np.isfinite(reward).all():
             bad = reward[~np.isfinite(reward)][0]
             raise EnvFault(f"the env returned a non-finite reward ({bad})", env_steps)
-        if np.issubdtype(next_obs.dtype, np.floating) and not np.isfinite(next_obs).all():
+        if self.float_obs and not np.isfinite(next_obs).all():
             raise EnvFault("the env returned a non-finite observation", env_steps)
         return next_obs, reward, terminated, truncated, info
 

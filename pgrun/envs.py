@@ -166,8 +166,11 @@ class RunningMeanStd:
         """Fold in a batch x [n, dim]."""
         x = np.asarray(x, dtype=np.float64)
         batch_count = float(len(x))
-        batch_mean = x.sum(0) / batch_count
-        batch_var = ((x - batch_mean) ** 2).sum(0) / batch_count
+        if len(x) == 1:  # (one env copy: the same numbers without the reductions' overhead)
+            batch_mean, batch_var = x[0], 0.0
+        else:
+            batch_mean = x.sum(0) / batch_count
+            batch_var = ((x - batch_mean) ** 2).sum(0) / batch_count
         total = self.count + batch_count
         delta = batch_mean - self.mean
         self.mean = self.mean + delta * batch_count / total
