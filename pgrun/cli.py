@@ -24,7 +24,7 @@ from omegaconf.errors import OmegaConfBaseException
 import pgrun
 from pgrun.config import Config, ConfigError, register_schemas, to_config
 from pgrun.errors import CheckpointError, EnvNotReplayable, RunFailed, one_line
-from pgrun.help import help_page
+from pgrun.help import default_choices, help_page
 from pgrun.interrupt import Interrupted, StopRequests
 from pgrun.rundir import (
     CHECKPOINT_DIR,
@@ -182,6 +182,26 @@ def stopped(interrupted: Interrupted) -> NoReturn:
     sys.exit(interrupted.exit_status)
 
 
+def without_foreign_preset(overrides: list[str]) -> list[str]:
+    """`overrides`, plus `~tuned` when env.id names another env than the env group's own:
+    configs/tuned/<algo>_<env>.yaml is tuned for that group's env (ppo_cartpole for
+    CartPole-v1), not for whatever `env.id=...` runs under the default group. A preset
+    chosen on the command line (tuned=...) stays."""
+    values = {key.lstrip("+~"): value for key, _, value in (o.partition("=") for o in overrides)}
+    if "env.id" not in values or "tuned" in values:
+        return overrides
+    group_file = config_dir() / "env" / f"{values.get('env', default_choices(config_dir())['env'])}.yaml"
+    own_id = OmegaConf.load(group_file).get("id") if group_file.is_file() else None
+    if values["env.id"] == own_id:
+        return overrides
+    at = next(i for i, o in enumerate(overrides) if o.partition("=")[0].lstrip("+~") == "env.id")
+    return [
+        *overrides[: at + 1],
+        "~tuned",
+        *overrides[at + 1 :],
+    ]  # beside it: argparse wants overrides together
+
+
 INTEGRAL_E_NOTATION = re.compile(r"^([^=]+=)(\d+(?:\.\d*)?[eE]\+?\d+)$")
 
 
@@ -219,7 +239,7 @@ def main() -> None:
             from pgrun.resume import rerun_overrides
 
             others = rerun_overrides(Path(saved["rerun"]), others)
-        sys.argv = [sys.argv[0], *others]
+        sys.argv = [sys.argv[0], *without_foreign_preset(others)]
         run()
     except Interrupted as interrupted:
         stopped(interrupted)

@@ -70,12 +70,17 @@ def default_of(config: DictConfig, key: str) -> Any:
     return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
 
 
+def default_choices(config_dir: Path) -> dict[str, str]:
+    """The groups configs/config.yaml chooses by default ({"algo": "vpg", "env": "cartpole", ...})."""
+    entries = OmegaConf.to_container(OmegaConf.load(config_dir / "config.yaml").defaults, resolve=False)
+    return {key: value for entry in entries if isinstance(entry, dict) for key, value in entry.items()}
+
+
 def help_page(config_dir: Path) -> str:
     """The page: usage, the algorithm and env choices, common keys with their defaults,
     examples, where output goes."""
     defaults = OmegaConf.load(config_dir / "config.yaml")
-    entries = OmegaConf.to_container(defaults.defaults, resolve=False)
-    chosen = {key: value for entry in entries if isinstance(entry, dict) for key, value in entry.items()}
+    chosen = default_choices(config_dir)
     settings = [(f"{key}={json.dumps(default_of(defaults, key))}", meaning) for key, meaning in COMMON_KEYS]
     key_width = max(len(setting) for setting, _ in settings)
     settings.append(("algo.KEY=..., env.KEY=...", "the chosen algorithm's and env's own keys: see --cfg job"))
@@ -107,7 +112,8 @@ def help_page(config_dir: Path) -> str:
             "",
             "Output: one run dir per run, outputs/DATE/TIME_ALGO_ENV_seedN/ (hydra.run.dir=... to choose):",
             "  metrics.jsonl, TensorBoard events, policy.pt, checkpoints/, run.json, summary.json.",
-            "  Tuned presets (configs/tuned/ALGO_ENV.yaml) apply by themselves; command-line keys win.",
+            "  Tuned presets (configs/tuned/ALGO_ENV.yaml) apply by themselves to their env group's own env;",
+            "  command-line keys win over them.",
             "",
             "The full config of a command: pgrun [KEY=VALUE ...] --cfg job",
             "Hydra's own options (launchers, sweepers, shell completion): pgrun --hydra-help",

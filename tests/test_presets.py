@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
-from tests_support import shipped_config
+from tests_support import pgrun, shipped_config
 
 from pgrun.config import as_plain_dict
 
@@ -59,3 +59,25 @@ def test_a_tuned_preset_applies_to_its_algo_and_env(preset):
     other_env = "cartpole" if env != "cartpole" else "acrobot"
     other = as_plain_dict(shipped_config(f"algo={algo}", f"env={other_env}"))
     assert any(lookup(other, key) != value for key, value in values.items() if not key.startswith("env."))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "preset_applies"),
+    [
+        ([], True),
+        (["env.id=CartPole-v1"], True),
+        (["env.id=Acrobot-v1"], False),
+        (["env=acrobot"], False),
+        (["env.id=Acrobot-v1", "tuned=ppo_cartpole"], True),
+    ],
+    ids=["env group", "its own id", "another id", "another group", "chosen by hand"],
+)
+def test_a_preset_tuned_for_an_env_is_left_out_when_env_id_names_another(tmp_path, overrides, preset_applies):
+    """ppo_cartpole is tuned for CartPole-v1: `pgrun algo=ppo env.id=Acrobot-v1` (the default
+    env group with another id) gets pgrun's ppo defaults, not CartPole's preset."""
+    result = pgrun("algo=ppo", *overrides, "--cfg", "job", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    config = OmegaConf.create(result.stdout)
+    preset = OmegaConf.load(CONFIGS / "tuned" / "ppo_cartpole.yaml")
+    applied = config.algo.batch_size == preset.algo.batch_size and config.env.num_envs == preset.env.num_envs
+    assert applied == preset_applies
