@@ -37,8 +37,6 @@ class Batch:
     valid: Tensor
     episode_returns: list[float]
     episode_lengths: list[int]
-    reset_steps: int = 0
-    """steps that only reset a copy (NEXT_STEP autoreset): invalid, and not env steps"""
 
     @property
     def done(self) -> Tensor:
@@ -47,8 +45,8 @@ class Batch:
 
     @property
     def env_steps(self) -> int:
-        """Env steps taken to collect the batch, padding included, reset steps not."""
-        return self.rewards.numel() - self.reset_steps
+        """Env steps taken to collect the batch, padding (and a native env's reset steps) included."""
+        return self.rewards.numel()
 
     def flat(self, tensor: Tensor) -> Tensor:
         """The valid steps of a [T, N, ...] tensor, as [n_valid, ...]."""
@@ -86,7 +84,6 @@ def concat_batches(batches: Sequence[Batch]) -> Batch:
         **fields,
         episode_returns=[ret for batch in batches for ret in batch.episode_returns],
         episode_lengths=[steps for batch in batches for steps in batch.episode_lengths],
-        reset_steps=sum(batch.reset_steps for batch in batches),
     )
 
 

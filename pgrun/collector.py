@@ -50,8 +50,8 @@ class Collector:
     A vector env that resets a copy in the step after its episode ended (a native one,
     AutoresetMode.NEXT_STEP) gives that step no transition: the action is ignored, the
     observation returned starts the next episode. Such a reset step is recorded as padding
-    (invalid, closed, no reward), is not counted as an env step, and its observation (the
-    previous episode's last) is not folded into the observation statistics.
+    (invalid, closed, no reward; counted as an env step, as every call is), and its
+    observation (the previous episode's last) is not folded into the observation statistics.
     """
 
     def __init__(
@@ -101,7 +101,6 @@ class Collector:
         episode_returns: list[float] = []
         episode_lengths: list[int] = []
         self.env_seconds = 0.0
-        reset_steps = 0
         while True:
             if quota is not None:
                 valid = episodes_done < quota
@@ -115,7 +114,6 @@ class Collector:
             # V(s_t) and the bootstrap V(s_{t+1}) see one normalization.
             resetting = self.resetting
             valid = valid & ~resetting
-            reset_steps += int(resetting.sum())
             obs = self.encoder.update_and_encode(self.obs, fold=~resetting if resetting.any() else None)
             with torch.no_grad():
                 action, logp = sample_with_log_prob(self.policy, obs)
@@ -156,12 +154,7 @@ class Collector:
         fields["truncated"][-1] |= ~fields["terminated"][-1]
         # Padding steps form segments of their own, closed before the next valid step.
         fields["rewards"] = fields["rewards"] * fields["valid"]
-        return Batch(
-            **fields,
-            episode_returns=episode_returns,
-            episode_lengths=episode_lengths,
-            reset_steps=reset_steps,
-        )
+        return Batch(**fields, episode_returns=episode_returns, episode_lengths=episode_lengths)
 
     def step(self, action: Tensor, env_steps: int) -> tuple[Any, ...]:
         """envs.step, with an env's exception or a non-finite reward or observation turned

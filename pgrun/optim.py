@@ -23,6 +23,8 @@ from pgrun.config import OptimizerConfig
 
 ADAM_BETAS = (0.9, 0.999)
 RMSPROP_ALPHA = 0.99
+ALIGNMENT = 16
+"""elements (64 bytes of float32) between the starts of parameters in the flat buffers"""
 CLIP_EPS = 1e-6
 """added to the gradient norm in the clipping factor, as torch.nn.utils.clip_grad_norm_ does"""
 
@@ -34,15 +36,22 @@ class FlatOptimizer:
         self.params = list(params)
         self.lr = lr
         self.steps = 0
-        with torch.no_grad():
-            self.flat = torch.cat([p.detach().reshape(-1) for p in self.params])
-        self.grad = torch.zeros_like(self.flat)
-        offset = 0
+        # Each parameter starts on a 64-byte boundary, as a tensor of its own would: matrix
+        # kernels choose their code path (and so their rounding) by alignment, and a policy
+        # must compute the same numbers here as when loaded from its file. The gaps stay 0.
+        offsets = []
+        end = 0
         for p in self.params:
-            size = p.numel()
-            p.data = self.flat[offset : offset + size].view_as(p)
-            p.grad = self.grad[offset : offset + size].view_as(p)
-            offset += size
+            offsets.append(end)
+            end += -(-p.numel() // ALIGNMENT) * ALIGNMENT
+        dtype = self.params[0].dtype if self.params else torch.float32
+        self.flat = torch.zeros(end, dtype=dtype)
+        self.grad = torch.zeros_like(self.flat)
+        for p, offset in zip(self.params, offsets, strict=True):
+            view = self.flat[offset : offset + p.numel()].view_as(p)
+            view.copy_(p.detach())
+            p.data = view
+            p.grad = self.grad[offset : offset + p.numel()].view_as(p)
 
     def zero_grad(self) -> None:
         self.grad.zero_()

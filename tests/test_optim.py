@@ -58,7 +58,10 @@ def test_backward_passes_accumulate_into_the_flat_gradient():
     loss_of(net, 0).backward()
     loss_of(net, 1).backward()
     expected = torch.autograd.grad(loss_of(net, 0) + loss_of(net, 1), list(net.parameters()))
-    torch.testing.assert_close(optimizer.grad, torch.cat([g.reshape(-1) for g in expected]))
+    for p, g in zip(net.parameters(), expected, strict=True):
+        assert p.data_ptr() % 64 == 0 and p.grad.data_ptr() % 64 == 0  # aligned like a tensor of its own
+        torch.testing.assert_close(p.grad, g)
+    assert optimizer.grad.abs().sum().item() == pytest.approx(sum(g.abs().sum().item() for g in expected))
     before = [p.detach().clone() for p in net.parameters()]
     optimizer.step()  # theta - 1.0 * g, written through the views into the module's own parameters
     for p, old, g in zip(net.parameters(), before, expected, strict=True):
