@@ -194,12 +194,9 @@ def without_foreign_preset(overrides: list[str]) -> list[str]:
     own_id = OmegaConf.load(group_file).get("id") if group_file.is_file() else None
     if values["env.id"] == own_id:
         return overrides
+    # beside env.id: Hydra's argument parser wants the overrides together
     at = next(i for i, o in enumerate(overrides) if o.partition("=")[0].lstrip("+~") == "env.id")
-    return [
-        *overrides[: at + 1],
-        "~tuned",
-        *overrides[at + 1 :],
-    ]  # beside it: argparse wants overrides together
+    return [*overrides[: at + 1], "~tuned", *overrides[at + 1 :]]
 
 
 INTEGRAL_E_NOTATION = re.compile(r"^([^=]+=)(\d+(?:\.\d*)?[eE]\+?\d+)$")
