@@ -24,8 +24,9 @@ from omegaconf.errors import OmegaConfBaseException
 import pgrun
 from pgrun.config import Config, ConfigError, register_schemas, to_config
 from pgrun.errors import CheckpointError, EnvNotReplayable, RunFailed, one_line
-from pgrun.help import default_choices, help_page
+from pgrun.help import help_page
 from pgrun.interrupt import Interrupted, StopRequests
+from pgrun.presets import preset_line, preset_overrides
 from pgrun.rundir import (
     CHECKPOINT_DIR,
     LOCK_FILE,
@@ -88,7 +89,10 @@ def run(cfg: DictConfig) -> float | None:
         config = to_config(cfg)
         lock = claim_new_run_dir(run_dir)
         write_hydra_files(run_dir, cfg, OmegaConf.create({"hydra": hydra_config}))
-        summary = execute(config, run_dir, choices=dict(hydra_config.runtime.choices))
+        choices = dict(hydra_config.runtime.choices)
+        if (line := preset_line(config_dir(), choices.get("tuned"))) is not None:
+            print(line, file=sys.stderr)
+        summary = execute(config, run_dir, choices=choices)
     except (ConfigError, RunDirError) as error:
         if lock is not None:
             discard_new_run(run_dir)  # the run never started
@@ -117,7 +121,7 @@ def execute(
     record.start(config=dataclasses.asdict(config), choices=choices)
     with StopRequests() as stop:
         try:
-            summary = train(config, run_dir, resume=resume, stop=stop)
+            summary = train(config, run_dir, resume=resume, stop=stop, choices=choices)
         except Interrupted as interrupted:
             interrupted.run_dir = run_dir
             with contextlib.suppress(OSError):  # the stop matters more than its record
@@ -129,7 +133,29 @@ def execute(
             raise
     (run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     record.end("finished", env_steps=summary["env_steps"])
+    print(end_line(summary, run_dir), file=sys.stderr)
     return summary
+
+
+def end_line(summary: dict[str, Any], run_dir: Path) -> str:
+    """`pgrun: done: final eval 500.0, best 500.0, 300,000 env steps in 1 min 23 s -> RUN_DIR`"""
+    final, best = summary["final_eval_return"], summary["best_eval_return"]
+    returns = "no evaluation" if final is None else f"final eval {final:,.1f}, best {best:,.1f}"
+    return (
+        f"pgrun: done: {returns}, {summary['env_steps']:,} env steps in {duration(summary['seconds'])} "
+        f"-> {run_dir}"
+    )
+
+
+def duration(seconds: float) -> str:
+    """4.2 -> '4.2 s', 83 -> '1 min 23 s', 7500 -> '2 h 5 min'."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, seconds = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
 
 
 def resume(run_dir: Path, overrides: list[str]) -> None:
@@ -182,21 +208,28 @@ def stopped(interrupted: Interrupted) -> NoReturn:
     sys.exit(interrupted.exit_status)
 
 
-def without_foreign_preset(overrides: list[str]) -> list[str]:
-    """`overrides`, plus `~tuned` when env.id names another env than the env group's own:
-    configs/tuned/<algo>_<env>.yaml is tuned for that group's env (ppo_cartpole for
-    CartPole-v1), not for whatever `env.id=...` runs under the default group. A preset
-    chosen on the command line (tuned=...) stays."""
-    values = {key.lstrip("+~"): value for key, _, value in (o.partition("=") for o in overrides)}
-    if "env.id" not in values or "tuned" in values:
-        return overrides
-    group_file = config_dir() / "env" / f"{values.get('env', default_choices(config_dir())['env'])}.yaml"
-    own_id = OmegaConf.load(group_file).get("id") if group_file.is_file() else None
-    if values["env.id"] == own_id:
-        return overrides
-    # beside env.id: Hydra's argument parser wants the overrides together
-    at = next(i for i, o in enumerate(overrides) if o.partition("=")[0].lstrip("+~") == "env.id")
-    return [*overrides[: at + 1], "~tuned", *overrides[at + 1 :]]
+def hydra_overrides(overrides: list[str]) -> list[str]:
+    """The command line's overrides as Hydra should compose them (group nulls and presets
+    settled first: without_group_nulls, preset_overrides)."""
+    return preset_overrides(config_dir(), without_group_nulls(overrides))
+
+
+REQUIRED_GROUPS = ("algo", "env")
+
+
+def without_group_nulls(overrides: list[str]) -> list[str]:
+    """A ConfigError for `algo=null` or `env=null` (Hydra would raise a ValueError deep in
+    composition); `experiment=null` as Hydra's `~experiment` (no experiment)."""
+    for at, override in enumerate(overrides):
+        key, _, value = override.partition("=")
+        if value.lower() not in ("null", "none"):
+            continue
+        if key in REQUIRED_GROUPS:
+            names = sorted(path.stem for path in (config_dir() / key).glob("*.yaml"))
+            raise ConfigError(f"{key}={value} is not allowed: choose one of {', '.join(names)}")
+        if key == "experiment":
+            overrides = [*overrides[:at], "~experiment", *overrides[at + 1 :]]
+    return overrides
 
 
 INTEGRAL_E_NOTATION = re.compile(r"^([^=]+=)(\d+(?:\.\d*)?[eE]\+?\d+)$")
@@ -236,7 +269,7 @@ def main() -> None:
             from pgrun.resume import rerun_overrides
 
             others = rerun_overrides(Path(saved["rerun"]), others)
-        sys.argv = [sys.argv[0], *without_foreign_preset(others)]
+        sys.argv = [sys.argv[0], *hydra_overrides(others)]
         run()
     except Interrupted as interrupted:
         stopped(interrupted)

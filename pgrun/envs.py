@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import multiprocessing
+import os
 import signal
 import sys
 
@@ -26,7 +27,9 @@ def resolve_env_id(env_id: str) -> str:
 
     Accepted forms: a registered id ("CartPole-v1"); "module:Id-v0", where importing the
     module registers Id-v0; "module:ClassName", a gymnasium.Env subclass in that module,
-    which is registered here as "module/ClassName".
+    which is registered here as "module.ClassName". The module may be dotted
+    ("my_pkg.envs:Corridor"); it is imported as `python -m` would find it: from an installed
+    package, PYTHONPATH, or the current directory.
     """
     if ":" not in env_id:
         if env_id in gym.registry:
@@ -35,6 +38,8 @@ def resolve_env_id(env_id: str) -> str:
         hint = f"did you mean {', '.join(close)}?" if close else "use a registered id or module:Class"
         raise ConfigError(f"env.id={env_id!r} is not a registered gymnasium id; {hint}")
     module_name, _, name = env_id.partition(":")
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())  # after installed packages: those win over local files
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
@@ -43,7 +48,8 @@ def resolve_env_id(env_id: str) -> str:
         return name
     target = getattr(module, name, None)
     if isinstance(target, type) and issubclass(target, gym.Env):
-        registered_id = f"{module_name}/{name}"
+        # gymnasium ids allow dots in the name but not in a namespace ("my_pkg.envs/Corridor")
+        registered_id = f"{module_name}.{name}"
         if registered_id not in gym.registry:
             gym.register(id=registered_id, entry_point=target)
         return registered_id

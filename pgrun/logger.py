@@ -19,12 +19,13 @@ torch_tensorboard = lazy_import("torch.utils.tensorboard")
 
 METRICS_FILE = "metrics.jsonl"
 CONSOLE_KEYS = {
-    "charts/episodic_return": "return",
-    "eval/return": "eval",
-    "train/entropy": "entropy",
-    "train/approx_kl": "kl",
-    "time/sps": "sps",
+    "charts/episodic_return": ("return", "{:,.1f}"),
+    "eval/return": ("eval", "{:,.1f}"),
+    "train/entropy": ("entropy", "{:.3f}"),
+    "train/approx_kl": ("kl", "{:.4f}"),
+    "time/sps": ("steps/s", "{:,.0f}"),
 }
+"""the console line's scalars: name and format (plain numbers: 13,730 steps/s, not 1.373e+04)"""
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -120,7 +121,11 @@ class Logger:
         if not self.console:
             return
         parts = [f"iter {iteration:4d}", f"steps {step:>9,d}"]
-        parts += [f"{name} {scalars[key]:.4g}" for key, name in CONSOLE_KEYS.items() if key in scalars]
+        parts += [
+            f"{name} {form.format(scalars[key])}"
+            for key, (name, form) in CONSOLE_KEYS.items()
+            if key in scalars
+        ]
         self.progress.write(" | ".join(parts), file=sys.stderr)
 
     def close(self) -> None:

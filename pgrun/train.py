@@ -93,8 +93,16 @@ class Training:
     (`resume`) continues exactly as the uninterrupted run would (CPU, same code).
     """
 
-    def __init__(self, config: Config, run_dir: Path, resume: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        run_dir: Path,
+        resume: dict[str, Any] | None = None,
+        choices: dict[str, Any] | None = None,
+    ) -> None:
         self.config, self.run_dir = config, run_dir
+        self.algorithm = (choices or {}).get("algo") or schema_name(config.algo)
+        """the algo group chosen (vpg, rtg, ...; several share a schema), else the schema's name"""
         limit, guard = episode_step_limit(config.env)
         if guard:
             print(
@@ -146,7 +154,7 @@ class Training:
         self.checkpoint_step: int | None = self.progress.steps if resume is not None else None
         self.logger = Logger(
             self.run_dir,
-            as_plain_dict(config),
+            as_plain_dict(config) | {"algorithm": self.algorithm},  # HParams: which algorithm ran
             config.total_steps,
             config.log.console,
             config.log.tensorboard,
@@ -262,6 +270,12 @@ class Training:
         checkpoint.every env steps and at the end; on a stop request, checkpoint and raise
         Interrupted. Returns the run's summary."""
         config, progress = self.config, self.progress
+        if progress.steps == 0:  # a resumed run says so itself (pgrun.cli.resume)
+            print(
+                f"pgrun: {self.algorithm} on {config.env.id}, seed {config.seed}, "
+                f"{config.total_steps:,} env steps -> {self.run_dir}",
+                file=sys.stderr,
+            )
         started = time.perf_counter() - progress.seconds
         every = config.checkpoint.every
         next_checkpoint = (progress.steps // every + 1) * every
@@ -321,13 +335,18 @@ class Training:
 
 
 def train(
-    config: Config, run_dir: Path, resume: dict[str, Any] | None = None, stop: StopRequests | None = None
+    config: Config,
+    run_dir: Path,
+    resume: dict[str, Any] | None = None,
+    stop: StopRequests | None = None,
+    choices: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train one agent as configured (continuing from a checkpoint's state if `resume`),
     writing logs, checkpoints and the policy to `run_dir`.
 
+    `choices`: the config groups chosen ({"algo": "rtg", ...}): the HParams view names the algorithm.
     Returns a summary: final and best evaluation returns, the env steps and seconds at
     which an evaluation first reached target_return (None if never), total env steps.
     """
-    training = Training(config, run_dir, resume)
+    training = Training(config, run_dir, resume, choices)
     return training.run(stop if stop is not None else StopRequests())

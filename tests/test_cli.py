@@ -1,6 +1,7 @@
 """The `pgrun` command, run for real: runs, logs, artifacts, errors."""
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -8,7 +9,17 @@ import numpy as np
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from tests_support import EPISODE_ALGOS, EPISODE_BATCHES, STEP_BATCHES, TINY, metrics, pgrun, tiny
+from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+from tests_support import (
+    EPISODE_ALGOS,
+    EPISODE_BATCHES,
+    STEP_BATCHES,
+    TINY,
+    metrics,
+    pgrun,
+    shipped_config,
+    tiny,
+)
 
 from pgrun.checkpoint import load_policy
 
@@ -59,7 +70,10 @@ def test_cli_trains_and_logs_to_tensorboard(tmp_path, algo, env):
         assert steps == sorted(steps) and steps[-1] >= 1200 and len(steps) >= 2
         assert [point.step for point in eval_points] == [row["step"] for row in rows if "eval/return" in row]
         assert eval_points[-1].step == steps[-1]
-    assert "_hparams_/session_start_info" in events.PluginTagToContent("hparams")
+    hparams = HParamsPluginData.FromString(
+        events.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+    ).session_start_info.hparams
+    assert hparams["algorithm"].string_value == algo and hparams["env.id"].string_value == env_id
     assert rows[-1]["eval/return"] == pytest.approx(eval_points[-1].value)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["env_steps"] == steps[-1] and summary["final_eval_return"] == rows[-1]["eval/return"]
@@ -111,13 +125,81 @@ def test_same_seed_gives_identical_returns(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("env_id", ["corridor_env:Corridor-v0", "corridor_env:Corridor"])
-def test_custom_env_by_entry_point(tmp_path, tests_dir, env_id):
-    result = pgrun(f"env.id={env_id}", *tiny("rtg"), cwd=tmp_path, tests_dir=tests_dir)
+def test_console_says_where_the_run_goes_which_preset_applied_and_how_it_ended(tmp_path):
+    result = pgrun(
+        "algo=ppo", "env=cartpole", "total_steps=2048", "eval.every=1024", "eval.episodes=2",
+        "log.every=512", "hydra.run.dir=run", cwd=tmp_path,
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    run_dir = only_run_dir(tmp_path)
-    assert "corridor_env" in run_dir.name
-    assert metrics(run_dir)[-1]["eval/return"] <= -3  # at least three steps to the end of the corridor
+    lines = result.stderr.splitlines()
+    run_dir = tmp_path / "run"
+    preset = [line for line in lines if "tuned preset" in line]
+    assert len(preset) == 1 and "tuned/ppo_cartpole.yaml applied (14 keys: env.num_envs," in preset[0]
+    assert "algo.optim.lr_schedule" in preset[0]  # keys from the whole file, nested ones by their dots
+    assert f"pgrun: ppo on CartPole-v1, seed 0, 2,048 env steps -> {run_dir}" in lines
+    iterations = [line for line in lines if line.startswith("iter ")]
+    assert len(iterations) == 4
+    throughput = re.search(r"steps/s ([\d,]+)$", iterations[-1])
+    assert throughput and float(throughput[1].replace(",", "")) == round(metrics(run_dir)[-1]["time/sps"])
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert re.fullmatch(
+        rf"pgrun: done: final eval {summary['final_eval_return']:,.1f}, "
+        rf"best {summary['best_eval_return']:,.1f}, 2,048 env steps in [\d.]+ s -> {re.escape(str(run_dir))}",
+        lines[-1],
+    )
+
+
+def test_no_preset_line_where_none_applies(tmp_path):
+    result = pgrun(*tiny("vpg"), "hydra.run.dir=run", cwd=tmp_path)
+    assert result.returncode == 0 and "tuned preset" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("null", ["tuned=null", "tuned=None"])
+def test_tuned_null_leaves_the_preset_out(null):
+    assert shipped_config("algo=ppo", "env=cartpole").algo.batch_size == 256  # the preset's
+    assert shipped_config("algo=ppo", "env=cartpole", null).algo.batch_size == 2048  # ppo's own
+
+
+def corridor_package(root: Path) -> Path:
+    """A package `my_pkg.envs` (dotted, as the README writes it) holding the tests' Corridor
+    env: importing it registers Corridor-v0, and the class can be named directly."""
+    package = root / "my_pkg"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "envs.py").write_text((Path(__file__).parent / "corridor_env.py").read_text())
+    return root
+
+
+README_ENV_FORMS = ["my_pkg.envs:Corridor-v0", "my_pkg.envs:Corridor"]
+
+
+def test_readme_lists_the_custom_env_forms_tested_here():
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    for form in README_ENV_FORMS:
+        assert f"env.id={form} " in readme
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("found_by", ["PYTHONPATH", "current directory"])
+@pytest.mark.parametrize("vectorization", ["sync", "async"])
+@pytest.mark.parametrize("env_id", README_ENV_FORMS)
+def test_custom_env_in_a_dotted_module(tmp_path, env_id, vectorization, found_by):
+    """Each README form of env.id, with the module found on PYTHONPATH or in the directory
+    pgrun runs in, in the main process and in async workers."""
+    if found_by == "PYTHONPATH":
+        packages, cwd = corridor_package(tmp_path / "packages"), tmp_path / "work"
+        cwd.mkdir()
+        extra_env = {
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(packages), os.environ.get("PYTHONPATH")]))
+        }
+    else:
+        cwd, extra_env = corridor_package(tmp_path), {}
+    result = pgrun(
+        f"env.id={env_id}", f"env.vectorization={vectorization}", "env.num_envs=2", *tiny("rtg"),
+        "hydra.run.dir=run", cwd=cwd, extra_env=extra_env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert metrics(cwd / "run")[-1]["eval/return"] <= -3  # at least three steps to the end of the corridor
 
 
 BAD_INPUTS = {

@@ -7,6 +7,7 @@ from omegaconf import OmegaConf
 from tests_support import pgrun, shipped_config
 
 from pgrun.config import as_plain_dict
+from pgrun.presets import preset_keys, preset_line
 
 CONFIGS = Path(__file__).parent.parent / "configs"
 ALGOS = {path.stem for path in (CONFIGS / "algo").glob("*.yaml")}
@@ -81,3 +82,16 @@ def test_a_preset_tuned_for_an_env_is_left_out_when_env_id_names_another(tmp_pat
     preset = OmegaConf.load(CONFIGS / "tuned" / "ppo_cartpole.yaml")
     applied = config.algo.batch_size == preset.algo.batch_size and config.env.num_envs == preset.env.num_envs
     assert applied == preset_applies
+
+
+@pytest.mark.parametrize("preset", sorted((CONFIGS / "tuned").glob("*.yaml")), ids=lambda path: path.stem)
+def test_the_console_names_every_key_a_preset_sets(preset):
+    """The start-up line `tuned preset ... applied (N keys: ...)` lists the keys of the file
+    and of the files its defaults list includes (ppo_walker2d: the shared MuJoCo file's too)."""
+    assert sorted(preset_keys(CONFIGS, preset.stem)) == sorted(preset_values(preset))
+    line = preset_line(CONFIGS, preset.stem)
+    assert f"tuned/{preset.stem}.yaml applied ({len(preset_values(preset))} keys: " in line
+
+
+def test_no_preset_line_for_a_pair_without_a_preset():
+    assert preset_line(CONFIGS, "vpg_cartpole") is None and preset_line(CONFIGS, None) is None

@@ -12,7 +12,7 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from pgrun.batch import Batch
-from pgrun.cli import config_dir, without_foreign_preset
+from pgrun.cli import config_dir, hydra_overrides
 from pgrun.config import Config, PolicyConfig, register_schemas, to_config
 from pgrun.policies import make_policy
 from pgrun.value import value_networks as run_value_networks
@@ -110,7 +110,7 @@ def shipped_config(*overrides: str) -> Config:
     """The config `pgrun <overrides> log.console=false` composes, built in this process."""
     register_schemas()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        overrides = without_foreign_preset(["log.console=false", *overrides])
+        overrides = hydra_overrides(["log.console=false", *overrides])
         return to_config(compose("config", overrides=overrides))
 
 
