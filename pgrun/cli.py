@@ -87,6 +87,9 @@ def run(cfg: DictConfig) -> float | None:
     lock = None
     try:
         config = to_config(cfg)
+        if not single_run and config.log.wandb and config.log.wandb_group is None:
+            # a sweep's jobs side by side in W&B
+            config.log.wandb_group = str(hydra_config.sweep.dir)
         lock = claim_new_run_dir(run_dir)
         write_hydra_files(run_dir, cfg, OmegaConf.create({"hydra": hydra_config}))
         choices = dict(hydra_config.runtime.choices)

@@ -154,6 +154,14 @@ class LogConfig:
     tensorboard: bool = True
     save_policy: bool = True
     """write policy.pt (parameters + config) to the run dir at the end"""
+    wandb: bool = False
+    """also send the scalars, the config and videos to Weights & Biases (extra pgrun[wandb]);
+    with WANDB_MODE=offline they stay in <run dir>/wandb for `wandb sync`"""
+    wandb_project: str = "pgrun"
+    wandb_entity: str | None = None
+    """W&B user or team (None: your default entity)"""
+    wandb_group: str | None = None
+    """W&B group (None: a sweep's jobs are grouped by their sweep dir, a single run has none)"""
 
 
 @dataclass

@@ -12,6 +12,7 @@ from typing import Any
 from tqdm import tqdm
 
 from pgrun.lazy import lazy_import
+from pgrun.wandb_sink import WandbSink
 
 # TensorBoard's writer takes ~0.4 s to import: loaded with the first scalars, not before the
 # first env step
@@ -74,7 +75,11 @@ class Logger:
         console: bool,
         tensorboard: bool,
         resume_step: int | None = None,
+        wandb: dict[str, Any] | None = None,
     ) -> None:
+        """`hyperparameters`: the run's config (nested); `wandb`: WandbSink's settings
+        (project, entity, group) to send everything to Weights & Biases as well, or None."""
+        self.wandb = None if wandb is None else WandbSink(run_dir, hyperparameters, **wandb)
         if resume_step is not None:
             truncate_metrics(run_dir / METRICS_FILE, resume_step)
         self.metrics = (run_dir / METRICS_FILE).open("a", encoding="utf-8")
@@ -102,6 +107,8 @@ class Logger:
                 writer.add_scalar(key, value, global_step=step)
         self.metrics.write(json.dumps({"step": step, **scalars}) + "\n")
         self.metrics.flush()
+        if self.wandb is not None:
+            self.wandb.log(step, scalars)
 
     def event_writer(self) -> Any:
         """The run's TensorBoard writer, opened with the first scalars."""
@@ -133,3 +140,5 @@ class Logger:
         self.metrics.close()
         if self.writer is not None:
             self.writer.close()
+        if self.wandb is not None:
+            self.wandb.close()

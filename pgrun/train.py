@@ -19,7 +19,7 @@ from pgrun.advantages import make_estimator
 from pgrun.algos import make_update_rule, schema_name
 from pgrun.checkpoint import POLICY_FILE, save_checkpoint, save_policy
 from pgrun.collector import Collector, EnvFault
-from pgrun.config import Config, as_plain_dict
+from pgrun.config import Config, LogConfig, as_plain_dict
 from pgrun.envs import ObservationEncoder, episode_step_limit, make_vector_env
 from pgrun.errors import RunFailed
 from pgrun.evaluate import Evaluator
@@ -84,6 +84,10 @@ class Progress:
 
     def add_seconds(self, phase: str, seconds: float) -> None:
         self.phase_seconds[phase] = self.phase_seconds.get(phase, 0.0) + seconds
+
+
+def wandb_settings(log: LogConfig) -> dict[str, Any]:
+    return {"project": log.wandb_project, "entity": log.wandb_entity, "group": log.wandb_group}
 
 
 class Training:
@@ -159,6 +163,7 @@ class Training:
             config.log.console,
             config.log.tensorboard,
             resume_step=self.checkpoint_step,
+            wandb=wandb_settings(config.log) if config.log.wandb else None,
         )
 
     def state_dict(self) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 import json
 import os
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -124,3 +125,27 @@ def saved_parameters(run_dir: Path) -> dict[str, torch.Tensor]:
     payload = torch.load(run_dir / "policy.pt", weights_only=True)
     value = {f"value.{k}": v for k, v in payload.get("value_state_dict", {}).items()}
     return payload["state_dict"] | value
+
+
+def wandb_records(path: Path) -> list:
+    """The protobuf Records of a W&B run file (`run-<id>.wandb`), read without W&B's service:
+    a 7-byte header (":W&B", magic, version), then LevelDB-log records in 32 KiB blocks,
+    each chunk with a 7-byte header (crc32, length, type: 1 full, 2 first, 3 middle, 4 last)."""
+    from wandb.proto.wandb_internal_pb2 import Record
+
+    data, block, position, pending, records = path.read_bytes(), 32768, 7, b"", []
+    assert data[:4] == b":W&B"
+    while position + 7 <= len(data):
+        if block - position % block < 7:  # a block's tail too short for a header is padding
+            position += block - position % block
+            continue
+        _, length, kind = struct.unpack_from("<IHB", data, position)
+        chunk = data[position + 7 : position + 7 + length]
+        position += 7 + length
+        if kind == 0:  # zero padding
+            continue
+        pending += chunk
+        if kind in (1, 4):
+            records.append(Record.FromString(pending))
+            pending = b""
+    return records

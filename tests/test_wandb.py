@@ -1,0 +1,82 @@
+"""Weights & Biases (log.wandb=true) in offline mode: the offline run file holds what the
+run logged, read back from W&B's own file format."""
+
+import json
+from pathlib import Path
+
+import pytest
+from tests_support import metrics, pgrun, tiny, wandb_records
+
+OFFLINE = {"WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+
+
+def history(run_dir: Path) -> list[dict]:
+    """The rows the run logged to W&B, as {key: value}, W&B's own bookkeeping (_step, ...) left out."""
+    [run_file] = run_dir.glob("wandb/offline-run-*/run-*.wandb")
+    rows = []
+    for record in wandb_records(run_file):
+        if record.WhichOneof("record_type") == "history":
+            items = {
+                "/".join(item.nested_key) or item.key: json.loads(item.value_json)
+                for item in record.history.item
+            }
+            rows.append({key: value for key, value in items.items() if not key.startswith("_")})
+    return rows
+
+
+def run_record(run_dir: Path):
+    """The first `run` record of the run's offline file: its name, group and config."""
+    [run_file] = run_dir.glob("wandb/offline-run-*/run-*.wandb")
+    return next(record.run for record in wandb_records(run_file) if record.WhichOneof("record_type") == "run")
+
+
+def config_of(run) -> dict:
+    return {item.key: json.loads(item.value_json) for item in run.config.update}
+
+
+@pytest.mark.slow
+def test_offline_run_holds_the_same_scalars_against_env_steps_and_the_config(tmp_path):
+    result = pgrun(
+        *tiny("ppo"), "env=cartpole", "log.wandb=true", "hydra.run.dir=run", cwd=tmp_path, extra_env=OFFLINE
+    )
+    assert result.returncode == 0, result.stderr
+    run_dir = tmp_path / "run"
+    logged = metrics(run_dir)
+    assert len(logged) == 3
+    sent = history(run_dir)
+    assert [row.pop("env_step") for row in sent] == [row.pop("step") for row in logged]
+    assert sent == logged  # every scalar, with the value metrics.jsonl has
+    run = run_record(run_dir)
+    assert run.display_name == "run" and run.project == "pgrun" and run.run_group == ""
+    config = config_of(run)
+    assert config["algorithm"] == "ppo" and config["env"]["id"] == "CartPole-v1"
+    assert config["algo"]["batch_size"] == 400
+
+
+@pytest.mark.slow
+def test_a_sweeps_jobs_share_a_group_and_a_project_can_be_chosen(tmp_path):
+    result = pgrun(
+        "-m", *tiny("vpg"), "seed=0,1", "log.wandb=true", "log.wandb_project=studies",
+        "hydra.sweep.dir=sweep", cwd=tmp_path, extra_env=OFFLINE,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    runs = [run_record(job) for job in sorted((tmp_path / "sweep").glob("*seed=*"))]
+    assert len(runs) == 2
+    assert {run.run_group for run in runs} == {"sweep"} and {run.project for run in runs} == {"studies"}
+    assert [config_of(run)["seed"] for run in runs] == [0, 1]
+
+
+def test_without_wandb_installed_one_line_and_no_run_dir(tmp_path):
+    """`import wandb` failing (the extra not installed): one line naming the extra, exit 2,
+    and the run dir it would have used is not left behind."""
+    shadow = tmp_path / "shadow" / "wandb"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('No module named wandb')\n")
+    result = pgrun(*tiny("vpg"), "log.wandb=true", "hydra.run.dir=run", cwd=tmp_path, tests_dir=shadow.parent)
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line == (
+        "pgrun: error: log.wandb=true needs the wandb package: "
+        "pip install 'pgrun[wandb]' (or log.wandb=false)"
+    )
+    assert not (tmp_path / "run").exists()
