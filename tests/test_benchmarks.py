@@ -1,11 +1,14 @@
 """The benchmark scripts run (their --smoke modes): a benchmark that cannot run has rotted."""
 
+import json
 import re
+import statistics
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from tests_support import metrics, pgrun
 
 ROOT = Path(__file__).parent.parent
 
@@ -31,3 +34,51 @@ def test_speed_benchmark_smoke_run_writes_every_table(tmp_path):
     )
     assert re.search(r"\| `pgrun --help` \| \d+\.\d\d \|", text)
     assert not list(tmp_path.glob("MUJOCO_LOG.TXT"))
+
+
+@pytest.mark.slow
+def test_kept_runs_are_small_and_the_mujoco_report_reads_them(tmp_path):
+    """benchmarks/keep_runs.py keeps a finished run's evaluations, summary and config (what
+    the report and pgrun-plot read); the report made from the kept copies gives the runs'
+    own final and best returns."""
+    runs = tmp_path / "outputs"
+    for seed in (0, 1):
+        result = pgrun(
+            "algo=trpo", "env=hopper", f"seed={seed}", "total_steps=2048", "algo.batch_size=512",
+            "eval.every=1024", "eval.episodes=2", "log.console=false",
+            f"hydra.run.dir={runs}/trpo_hopper_seed{seed}", cwd=tmp_path,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+    (runs / "trpo_hopper_seed2").mkdir()  # unfinished: no summary.json
+    kept = tmp_path / "kept"
+    script = [sys.executable, str(ROOT / "benchmarks" / "keep_runs.py")]
+    result = subprocess.run(
+        [*script, *map(str, sorted(runs.iterdir())), "--into", str(kept)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert "skipping" in result.stderr and sorted(p.name for p in kept.iterdir()) == [
+        "trpo_hopper_seed0",
+        "trpo_hopper_seed1",
+    ]
+    original = metrics(runs / "trpo_hopper_seed0")
+    rows = metrics(kept / "trpo_hopper_seed0")
+    assert [row["step"] for row in rows] == [1024, 2048]  # the evaluations (the last is one)
+    assert rows[-1]["eval/return"] == original[-1]["eval/return"] and "train/loss" not in rows[-1]
+    assert rows[-1]["time/env"] == original[-1]["time/env"]
+
+    report_script = str(ROOT / "benchmarks" / "mujoco_report.py")
+    report = subprocess.run(
+        [sys.executable, report_script, str(kept), "--out", str(tmp_path / "report")],
+        capture_output=True,
+        text=True,
+    )
+    assert report.returncode == 0, report.stderr
+    summaries = [json.loads((runs / f"trpo_hopper_seed{s}" / "summary.json").read_text()) for s in (0, 1)]
+    finals = [summary["final_eval_return"] for summary in summaries]
+    [row] = [
+        line
+        for line in (tmp_path / "report" / "results.md").read_text().splitlines()
+        if "| Hopper-v5 | trpo |" in line
+    ]
+    assert f"| 2 | {statistics.mean(finals):,.0f} ± {statistics.stdev(finals):,.0f} |" in row
+    assert (tmp_path / "report" / "hopper" / "curves.png").is_file()
