@@ -22,7 +22,9 @@ from pgrun.policies import Policy, make_policy
 from pgrun.rundir import CHECKPOINT_DIR
 
 POLICY_FILE = "policy.pt"
-CHECKPOINT_FORMAT = "pgrun-checkpoint-1"
+CHECKPOINT_FORMAT = "pgrun-checkpoint-2"
+"""bumped whenever a state_dict's layout changes; 2: flat optimizer buffers, native vector
+env state, the collector's reset mask (pgrun 0.1.0 after session 5 of its development)"""
 
 
 class PolicyFileError(ValueError):
@@ -98,7 +100,14 @@ def load_checkpoint(run_dir: Path) -> tuple[dict[str, Any], Path]:
     for path in reversed(files):
         try:
             state = read_payload(path)
-            if state.get("format") != CHECKPOINT_FORMAT:
+            written_by = str(state.get("format", ""))
+            if written_by.startswith("pgrun-checkpoint-") and written_by != CHECKPOINT_FORMAT:
+                raise CheckpointError(
+                    f"{path} was written by another version of pgrun (format {written_by}; this one "
+                    f"reads {CHECKPOINT_FORMAT}): it cannot continue exactly; start the run again "
+                    f"with: pgrun rerun={run_dir}"
+                )
+            if written_by != CHECKPOINT_FORMAT:
                 raise ValueError("not a pgrun checkpoint")
             return state, path
         except ValueError as error:

@@ -9,7 +9,7 @@ import pytest
 import torch
 from tests_support import learning_rows, pgrun, saved_parameters, tiny
 
-from pgrun.checkpoint import CHECKPOINT_DIR, checkpoint_files
+from pgrun.checkpoint import CHECKPOINT_DIR, CHECKPOINT_FORMAT, checkpoint_files
 
 
 @pytest.fixture(scope="module")
@@ -140,12 +140,31 @@ def test_a_crafted_pickle_in_a_checkpoint_is_refused_not_executed(tmp_path, fini
     os.system(f"cp -r {finished_run} {run_dir}")
     marker = tmp_path / "executed"
     crafted = run_dir / CHECKPOINT_DIR / "step_000000009999.pt"
-    torch.save({"format": "pgrun-checkpoint-1", "payload": WritesAFile(marker)}, crafted)
+    torch.save({"format": CHECKPOINT_FORMAT, "payload": WritesAFile(marker)}, crafted)
     result = pgrun(f"resume={run_dir}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert f"skipping checkpoint {crafted.name}: unreadable" in result.stderr
     assert "resuming" not in result.stderr and "has finished its 1,200 env steps" in result.stderr
     assert not marker.exists()
+
+
+def test_a_checkpoint_of_another_pgrun_version_is_one_line_and_leaves_the_run_as_it_was(
+    tmp_path, finished_run
+):
+    """A checkpoint whose layout this pgrun does not read (an older format) cannot continue
+    the run exactly: one line saying so and how to start it again, exit 2, nothing changed."""
+    run_dir = tmp_path / "run"
+    os.system(f"cp -r {finished_run} {run_dir}")
+    newest = checkpoint_files(run_dir)[-1]
+    state = torch.load(newest, weights_only=True)
+    torch.save(state | {"format": "pgrun-checkpoint-1"}, newest)
+    before = snapshot(run_dir)
+    result = pgrun(f"resume={run_dir}", "total_steps=2400", cwd=tmp_path)
+    assert result.returncode == 2
+    line = one_error_line(result)
+    assert "was written by another version of pgrun (format pgrun-checkpoint-1" in line
+    assert f"pgrun rerun={run_dir}" in line
+    assert snapshot(run_dir) == before
 
 
 def test_resume_of_something_that_is_not_a_run_is_one_line(tmp_path):
