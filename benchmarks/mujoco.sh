@@ -3,7 +3,8 @@
 # at a time (one per core), each in its own fixed run dir under outputs/mujoco/. Resumable:
 # a run that finished is skipped, one that was interrupted (a session ended, Ctrl-C, a
 # reboot) continues from its last checkpoint with `pgrun resume=`, so calling this again
-# picks up where it stopped.
+# picks up where it stopped. Each finished run is kept, small, in docs/mujoco/runs/
+# (benchmarks/keep_runs.py): run dirs are lost with the machine, the kept records are not.
 # Usage: [BUDGET=N] bash benchmarks/mujoco.sh ALGOS ENVS SEEDS     (after `make setup`)
 #   bash benchmarks/mujoco.sh ppo,trpo halfcheetah,hopper,walker2d 0,1,2
 set -euo pipefail
@@ -25,4 +26,6 @@ done; done; done | xargs -P 2 -L 1 bash -c '
         .venv/bin/pgrun "algo=$algo" "env=$env" "seed=$seed" "total_steps=$BUDGET" log.console=false \
             "hydra.run.dir=$dir" > "$dir.log" 2>&1
     fi
-    echo "finished: $dir (exit $?)"' _
+    status=$?
+    if [ -f "$dir/summary.json" ]; then .venv/bin/python benchmarks/keep_runs.py "$dir" --into docs/mujoco/runs; fi
+    echo "finished: $dir (exit $status)"' _

@@ -1,7 +1,8 @@
 """The MuJoCo reproduction report: pgrun's returns at 1M env steps next to the published ones.
 
 Usage: python benchmarks/mujoco_report.py [RUNS_DIR] [--out docs/mujoco]
-RUNS_DIR (default outputs/mujoco) holds the run dirs benchmarks/mujoco.sh makes,
+RUNS_DIR (default docs/mujoco/runs, the records benchmarks/mujoco.sh keeps with
+benchmarks/keep_runs.py; or outputs/mujoco, the run dirs themselves) holds
 <algo>_<env>_seed<k>/. Writes results.md and results.csv, and one learning-curve figure per
 task made by pgrun-plot. Only finished runs (with summary.json) count.
 
@@ -158,7 +159,7 @@ def figures(root: Path, out: Path, groups: dict[tuple[str, str], list[Seed]]) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="?", type=Path, default=Path("outputs/mujoco"))
+    parser.add_argument("runs", nargs="?", type=Path, default=Path("docs/mujoco/runs"))
     parser.add_argument("--out", type=Path, default=Path("docs/mujoco"))
     parser.add_argument("--no-figures", action="store_true", help="tables only")
     args = parser.parse_args()
