@@ -65,8 +65,11 @@ def read_payload(path: Path) -> dict[str, Any]:
     try:
         payload = torch.load(path, weights_only=True)
     except Exception as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(reason) from error
+        text = str(error).strip()
+        if "WeightsUnpickler error:" in text:  # torch's first line suggests weights_only=False
+            detail = text.split("WeightsUnpickler error:", 1)[1].strip().splitlines()[0]
+            raise ValueError(f"not tensors and plain values, or not a torch file: {detail}") from error
+        raise ValueError(text.splitlines()[0] if text else type(error).__name__) from error
     if not isinstance(payload, dict):
         raise ValueError(f"holds a {type(payload).__name__}, not a dict")
     return payload
