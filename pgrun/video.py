@@ -4,6 +4,7 @@ moviepy, the optional extra pgrun[video]) from env copies rendered headless (rgb
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import warnings
 from collections.abc import Callable
@@ -43,6 +44,8 @@ def prepare_rendering(env_id: str) -> None:
     os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
     if "mujoco" in str(gym.spec(resolve_env_id(env_id)).entry_point):
         os.environ.setdefault("MUJOCO_GL", MUJOCO_GL_DEFAULT)
+        # PyOpenGL logs at INFO that it has no accelerator module: Hydra would print it
+        logging.getLogger("OpenGL").setLevel(logging.WARNING)
 
 
 class FrameTap(gym.Wrapper):

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import gymnasium as gym
 import imageio
 import numpy as np
 import pytest
@@ -16,6 +17,10 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tests_support import learning_rows, metrics, pgrun
 
 from pgrun import eval_cli
+from pgrun.checkpoint import save_policy
+from pgrun.config import Config, EnvConfig, PolicyConfig, as_plain_dict
+from pgrun.envs import ObservationEncoder
+from pgrun.policies import make_policy
 
 PGRUN_EVAL = str(Path(sys.executable).parent / "pgrun-eval")
 RUN = [
@@ -248,3 +253,21 @@ def test_video_during_training_goes_to_tensorboard_and_a_file_and_changes_no_met
     # shrunk to at most 320 pixels wide for TensorBoard; an animated GIF
     assert (clips[-1].width, clips[-1].height) == (300, 200)
     assert clips[-1].encoded_image_string[:6] == b"GIF89a"
+
+
+def test_an_env_that_fails_during_the_evaluation_ends_it_in_one_line_with_exit_1(tmp_path, run_main):
+    # a policy for the tests' corridor, saved with the config of a copy that raises at its third step
+    encoder = ObservationEncoder(gym.spaces.Discrete(4))
+    architecture = PolicyConfig(hidden_sizes=[8])
+    policy = make_policy(encoder.dim, gym.spaces.Discrete(2), architecture)
+    env = EnvConfig(id="faulty_envs:CrashingCorridor-v0", kwargs={"healthy_steps": 2})
+    path = tmp_path / "policy.pt"
+    save_policy(
+        path, policy, as_plain_dict(Config(env=env, policy=architecture)), encoder, gym.spaces.Discrete(2)
+    )
+    result = run_main(path, "--episodes", 1)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        "pgrun-eval: error: the env 'faulty_envs:CrashingCorridor-v0' failed during evaluation: "
+        "RuntimeError: the simulator lost its licence server"
+    )
