@@ -14,9 +14,12 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from pgrun.config import ConfigError, EnvConfig
+
+if TYPE_CHECKING:
+    from pgrun.checkpoint import SavedPolicy
 
 PROG = "pgrun-eval"
 
@@ -47,7 +50,10 @@ def parser() -> argparse.ArgumentParser:
         "module:Class); made with its registered settings",
     )
     p.add_argument(
-        "--episodes", type=int, help="episodes, one per env copy (default: the run's eval.episodes)"
+        "--episodes",
+        type=int,
+        metavar="N",
+        help="episodes, one per env copy (default: the run's eval.episodes)",
     )
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--stochastic", action="store_true", help="sample actions from the policy")
@@ -57,11 +63,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--seed",
         type=int,
+        metavar="S",
         help="reset copy i with seed + i (default: the run's seed + 1,000,000, as its evaluations)",
     )
     p.add_argument("--video", action="store_true", help="record every episode as an MP4 (needs pgrun[video])")
     p.add_argument(
-        "--video-dir", type=Path, help="where the MP4s go (default: videos/ beside the policy file)"
+        "--video-dir",
+        type=Path,
+        metavar="DIR",
+        help="where the MP4s go (default: videos/ beside the policy file)",
     )
     p.add_argument("--json", action="store_true", help="print the results as one JSON object instead")
     return p
@@ -104,26 +114,49 @@ def summary_lines(env_id: str, seed: int, deterministic: bool, returns, lengths)
     ]
 
 
+def settings(args: argparse.Namespace, config: dict[str, Any]) -> tuple[int, bool, int]:
+    """Episodes, deterministic or not, seed: as given, else as the run's evaluations."""
+    from pgrun.train import EVAL_SEED_OFFSET
+
+    episodes = args.episodes if args.episodes is not None else int(config["eval"]["episodes"])
+    if episodes < 1:
+        raise ConfigError(f"--episodes={episodes} is not allowed: must be >= 1")
+    chosen = args.stochastic or args.deterministic
+    deterministic = not args.stochastic if chosen else bool(config["eval"]["deterministic"])
+    seed = args.seed if args.seed is not None else int(config["seed"]) + EVAL_SEED_OFFSET
+    return episodes, deterministic, seed
+
+
+def check_fit(saved: SavedPolicy, env_config: EnvConfig, path: Path) -> None:
+    """ConfigError unless the env's spaces fit the policy's; makes one copy to see them."""
+    from pgrun.envs import make_vector_env
+
+    probe = make_vector_env(dataclasses.replace(env_config, vectorization="sync"), 1)
+    problem = saved.mismatch(probe.single_observation_space, probe.single_action_space)
+    probe.close()
+    if problem:
+        raise ConfigError(f"env {env_config.id} does not fit the policy in {path}: {problem}")
+
+
 def evaluate(args: argparse.Namespace) -> None:
     import torch
 
     from pgrun.checkpoint import read_policy
     from pgrun.envs import make_vector_env, resolve_env_id
     from pgrun.evaluate import Evaluator
-    from pgrun.train import EVAL_SEED_OFFSET
-    from pgrun.video import prepare_rendering, recorded_file, recording, require_moviepy, video_env_config
+    from pgrun.video import (
+        VIDEO_DIR,
+        prepare_rendering,
+        recorded_file,
+        recording,
+        require_moviepy,
+        video_env_config,
+    )
 
     path = policy_file(args.path)
     saved = read_policy(path)  # imports nothing the file names
-    config = saved.config
-    env_config = env_config_of(config, args.env)
-    episodes = args.episodes if args.episodes is not None else int(config["eval"]["episodes"])
-    if episodes < 1:
-        raise ConfigError(f"--episodes={episodes} is not allowed: must be >= 1")
-    deterministic = (
-        not args.stochastic if (args.stochastic or args.deterministic) else config["eval"]["deterministic"]
-    )
-    seed = args.seed if args.seed is not None else int(config["seed"]) + EVAL_SEED_OFFSET
+    env_config = env_config_of(saved.config, args.env)
+    episodes, deterministic, seed = settings(args, saved.config)
     if args.video:
         require_moviepy("--video")
         if env_config.vectorization == "native":
@@ -137,14 +170,10 @@ def evaluate(args: argparse.Namespace) -> None:
     whose = "given with --env" if args.env is not None else f"the env.id saved in {path.name}"
     print(f"{PROG}: making env {env_config.id} ({whose})", file=sys.stderr)
     resolve_env_id(env_config.id)  # imports the env's module, if it names one
-    probe = make_vector_env(dataclasses.replace(env_config, vectorization="sync"), 1)
-    problem = saved.mismatch(probe.single_observation_space, probe.single_action_space)
-    probe.close()
-    if problem:
-        raise ConfigError(f"env {env_config.id} does not fit the policy in {path}: {problem}")
-    torch.set_num_threads(int(config.get("torch_threads", 1)))  # as the run: the same kernels
+    check_fit(saved, env_config, path)
+    torch.set_num_threads(int(saved.config.get("torch_threads", 1)))  # as the run: the same kernels
 
-    video_dir = args.video_dir if args.video_dir is not None else path.parent / "videos"
+    video_dir = args.video_dir if args.video_dir is not None else path.parent / VIDEO_DIR
     stamp = time.strftime("%Y%m%d-%H%M%S")
 
     def video_name(index: int) -> str:
@@ -152,9 +181,8 @@ def evaluate(args: argparse.Namespace) -> None:
 
     if args.video:
         prepare_rendering(env_config.id)
-        envs = make_vector_env(
-            env_config, episodes, render_mode="rgb_array", wrap=recording(video_dir, video_name)
-        )
+        wrap = recording(video_dir, video_name)
+        envs = make_vector_env(env_config, episodes, render_mode="rgb_array", wrap=wrap)
     else:
         envs = make_vector_env(env_config, episodes)
     try:
@@ -166,21 +194,10 @@ def evaluate(args: argparse.Namespace) -> None:
         envs.close()
     videos = [str(recorded_file(video_dir, video_name(i))) for i in range(episodes)] if args.video else []
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "env": env_config.id,
-                    "episodes": episodes,
-                    "deterministic": deterministic,
-                    "seed": seed,
-                    "return_mean": float(returns.mean()),
-                    "return_std": float(returns.std()),
-                    "returns": returns.tolist(),
-                    "lengths": lengths.tolist(),
-                    "videos": videos,
-                }
-            )
-        )
+        results = {"env": env_config.id, "episodes": episodes, "deterministic": deterministic, "seed": seed}
+        results |= {"return_mean": float(returns.mean()), "return_std": float(returns.std())}
+        results |= {"returns": returns.tolist(), "lengths": lengths.tolist(), "videos": videos}
+        print(json.dumps(results))
         return
     print("\n".join(summary_lines(env_config.id, seed, deterministic, returns, lengths)))
     if videos:

@@ -83,11 +83,11 @@ def recorded_file(folder: Path, name: str) -> Path:
 
 
 def video_env_config(config: EnvConfig) -> EnvConfig:
-    """The env config, with copies made one by one: a native vector env cannot be wrapped
-    per copy (its copies start from other states than sync ones with the same seed)."""
-    if config.vectorization == "native":
-        return dataclasses.replace(config, vectorization="sync")
-    return config
+    """The env config, with copies made one by one in this process (sync): a native vector
+    env cannot be wrapped per copy (and its copies start from other states than sync ones
+    with the same seed); async copies would record in their workers, for nothing gained
+    (they step as sync ones do)."""
+    return dataclasses.replace(config, vectorization="sync")
 
 
 def record_episode(
@@ -109,8 +109,7 @@ def record_episode(
         recorders.append(recording(path.parent, lambda _: path.stem)(FrameTap(env), index))
         return recorders[-1]
 
-    one_copy = dataclasses.replace(config, vectorization="sync")
-    envs = make_vector_env(one_copy, 1, render_mode="rgb_array", wrap=wrap)
+    envs = make_vector_env(video_env_config(config), 1, render_mode="rgb_array", wrap=wrap)
     try:
         Evaluator(envs, encoder, seed, deterministic).episodes(policy)
     finally:
