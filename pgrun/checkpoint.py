@@ -8,6 +8,7 @@ import io
 import os
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +67,11 @@ def read_payload(path: Path) -> dict[str, Any]:
     try:
         payload = torch.load(path, weights_only=True)
     except Exception as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(reason) from error
+        text = str(error).strip()
+        if "WeightsUnpickler error:" in text:  # torch's first line suggests weights_only=False
+            detail = text.split("WeightsUnpickler error:", 1)[1].strip().splitlines()[0]
+            raise ValueError(f"not tensors and plain values, or not a torch file: {detail}") from error
+        raise ValueError(text.splitlines()[0] if text else type(error).__name__) from error
     if not isinstance(payload, dict):
         raise ValueError(f"holds a {type(payload).__name__}, not a dict")
     return payload
@@ -161,7 +165,44 @@ def save_policy(
     atomic_save(payload, path)
 
 
-def load_policy(path: Path) -> tuple[Policy, ObservationEncoder, dict[str, Any]]:
+@dataclass
+class SavedPolicy:
+    """What a policy file holds, rebuilt: the policy, its observation encoder (with the run's
+    observation statistics, frozen), the run's config and the spaces it was trained on."""
+
+    policy: Policy
+    encoder: ObservationEncoder
+    config: dict[str, Any]
+    action_space: gym.spaces.Box | gym.spaces.Discrete
+
+    def mismatch(self, observation_space: gym.Space, action_space: gym.Space) -> str | None:
+        """Why an env with these spaces cannot run this policy (one line), or None.
+
+        Box spaces must have the saved shape, Discrete ones the saved size and start; the
+        bounds of a Box may differ (a Box action is clipped to the saved bounds)."""
+        for what, saved, given in (
+            ("observation", self.encoder.space, observation_space),
+            ("action", self.action_space, action_space),
+        ):
+            if not same_kind_of_space(saved, given):
+                return f"its {what} space is {space_text(given)}, the policy's is {space_text(saved)}"
+        return None
+
+
+def space_text(space: gym.Space) -> str:
+    """A space in a few words: Discrete(3), Discrete(3, start=1), Box of shape (4,)."""
+    if isinstance(space, gym.spaces.Box):
+        return f"Box of shape {space.shape}"
+    return repr(space) if isinstance(space, gym.spaces.Discrete) else type(space).__name__
+
+
+def same_kind_of_space(saved: gym.Space, given: gym.Space) -> bool:
+    if isinstance(saved, gym.spaces.Discrete):
+        return isinstance(given, gym.spaces.Discrete) and (given.n, given.start) == (saved.n, saved.start)
+    return isinstance(given, gym.spaces.Box) and given.shape == saved.shape
+
+
+def read_policy(path: Path) -> SavedPolicy:
     """Rebuild the saved policy and its observation encoder from what the file stores.
 
     The file is read with torch.load(weights_only=True), which refuses any pickled object
@@ -180,16 +221,27 @@ def load_policy(path: Path) -> tuple[Policy, ObservationEncoder, dict[str, Any]]
     missing = {"state_dict", "config", "spaces", "obs_statistics"} - set(payload)
     if missing:
         raise PolicyFileError(f"{path}: not a pgrun policy file (missing {', '.join(sorted(missing))})")
-    config = payload["config"]
-    encoder = ObservationEncoder(
-        rebuild_space(payload["spaces"]["observation"]),
-        normalize=bool(payload["obs_statistics"]),
-        clip=payload.get("obs_clip", 10.0),
-    )
-    if encoder.statistics is not None:
-        encoder.statistics.load_state_dict(payload["obs_statistics"])
-    policy = make_policy(
-        encoder.dim, rebuild_space(payload["spaces"]["action"]), PolicyConfig(**config["policy"])
-    )
-    policy.load_state_dict(payload["state_dict"])
-    return policy, encoder, config
+    try:
+        config = payload["config"]
+        encoder = ObservationEncoder(
+            rebuild_space(payload["spaces"]["observation"]),
+            normalize=bool(payload["obs_statistics"]),
+            clip=payload.get("obs_clip", 10.0),
+        )
+        if encoder.statistics is not None:
+            encoder.statistics.load_state_dict(payload["obs_statistics"])
+        action_space = rebuild_space(payload["spaces"]["action"])
+        policy = make_policy(encoder.dim, action_space, PolicyConfig(**config["policy"]))
+        policy.load_state_dict(payload["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:  # keys of a policy, other contents
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise PolicyFileError(
+            f"{path}: not a pgrun policy file ({type(error).__name__}: {reason})"
+        ) from error
+    return SavedPolicy(policy, encoder, config, action_space)
+
+
+def load_policy(path: Path) -> tuple[Policy, ObservationEncoder, dict[str, Any]]:
+    """The policy, observation encoder and config of a policy file (see `read_policy`)."""
+    saved = read_policy(path)
+    return saved.policy, saved.encoder, saved.config

@@ -142,6 +142,12 @@ class EvalConfig:
     """episodes per evaluation, run in parallel on their own env copies"""
     deterministic: bool = True
     """act with the distribution's mode (argmax / mean) instead of sampling"""
+    video: bool = False
+    """record one evaluation episode (an env copy of its own, rendered headless) as an MP4
+    in <run dir>/videos/ and as a clip in TensorBoard; needs moviepy (pgrun[video])"""
+    video_every: int = checked(100_000, ge=1)
+    """with video: record at the first evaluation at or after every this many env steps,
+    and at the last one"""
 
 
 @dataclass

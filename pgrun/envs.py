@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import multiprocessing
 import os
 import signal
 import sys
+from collections.abc import Callable
 
 import gymnasium as gym
 import numpy as np
@@ -90,40 +92,55 @@ def episode_step_limit(config: EnvConfig) -> tuple[int, bool]:
     return (registered, False) if registered is not None else (GUARD_MAX_EPISODE_STEPS, True)
 
 
-def make_vector_env(config: EnvConfig, num_envs: int) -> VectorEnv:
+def make_vector_env(
+    config: EnvConfig,
+    num_envs: int,
+    render_mode: str | None = None,
+    wrap: Callable[[gym.Env, int], gym.Env] | None = None,
+) -> VectorEnv:
     """`num_envs` copies of the configured env, auto-resetting in the same step.
 
     With AutoresetMode.SAME_STEP an episode's last observation arrives in
     info["final_obs"] and the returned observation already starts the next episode. Each
     copy records its current episode (pgrun.env_state) so that a checkpoint can restore it.
     Async workers ignore SIGINT and SIGTERM: the main process decides when to stop, and
-    closes them.
+    closes them. `render_mode` is passed to gymnasium.make; `wrap(env, index)`, if given,
+    wraps copy `index` (e.g. to record it; not with env.vectorization=native).
     """
     env_id = resolve_env_id(config.id)
     make_kwargs = dict(config.kwargs)
     make_kwargs["max_episode_steps"] = episode_step_limit(config)[0]
+    if render_mode is not None:
+        make_kwargs["render_mode"] = render_mode
     route_mujoco_warnings(env_id)
 
-    def make_one() -> gym.Env:
+    def make_plain() -> gym.Env:
         return EpisodeRecorder(gym.make(env_id, **make_kwargs))
 
-    def make_in_worker() -> gym.Env:
+    def make_one(index: int) -> gym.Env:
+        return make_plain() if wrap is None else wrap(make_plain(), index)
+
+    def make_in_worker(index: int) -> gym.Env:
         if multiprocessing.parent_process() is not None:  # AsyncVectorEnv also makes one in this process
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        return make_one()
+        return make_one(index)
 
     try:
-        check_spaces(make_one())
+        check_spaces(make_plain())
     except gym.error.Error as error:
         raise ConfigError(f"env.id={config.id!r}: {error}") from error
     except TypeError as error:  # unexpected keyword in env.kwargs
         raise ConfigError(f"env.kwargs={dict(config.kwargs)!r}: {error}") from error
     if config.vectorization == "native":
+        if wrap is not None:
+            raise ValueError("env copies cannot be wrapped one by one with env.vectorization=native")
         return make_native_vector_env(env_id, num_envs, make_kwargs)
     if config.vectorization == "sync":
-        return SyncVectorEnv([make_one] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
-    return AsyncVectorEnv([make_in_worker] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
+        copies = [functools.partial(make_one, index) for index in range(num_envs)]
+        return SyncVectorEnv(copies, autoreset_mode=AutoresetMode.SAME_STEP)
+    copies = [functools.partial(make_in_worker, index) for index in range(num_envs)]
+    return AsyncVectorEnv(copies, autoreset_mode=AutoresetMode.SAME_STEP)
 
 
 def make_native_vector_env(env_id: str, num_envs: int, make_kwargs: dict) -> VectorEnv:

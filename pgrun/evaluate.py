@@ -26,9 +26,14 @@ class Evaluator:
 
     def __call__(self, policy: Policy) -> np.ndarray:
         """The return of one episode per env copy, [num_envs]."""
+        return self.episodes(policy)[0]
+
+    def episodes(self, policy: Policy) -> tuple[np.ndarray, np.ndarray]:
+        """The return and the length (env steps) of one episode per env copy, each [num_envs]."""
         n = self.envs.num_envs
         obs, _ = self.envs.reset(seed=self.seed)
         returns, running = np.zeros(n), np.ones(n, dtype=bool)
+        lengths = np.zeros(n, dtype=np.int64)
         with torch.random.fork_rng(), torch.no_grad():
             torch.manual_seed(self.seed)
             while running.any():
@@ -38,5 +43,6 @@ class Evaluator:
                 )
                 obs, reward, terminated, truncated, _ = self.envs.step(policy.env_action(action))
                 returns += reward * running
+                lengths += running
                 running &= ~(terminated | truncated)
-        return returns
+        return returns, lengths

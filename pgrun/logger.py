@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tqdm import tqdm
 
 from pgrun.lazy import lazy_import
@@ -19,6 +20,8 @@ from pgrun.wandb_sink import WandbSink
 torch_tensorboard = lazy_import("torch.utils.tensorboard")
 
 METRICS_FILE = "metrics.jsonl"
+TENSORBOARD_VIDEO_WIDTH = 320
+"""videos in TensorBoard are shrunk by a whole factor to at most this width (pixels)"""
 CONSOLE_KEYS = {
     "charts/episodic_return": ("return", "{:,.1f}"),
     "eval/return": ("eval", "{:,.1f}"),
@@ -109,6 +112,16 @@ class Logger:
         self.metrics.flush()
         if self.wandb is not None:
             self.wandb.log(step, scalars)
+
+    def video(self, tag: str, frames: np.ndarray, step: int, fps: int) -> None:
+        """Record a clip, frames [T, H, W, 3] uint8, at env step `step`: in TensorBoard
+        (add_video, an animated GIF, which moviepy encodes) at most TENSORBOARD_VIDEO_WIDTH
+        pixels wide, since a GIF of full-size frames takes tens of seconds to encode."""
+        if not self.tensorboard:
+            return
+        stride = -(-frames.shape[2] // TENSORBOARD_VIDEO_WIDTH)
+        clip = np.ascontiguousarray(frames[:, ::stride, ::stride].transpose(0, 3, 1, 2)[None])
+        self.event_writer().add_video(tag, clip, global_step=step, fps=fps)
 
     def event_writer(self) -> Any:
         """The run's TensorBoard writer, opened with the first scalars."""

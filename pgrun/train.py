@@ -29,6 +29,7 @@ from pgrun.policies import make_policy
 from pgrun.reward_scaling import RewardScaler
 from pgrun.rng import load_rng_state, rng_state, seed_everything
 from pgrun.value import value_networks
+from pgrun.video import VIDEO_DIR, record_episode, require_moviepy
 
 EVAL_SEED_OFFSET = 1_000_000
 
@@ -63,6 +64,7 @@ class Progress:
     iteration: int = 0
     next_eval: int = 0
     next_log: int = 0
+    next_video: int = 0
     evals: list[float] = field(default_factory=list)
     reached_at_step: int | None = None
     reached_at_seconds: float | None = None
@@ -117,6 +119,8 @@ class Training:
         seed_everything(config.seed)
         torch.set_num_threads(config.torch_threads)
         self.envs = make_vector_env(config.env, config.env.num_envs)
+        if config.eval.video:
+            require_moviepy("eval.video=true")
         self.eval_envs = make_vector_env(config.env, config.eval.episodes)
         try:
             self.build(resume)
@@ -151,7 +155,9 @@ class Training:
         self.evaluate = Evaluator(
             self.eval_envs, self.encoder, config.seed + EVAL_SEED_OFFSET, config.eval.deterministic
         )
-        self.progress = Progress(next_eval=config.eval.every, next_log=config.log.every)
+        self.progress = Progress(
+            next_eval=config.eval.every, next_log=config.log.every, next_video=config.eval.video_every
+        )
         self.episodes = EpisodeStats()
         if resume is not None:
             self.load_state_dict(resume)
@@ -221,6 +227,11 @@ class Training:
                 returns = self.evaluate(self.policy)
             scalars["eval/return"], scalars["eval/return_std"] = float(returns.mean()), float(returns.std())
             progress.evals.append(scalars["eval/return"])
+            if config.eval.video and (progress.steps >= progress.next_video or last):
+                while progress.next_video <= progress.steps:
+                    progress.next_video += config.eval.video_every
+                with progress.timed("video"):
+                    self.record_video()
         if evaluated or progress.steps >= progress.next_log:
             while progress.next_log <= progress.steps:
                 progress.next_log += config.log.every
@@ -239,8 +250,25 @@ class Training:
             progress.reached_at_step = progress.steps
             progress.reached_at_seconds = time.perf_counter() - started
             progress.reached_at_training_seconds = (
-                progress.reached_at_seconds - progress.phase_seconds["eval"]
+                progress.reached_at_seconds
+                - progress.phase_seconds["eval"]
+                - progress.phase_seconds.get("video", 0.0)
             )
+
+    def record_video(self) -> None:
+        """One evaluation episode, on an env copy of its own (the evaluator's copies and the
+        training's random streams are untouched), to videos/eval-step<env steps>.mp4 and to
+        the logger."""
+        config, steps = self.config, self.progress.steps
+        frames, fps = record_episode(
+            config.env,
+            self.policy,
+            self.encoder,
+            config.seed + EVAL_SEED_OFFSET,
+            config.eval.deterministic,
+            self.run_dir / VIDEO_DIR / f"eval-step{steps:09d}.mp4",
+        )
+        self.logger.video("eval/video", frames, steps, fps)
 
     def check_finite(self, scalars: dict[str, float]) -> None:
         """RunFailed naming the first non-finite loss or parameter after an update."""

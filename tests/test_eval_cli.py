@@ -1,0 +1,273 @@
+"""`pgrun-eval` and video, run for real: a short CartPole run trained with the `pgrun` command,
+re-evaluated from its run dir and its policy file, recorded as MP4 files, and recorded
+during training into TensorBoard."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import imageio
+import numpy as np
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tests_support import learning_rows, metrics, pgrun
+
+from pgrun import eval_cli
+from pgrun.checkpoint import save_policy
+from pgrun.config import Config, EnvConfig, PolicyConfig, as_plain_dict
+from pgrun.envs import ObservationEncoder
+from pgrun.policies import make_policy
+
+PGRUN_EVAL = str(Path(sys.executable).parent / "pgrun-eval")
+RUN = [
+    "algo=ppo", "env=cartpole", "env.vectorization=sync", "env.normalize_obs=true", "total_steps=6144",
+    "eval.every=2048", "eval.episodes=4", "log.console=false",
+]  # fmt: skip
+"""shipped PPO on CartPole (its tuned preset) with one env copy per process step and
+observation normalization: three evaluations of 4 episodes, ~5 s"""
+CARTPOLE_FRAME = (400, 600, 3)
+
+
+def pgrun_eval(*args: str, cwd: Path, extra_env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [PGRUN_EVAL, *map(str, args)],
+        cwd=cwd,
+        env=dict(os.environ) | (extra_env or {}),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def evaluated(*args, cwd: Path) -> dict:
+    result = pgrun_eval(*args, "--json", cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.fixture
+def run_main(monkeypatch, capsys):
+    """pgrun-eval's main() in this process (no interpreter start-up): (exit code, stdout, stderr)."""
+
+    def run(*args) -> subprocess.CompletedProcess:
+        monkeypatch.setattr(sys, "argv", ["pgrun-eval", *map(str, args)])
+        try:
+            eval_cli.main()
+            code = 0
+        except SystemExit as exit:
+            code = exit.code
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out.out, out.err)
+
+    return run
+
+
+@pytest.fixture
+def report(run_main):
+    """pgrun-eval --json ..., in this process."""
+
+    def run(*args) -> dict:
+        result = run_main(*args, "--json")
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    return run
+
+
+def train(tmp_path: Path, name: str, *overrides: str) -> Path:
+    run_dir = tmp_path / name
+    result = pgrun(*RUN, *overrides, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    return run_dir
+
+
+def one_error_line(result: subprocess.CompletedProcess, *words: str) -> str:
+    """The last stderr line: pgrun-eval's one-line error with `words`, exit 2, no traceback."""
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr
+    assert lines[-1].startswith("pgrun-eval: error: ") and "Traceback" not in result.stderr, result.stderr
+    assert all(word in lines[-1] for word in words), lines[-1]
+    return lines[-1]
+
+
+def written_frames(recorded: int, fps: int = 50) -> int:
+    """How many frames moviepy 1.0.3 writes for `recorded` images: one per t in
+    arange(0, duration, 1/fps), where its duration is a float sum of `recorded` 1/fps terms,
+    which can exceed recorded/fps by a rounding error and so repeat a frame (170 -> 171)."""
+    return len(np.arange(0, sum([1.0 / fps] * recorded), 1.0 / fps))
+
+
+def decoded(path: Path) -> np.ndarray:
+    with imageio.get_reader(path, format="ffmpeg") as reader:  # (its len() is inf: list() would fail)
+        return np.stack([frame for frame in reader])
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    return train(tmp_path_factory.mktemp("eval"), "run")
+
+
+@pytest.mark.slow
+def test_a_run_dir_evaluates_to_its_last_logged_eval_return(run_dir):
+    result = pgrun_eval(run_dir, "--json", cwd=run_dir.parent)
+    assert result.returncode == 0, result.stderr
+    # one line on stderr, naming the env before making it
+    assert result.stderr.strip().splitlines() == [
+        "pgrun-eval: making env CartPole-v1 (the env.id saved in policy.pt)"
+    ]
+    numbers = json.loads(result.stdout)
+    last = metrics(run_dir)[-1]
+    # the same evaluator, seed, episodes and (saved, frozen) observation statistics as the run's
+    assert numbers["return_mean"] == last["eval/return"]
+    assert numbers["return_std"] == last["eval/return_std"]
+    assert numbers["seed"] == 1_000_000 and numbers["episodes"] == 4 and numbers["deterministic"]
+    assert numbers["lengths"] == numbers["returns"]  # CartPole: +1 per step
+    text = pgrun_eval(run_dir, cwd=run_dir.parent)
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    returns, lengths = numbers["returns"], numbers["lengths"]
+    spread = f"min {min(returns):.2f}, max {max(returns):.2f}"
+    assert lines == [
+        "CartPole-v1: 4 episodes, deterministic, seeds 1,000,000 to 1,000,003",
+        f"return  {np.mean(returns):.2f} ± {np.std(returns):.2f}  ({spread})",
+        f"length  {np.mean(lengths):.1f} ± {np.std(lengths):.1f}  (min {min(lengths)}, max {max(lengths)})",
+        "lengths " + " ".join(map(str, lengths)),
+    ]
+
+
+@pytest.mark.slow
+def test_episodes_seed_and_stochastic_change_what_they_should(run_dir, report):
+    default = report(run_dir)
+    # copy i is reset with seed + i: fewer episodes are the first ones of the default evaluation
+    two = report(run_dir, "--episodes", 2)
+    assert two["returns"] == default["returns"][:2] and two["episodes"] == 2
+    shifted = report(run_dir, "--seed", 1_000_001, "--episodes", 2)
+    assert shifted["returns"] == default["returns"][1:3] and shifted["seed"] == 1_000_001
+    stochastic = report(run_dir, "--stochastic")
+    assert not stochastic["deterministic"] and stochastic["returns"] != default["returns"]
+    assert report(run_dir, "--stochastic")["returns"] == stochastic["returns"]  # seeded sampling
+
+
+@pytest.mark.slow
+def test_a_policy_file_and_an_env_override(run_dir, tmp_path, run_main, report):
+    policy = run_dir / "policy.pt"
+    assert report(policy) == report(run_dir)
+    # a file naming an env module that does not exist: pgrun-eval says which env it makes
+    # before importing anything, --env replaces it, and nothing the file names is needed
+    payload = torch.load(policy, weights_only=True)
+    payload["config"]["env"]["id"] = "no_such_module_xyz:Env"
+    foreign = tmp_path / "foreign.pt"
+    torch.save(payload, foreign)
+    overridden = run_main(foreign, "--env", "CartPole-v1", "--json")
+    assert overridden.returncode == 0, overridden.stderr
+    assert overridden.stderr.splitlines() == ["pgrun-eval: making env CartPole-v1 (given with --env)"]
+    assert "no_such_module_xyz" not in sys.modules
+    assert json.loads(overridden.stdout) == report(run_dir)
+    missing = run_main(foreign)
+    assert missing.stderr.splitlines()[0] == (
+        "pgrun-eval: making env no_such_module_xyz:Env (the env.id saved in foreign.pt)"
+    )
+    one_error_line(missing, "cannot import module 'no_such_module_xyz'")
+
+
+@pytest.mark.slow
+def test_bad_paths_files_and_envs_end_in_one_line_with_exit_2(run_dir, tmp_path, run_main, monkeypatch):
+    one_error_line(run_main(tmp_path / "absent"), "absent: no such run dir or policy file")
+    (tmp_path / "empty_run").mkdir()
+    one_error_line(run_main(tmp_path / "empty_run"), "holds no policy.pt")
+    noise = tmp_path / "noise.pt"
+    noise.write_bytes(np.random.default_rng(0).bytes(4096))
+    one_error_line(run_main(noise), "noise.pt: not a readable pgrun policy file")
+    tensors = tmp_path / "tensors.pt"
+    torch.save({"weights": torch.zeros(3)}, tensors)
+    one_error_line(run_main(tensors), "tensors.pt: not a pgrun policy file", "missing")
+    checkpoint = sorted((run_dir / "checkpoints").glob("*.pt"))[-1]
+    one_error_line(run_main(checkpoint), "not a pgrun policy file")
+    one_error_line(
+        run_main(run_dir, "--env", "Pendulum-v1"),
+        "env Pendulum-v1 does not fit the policy",
+        "observation space is Box of shape (3,), the policy's is Box of shape (4,)",
+    )
+    one_error_line(run_main(run_dir, "--env", "CartPol-v1"), "did you mean CartPole-v1")
+    one_error_line(run_main(run_dir, "--episodes", 0), "--episodes=0")
+    one_error_line(run_main(run_dir, "--stochastic", "--deterministic"), "not allowed with argument")
+    monkeypatch.setitem(sys.modules, "moviepy", None)  # as if not installed: importing it fails
+    one_error_line(run_main(run_dir, "--video"), "--video needs moviepy", "pip install 'pgrun[video]'")
+
+
+@pytest.mark.slow
+def test_video_records_each_episode_as_an_mp4_of_the_render_size(run_dir, tmp_path, report):
+    plain = report(run_dir, "--episodes", 2)
+    recorded = evaluated(run_dir, "--episodes", 2, "--video", "--video-dir", tmp_path / "clips", cwd=tmp_path)
+    assert recorded["returns"] == plain["returns"]  # recording does not change the episodes
+    videos = [Path(path) for path in recorded["videos"]]
+    assert sorted(videos) == sorted((tmp_path / "clips").glob("*.mp4")) and len(videos) == 2
+    for index, (video, length) in enumerate(zip(videos, recorded["lengths"], strict=True)):
+        assert video.name.startswith("eval-") and video.name.endswith(f"-seed{1_000_000 + index}.mp4")
+        frames = decoded(video)
+        # RecordVideo keeps the frame after reset and one per step
+        assert frames.shape == (written_frames(length + 1), *CARTPOLE_FRAME)
+        assert frames.std() > 0  # a picture, not a blank
+    # by default, into the run dir
+    evaluated(run_dir, "--episodes", 1, "--video", cwd=tmp_path)
+    assert len(list((run_dir / "videos").glob("eval-*-seed1000000.mp4"))) == 1
+
+
+@pytest.mark.slow
+def test_training_with_video_but_without_moviepy_stops_before_it_starts(tmp_path):
+    blocker = tmp_path / "blocker" / "moviepy"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('no moviepy here')\n")
+    hidden = {"PYTHONPATH": f"{blocker.parent}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    result = pgrun(
+        *RUN, "eval.video=true", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path, extra_env=hidden
+    )
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        "pgrun: error: eval.video=true needs moviepy, which is not installed: pip install 'pgrun[video]'"
+    ]
+    assert not (tmp_path / "run").exists()  # no run dir left behind
+
+
+@pytest.mark.slow
+def test_video_during_training_goes_to_tensorboard_and_a_file_and_changes_no_metric(
+    run_dir, tmp_path, report
+):
+    video_run = train(tmp_path, "video_run", "eval.video=true", "eval.video_every=4096")
+    assert learning_rows(video_run) == learning_rows(run_dir)  # same seed, same training and evals
+    assert "time/video" in metrics(video_run)[-1]
+    # at the first evaluation at or after 4096 env steps, and at the last one
+    videos = sorted((video_run / "videos").glob("*.mp4"))
+    assert [video.name for video in videos] == ["eval-step000004096.mp4", "eval-step000006144.mp4"]
+    # the recorded episode is the evaluation's first: its copy, reset with the eval seed
+    final_length = report(video_run, "--episodes", 1)["lengths"][0]
+    assert decoded(videos[-1]).shape == (written_frames(final_length + 1), *CARTPOLE_FRAME)
+    events = EventAccumulator(str(video_run), size_guidance={"images": 0})
+    events.Reload()
+    clips = events.Images("eval/video")
+    assert [clip.step for clip in clips] == [4096, 6144]
+    # shrunk to at most 320 pixels wide for TensorBoard; an animated GIF
+    assert (clips[-1].width, clips[-1].height) == (300, 200)
+    assert clips[-1].encoded_image_string[:6] == b"GIF89a"
+
+
+def test_an_env_that_fails_during_the_evaluation_ends_it_in_one_line_with_exit_1(tmp_path, run_main):
+    # a policy for the tests' corridor, saved with the config of a copy that raises at its third step
+    encoder = ObservationEncoder(gym.spaces.Discrete(4))
+    architecture = PolicyConfig(hidden_sizes=[8])
+    policy = make_policy(encoder.dim, gym.spaces.Discrete(2), architecture)
+    env = EnvConfig(id="faulty_envs:CrashingCorridor-v0", kwargs={"healthy_steps": 2})
+    path = tmp_path / "policy.pt"
+    save_policy(
+        path, policy, as_plain_dict(Config(env=env, policy=architecture)), encoder, gym.spaces.Discrete(2)
+    )
+    result = run_main(path, "--episodes", 1)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        "pgrun-eval: error: the env 'faulty_envs:CrashingCorridor-v0' failed during evaluation: "
+        "RuntimeError: the simulator lost its licence server"
+    )
