@@ -116,7 +116,10 @@ class Logger:
     def video(self, tag: str, frames: np.ndarray, step: int, fps: int) -> None:
         """Record a clip, frames [T, H, W, 3] uint8, at env step `step`: in TensorBoard
         (add_video, an animated GIF, which moviepy encodes) at most TENSORBOARD_VIDEO_WIDTH
-        pixels wide, since a GIF of full-size frames takes tens of seconds to encode."""
+        pixels wide, since a GIF of full-size frames takes tens of seconds to encode; and in
+        Weights & Biases (an MP4, full size) when it is on."""
+        if self.wandb is not None:
+            self.wandb.video(tag, frames, step, fps)
         if not self.tensorboard:
             return
         stride = -(-frames.shape[2] // TENSORBOARD_VIDEO_WIDTH)

@@ -80,3 +80,23 @@ def test_without_wandb_installed_one_line_and_no_run_dir(tmp_path):
         "pip install 'pgrun[wandb]' (or log.wandb=false)"
     )
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_evaluation_videos_reach_wandb_as_mp4_files(tmp_path):
+    result = pgrun(
+        *tiny("vpg"), "log.wandb=true", "eval.video=true", "eval.video_every=600", "hydra.run.dir=run",
+        cwd=tmp_path, extra_env=OFFLINE,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    run_dir = tmp_path / "run"
+    clips = [row for row in history(run_dir) if "eval/video/path" in row]  # media rows: nested keys
+    recorded = sorted((run_dir / "videos").glob("*.mp4"))
+    assert len(clips) == len(recorded) >= 2
+    assert {clip["eval/video/_type"] for clip in clips} == {"video-file"}
+    assert [clip["env_step"] for clip in clips] == [
+        int(path.stem.removeprefix("eval-step")) for path in recorded
+    ]
+    for clip in clips:  # the MP4 itself is in the offline run, full size
+        [media] = run_dir.glob(f"wandb/offline-run-*/files/{clip['eval/video/path']}")
+        assert media.suffix == ".mp4" and (clip["eval/video/width"], clip["eval/video/height"]) == (600, 400)
