@@ -208,6 +208,7 @@ def plot(curves: list[Curve], out: Path, metric: str, x_axis: str, band: str, ti
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
+    plt.rcParams["svg.hashsalt"] = "pgrun-plot"  # the same runs give the same SVG, byte for byte
     figure, axes = plt.subplots(figsize=FIGURE_INCHES)
     thinned = [draw_curve(axes, curve) for curve in curves]
     if any(thinned):
