@@ -80,6 +80,8 @@ def group_curve(
     center, low, high = (np.full(len(grid), np.nan) for _ in range(3))
     for point in range(len(grid)):
         present = values[~np.isnan(values[:, point]), point]
+        if not len(present):  # between one run's end and another's start
+            continue
         center[point] = reduce(present)
         if band == "ci":
             low[point], high[point] = bootstrap_ci(present, reduce, CURVE_RESAMPLES, seed)

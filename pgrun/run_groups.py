@@ -114,10 +114,13 @@ def find_runs(folders: Iterable[Path]) -> list[Run]:
     """Every finished run (with a summary.json) below `folders`. Runs that did not finish
     (interrupted, failed, still running) are named on stderr and left out, so that they
     are not counted as seeds."""
-    runs, unfinished = [], []
+    runs, unfinished, seen = [], [], set()
     for folder in folders:
         for metrics_file in sorted(folder.rglob("metrics.jsonl")):
             run_dir = metrics_file.parent
+            if run_dir.resolve() in seen:  # folders given inside one another: count a run once
+                continue
+            seen.add(run_dir.resolve())
             if not (run_dir / ".hydra" / "config.yaml").is_file():
                 continue
             if not (run_dir / "summary.json").is_file():

@@ -69,6 +69,13 @@ def test_two_spellings_of_one_config_are_one_group_with_sample_std(sweep, tmp_pa
     assert int(rows["algo=rtg"]["seeds"]) == 3
 
 
+def test_a_run_below_two_given_folders_counts_once(sweep, tmp_path):
+    main([str(sweep), str(sweep / "ppo_seed0"), "--out", str(tmp_path)])
+    with (tmp_path / "results.csv").open() as handle:
+        seeds = {row["group"]: int(row["seeds"]) for row in csv.DictReader(handle)}
+    assert seeds == {"algo=ppo": 2, "algo=rtg": 3}
+
+
 def test_a_shorter_run_does_not_cut_its_group(sweep, tmp_path):
     rows = plot_table(sweep, tmp_path)
     ends = {seed: last(sweep / f"rtg_seed{seed}", "eval/return") for seed in range(3)}
