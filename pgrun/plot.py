@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pgrun.run_groups import ABSENT, Run, find_runs, group_runs, select_runs
+from pgrun.run_groups import ABSENT, Run, find_runs, group_runs, implied_keys, select_runs
 from pgrun.stats import STATISTICS, TABLE_RESAMPLES, bootstrap_ci, sample_std
 
 CURVE_POINTS = 200
@@ -127,8 +127,9 @@ def interval(low: float, high: float) -> str:
     return "-" if np.isnan(low) else f"{low:.1f} to {high:.1f}"
 
 
-def markdown_table(rows: list[dict], metric: str) -> str:
-    """The table in Markdown, followed by the line that says what its numbers are."""
+def markdown_table(rows: list[dict], metric: str, implied: dict[str, list[str]] | None = None) -> str:
+    """The table in Markdown, followed by the line that says what its numbers are and the
+    config keys that differ between groups but are named only through a preset."""
     lines = [
         f"| group | seeds | final {metric}, mean ± std | mean, 95% CI | IQM (95% CI) | best, mean "
         "| env steps at final |",
@@ -157,17 +158,20 @@ def markdown_table(rows: list[dict], metric: str) -> str:
         f"({TABLE_RESAMPLES:,} resamples, none below 2 seeds); IQM is the mean of the middle "
         "50% of seeds (rliable, Agarwal et al. 2021). Best: each seed's highest value, averaged.",
     ]
+    if implied:
+        differences = "; ".join(f"{key} ({', '.join(values)})" for key, values in implied.items())
+        lines += ["", f"Also different between groups, set by the presets named: {differences}."]
     return "\n".join(lines) + "\n"
 
 
-def write_table(rows: list[dict], out: Path, metric: str) -> None:
+def write_table(rows: list[dict], out: Path, metric: str, implied: dict[str, list[str]]) -> None:
     """results.csv (empty cells for undefined values) and results.md in `out`."""
     with (out / "results.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         for row in rows:
             writer.writerow({k: "" if isinstance(v, float) and np.isnan(v) else v for k, v in row.items()})
-    (out / "results.md").write_text(markdown_table(rows, metric))
+    (out / "results.md").write_text(markdown_table(rows, metric, implied))
 
 
 def near(mask: np.ndarray) -> np.ndarray:
@@ -303,7 +307,8 @@ def main(argv: list[str] | None = None) -> None:
     groups = group_runs(runs, args.group)
     out = args.out or args.folders[0] / "plots"
     out.mkdir(parents=True, exist_ok=True)
-    write_table([table_row(label, group, args.metric) for label, group in groups.items()], out, args.metric)
+    rows = [table_row(label, group, args.metric) for label, group in groups.items()]
+    write_table(rows, out, args.metric, implied_keys(runs) if args.group is None else {})
     curves = [
         group_curve(label, group, args.metric, args.x, args.stat, args.band)
         for label, group in groups.items()

@@ -148,23 +148,43 @@ def differing_keys(runs: list[Run]) -> list[str]:
     return [key for key in keys if len({run.value(key) for run in runs}) > 1]
 
 
-def label_keys(runs: list[Run], differing: list[str]) -> list[str]:
-    """The keys that name the groups of `runs`: a preset choice (algo, env) for the differing
-    keys under it that the choices determine, and every other differing key by itself."""
-    named = [
+def named_choices(runs: list[Run], differing: list[str]) -> list[str]:
+    """The preset choices (algo, env) that differ between runs and whose own keys differ."""
+    return [
         choice
         for choice in NAMED_CHOICES
         if len({run.choices.get(choice) for run in runs}) > 1
         and any(key.startswith(f"{choice}.") for key in differing)
     ]
 
-    def determined_by_choices(key: str) -> bool:
-        by_choice: dict[tuple, set] = {}
-        for run in runs:
-            by_choice.setdefault(tuple(run.choices.get(c) for c in named), set()).add(run.value(key))
-        return all(len(values) == 1 for values in by_choice.values())
 
-    return named + [key for key in differing if not (named and determined_by_choices(key))]
+def determined_by(runs: list[Run], choices: list[str], key: str) -> bool:
+    """Whether runs with the same preset choices always have the same value of `key`."""
+    values_by_choice: dict[tuple, set] = {}
+    for run in runs:
+        values_by_choice.setdefault(tuple(run.choices.get(c) for c in choices), set()).add(run.value(key))
+    return all(len(values) == 1 for values in values_by_choice.values())
+
+
+def label_keys(runs: list[Run], differing: list[str]) -> list[str]:
+    """The keys that name the groups of `runs`: a preset choice (algo, env) for the differing
+    keys that the choices determine (the preset's own and those a tuned preset for the pair
+    sets), and every other differing key by itself."""
+    named = named_choices(runs, differing)
+    return named + [key for key in differing if not (named and determined_by(runs, named, key))]
+
+
+def implied_keys(runs: list[Run]) -> dict[str, list[str]]:
+    """Differing keys outside the algo/env presets' own keys that the labels leave implied
+    by a preset name (e.g. env.num_envs set by a tuned preset): key -> its values."""
+    differing = differing_keys(runs)
+    named = named_choices(runs, differing)
+    shown = label_keys(runs, differing)
+    return {
+        key: sorted({str(run.value(key)) for run in runs})
+        for key in differing
+        if key not in shown and key.split(".")[0] not in named
+    }
 
 
 def shared_choices(runs: list[Run]) -> list[str]:

@@ -156,6 +156,15 @@ def test_labels_name_the_algo_preset_and_the_keys_it_does_not_decide(sweep):
     }
 
 
+def test_keys_a_tuned_preset_changes_are_named_below_the_table(sweep, tmp_path):
+    plot_table(sweep, tmp_path)
+    num_envs = sorted({str(run.config["env.num_envs"]) for run in find_runs([sweep])})
+    assert len(num_envs) == 2  # ppo's tuned CartPole preset runs more env copies than rtg
+    note = (tmp_path / "results.md").read_text().splitlines()[-1]
+    assert note.startswith("Also different between groups, set by the presets named: ")
+    assert f"env.num_envs ({', '.join(num_envs)})" in note
+
+
 def test_interquartile_mean_hand_computed():
     assert interquartile_mean(np.arange(1.0, 9.0)) == pytest.approx(4.5)  # 3, 4, 5, 6
     assert interquartile_mean(np.array([0, 0, 1, 2, 10, 100])) == pytest.approx(13 / 4)  # drops 1 each end
