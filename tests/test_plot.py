@@ -57,6 +57,7 @@ def last(run_dir: Path, metric: str, x_key: str = "step") -> tuple[float, float]
     return row[x_key], row[metric]
 
 
+@pytest.mark.slow  # runs pgrun
 def test_two_spellings_of_one_config_are_one_group_with_sample_std(sweep, tmp_path):
     rows = plot_table(sweep, tmp_path)
     assert set(rows) == {"algo=ppo", "algo=rtg"}
@@ -69,6 +70,7 @@ def test_two_spellings_of_one_config_are_one_group_with_sample_std(sweep, tmp_pa
     assert int(rows["algo=rtg"]["seeds"]) == 3
 
 
+@pytest.mark.slow  # runs pgrun
 def test_a_run_below_two_given_folders_counts_once(sweep, tmp_path):
     main([str(sweep), str(sweep / "ppo_seed0"), "--out", str(tmp_path)])
     with (tmp_path / "results.csv").open() as handle:
@@ -76,6 +78,7 @@ def test_a_run_below_two_given_folders_counts_once(sweep, tmp_path):
     assert seeds == {"algo=ppo": 2, "algo=rtg": 3}
 
 
+@pytest.mark.slow  # runs pgrun
 def test_a_shorter_run_does_not_cut_its_group(sweep, tmp_path):
     rows = plot_table(sweep, tmp_path)
     ends = {seed: last(sweep / f"rtg_seed{seed}", "eval/return") for seed in range(3)}
@@ -94,6 +97,7 @@ def test_a_shorter_run_does_not_cut_its_group(sweep, tmp_path):
     assert curve.runs_at[before_the_cut] == 3 and curve.runs_at[before_the_cut + 1] == 2
 
 
+@pytest.mark.slow  # runs pgrun
 def test_figures_are_written_as_png_at_paper_resolution_svg_and_pdf(sweep, tmp_path):
     plot_table(sweep, tmp_path, "--title", "CartPole")
     pixels = matplotlib.image.imread(tmp_path / "curves.png")
@@ -105,6 +109,7 @@ def test_figures_are_written_as_png_at_paper_resolution_svg_and_pdf(sweep, tmp_p
     assert "(n - 1)" in (tmp_path / "results.md").read_text()
 
 
+@pytest.mark.slow  # runs pgrun
 def test_metric_and_wall_clock_axis(sweep, tmp_path):
     rows = plot_table(sweep, tmp_path, "--metric", "charts/episodic_return", "--x", "time")
     finals = [last(sweep / f"ppo_seed{seed}", "charts/episodic_return")[1] for seed in (0, 1)]
@@ -117,6 +122,7 @@ def test_metric_and_wall_clock_axis(sweep, tmp_path):
     assert curve.x[-1] == max(seconds) < 1000  # seconds, not env steps
 
 
+@pytest.mark.slow  # runs pgrun
 def test_a_metric_no_run_logged_is_a_one_line_error(sweep, tmp_path):
     plot = subprocess.run(
         [str(Path(sys.executable).parent / "pgrun-plot"), str(sweep), "--metric", "eval/retrun",
@@ -129,6 +135,7 @@ def test_a_metric_no_run_logged_is_a_one_line_error(sweep, tmp_path):
     assert "eval/return" in line and "charts/episodic_return" in line
 
 
+@pytest.mark.slow  # runs pgrun
 def test_where_and_group_take_preset_choices_and_config_keys(sweep, tmp_path):
     assert set(plot_table(sweep, tmp_path / "a", "--where", "env=cartpole", "--band", "ci")) == {
         "algo=ppo",
@@ -142,6 +149,7 @@ def test_where_and_group_take_preset_choices_and_config_keys(sweep, tmp_path):
     assert {group: int(row["seeds"]) for group, row in by_env_id.items()} == {"env.id=CartPole-v1": 5}
 
 
+@pytest.mark.slow  # runs pgrun
 def test_labels_name_the_algo_preset_and_the_keys_it_does_not_decide(sweep):
     runs = find_runs([sweep])
     swept = next(run for run in runs if run.path.name == "ppo_seed1")
@@ -156,6 +164,7 @@ def test_labels_name_the_algo_preset_and_the_keys_it_does_not_decide(sweep):
     }
 
 
+@pytest.mark.slow  # runs pgrun
 def test_keys_a_tuned_preset_changes_are_named_below_the_table(sweep, tmp_path):
     plot_table(sweep, tmp_path)
     num_envs = sorted({str(run.config["env.num_envs"]) for run in find_runs([sweep])})
@@ -209,6 +218,7 @@ def solve_table(*sweeps: Path) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
+@pytest.mark.slow  # runs pgrun
 def test_solve_table_without_a_target_reports_final_returns(sweep):
     table = solve_table(sweep)
     assert table.returncode == 0, table.stderr
@@ -219,6 +229,7 @@ def test_solve_table_without_a_target_reports_final_returns(sweep):
     assert f"| {np.median(finals):.1f} ({finals[0]:.1f} to {finals[1]:.1f}) |" in lines["ppo"]
 
 
+@pytest.mark.slow  # runs pgrun
 def test_solve_table_with_a_target_counts_the_seeds_that_reached_it(tmp_path):
     result = pgrun(
         *RTG, *SHORT, "target_return=5", f"hydra.run.dir={tmp_path / 'sweep' / 'rtg'}", cwd=tmp_path
