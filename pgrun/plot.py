@@ -1,224 +1,321 @@
-"""`pgrun-plot`: learning curves and a results table across runs, grouped by their overrides.
+"""`pgrun-plot`: learning curves and a results table of runs, grouped by their resolved configs.
 
     pgrun-plot outputs/multirun/2026-11-22/10-00-00            # every run below the folder
-    pgrun-plot SWEEP_A SWEEP_B --group algo --where algo=ppo,trpo --x time --band ci --out docs/
+    pgrun-plot SWEEP_A SWEEP_B --group algo --where algo=ppo,trpo --x time --stat iqm --out docs/
 
-A run is a folder with metrics.jsonl and .hydra/overrides.yaml. Runs are grouped by their
-command-line overrides, by default all but seed (and the sweep's own settings such as
-hydra.*). For each group the curves of its runs (one per seed) are interpolated on a
-common grid and drawn as their mean with a band (std over seeds, or a 95% bootstrap CI of
-the mean); the table gives seed counts and final and best returns per group.
+Runs are grouped by the keys of their resolved configs (.hydra/config.yaml) that differ
+between them, the seed aside, and labelled by the algo/env preset names where those keys
+come from the preset. Each group's curve is the mean (or IQM) over its seeds at each point,
+over the runs that reached that point: a curve runs to the end of the group's longest run
+and thins where fewer runs remain, with a tick where a run ends. The band is a 95%
+percentile-bootstrap confidence interval of that statistic over seeds (rliable's
+definition) or the mean +- the sample std. The table gives per group the number of seeds,
+each seed's final value summarized as mean +- sample std, mean and IQM with bootstrap 95%
+CIs, the best value (mean over seeds) and the env steps of the final values.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import json
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from omegaconf import OmegaConf
 
-IGNORED_KEYS = {"seed"}
+from pgrun.run_groups import ABSENT, Run, find_runs, group_runs, implied_keys, select_runs
+from pgrun.stats import STATISTICS, TABLE_RESAMPLES, bootstrap_ci, sample_std
+
+CURVE_POINTS = 200
+"""grid points of a curve, to which every run's first and last logged point are added"""
+CURVE_RESAMPLES = 2_000
+"""bootstrap resamples at each point of a curve (the table's intervals use TABLE_RESAMPLES)"""
+PNG_DPI = 200
+FIGURE_INCHES = (7.0, 4.5)
+FIGURE_NAMES = ("curves.png", "curves.svg", "curves.pdf")
 
 
 @dataclass
-class Run:
-    path: Path
-    overrides: dict[str, str]
-    steps: np.ndarray
-    seconds: np.ndarray
-    values: np.ndarray
+class Curve:
+    """A group's curve: the statistic over the runs that reached each x, and its band."""
+
+    label: str
+    x: np.ndarray
+    center: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    runs_at: np.ndarray
+    """how many of the group's runs reached each x (logged the metric at or after it)"""
+    ends: np.ndarray
+    """where each run's last logged value is, on the x axis"""
+
+    @property
+    def seeds(self) -> int:
+        return len(self.ends)
 
 
-def find_runs(folders: list[Path], metric: str) -> list[Run]:
-    """Every finished run (with a summary.json) below `folders` that logged `metric` at least
-    once; runs that did not finish (interrupted, failed, still running) are named on stderr
-    and left out, so that they are not counted as seeds."""
-    runs, unfinished = [], []
-    for folder in folders:
-        for metrics_file in sorted(folder.rglob("metrics.jsonl")):
-            run_dir = metrics_file.parent
-            overrides_file = run_dir / ".hydra" / "overrides.yaml"
-            if not overrides_file.is_file():
-                continue
-            if not (run_dir / "summary.json").is_file():
-                unfinished.append(run_dir)
-                continue
-            pairs = [str(item).lstrip("+~").split("=", 1) for item in OmegaConf.load(overrides_file)]
-            rows = [json.loads(line) for line in metrics_file.read_text().splitlines() if line.strip()]
-            rows = [row for row in rows if metric in row]
-            if not rows:
-                continue
-            runs.append(
-                Run(
-                    path=run_dir,
-                    overrides={key: value for key, value in (pair for pair in pairs if len(pair) == 2)},
-                    steps=np.array([row["step"] for row in rows], dtype=float),
-                    seconds=np.array([row.get("time/elapsed", np.nan) for row in rows], dtype=float),
-                    values=np.array([row[metric] for row in rows], dtype=float),
-                )
-            )
-    for run_dir in unfinished:
-        print(f"pgrun-plot: skipping {run_dir}: it did not finish (no summary.json)", file=sys.stderr)
-    return runs
+def runs_on_grid(series: list[tuple[np.ndarray, np.ndarray]], grid: np.ndarray) -> np.ndarray:
+    """[runs, points]: each run linearly interpolated between its logged points; NaN outside
+    the x range the run covers (before its first or after its last logged point)."""
+    values = np.full((len(series), len(grid)), np.nan)
+    for i, (x, y) in enumerate(series):
+        inside = (grid >= x[0]) & (grid <= x[-1])
+        values[i, inside] = np.interp(grid[inside], x, y)
+    return values
 
 
-def select_runs(runs: list[Run], conditions: list[str]) -> list[Run]:
-    """The runs whose overrides match every condition "key=v1,v2" (one of the listed values)."""
-    for condition in conditions:
-        key, _, values = condition.partition("=")
-        allowed = set(values.split(","))
-        runs = [run for run in runs if run.overrides.get(key) in allowed]
-    return runs
+def group_curve(
+    label: str, runs: list[Run], metric: str, x_axis: str, statistic: str, band: str, seed: int = 0
+) -> Curve:
+    """The curve of one group: a grid from the earliest first to the latest last logged point
+    of its runs; at each point the statistic (mean or IQM) of the runs that reached it and
+    the band (95% bootstrap CI of that statistic, or mean +- sample std)."""
+    series = [run.series(metric, x_axis) for run in runs]
+    starts, ends = np.array([x[0] for x, _ in series]), np.array([x[-1] for x, _ in series])
+    grid = np.union1d(np.linspace(starts.min(), ends.max(), CURVE_POINTS), np.concatenate([starts, ends]))
+    values = runs_on_grid(series, grid)
+    reduce = STATISTICS[statistic]
+    center, low, high = (np.full(len(grid), np.nan) for _ in range(3))
+    for point in range(len(grid)):
+        present = values[~np.isnan(values[:, point]), point]
+        if not len(present):  # between one run's end and another's start
+            continue
+        center[point] = reduce(present)
+        if band == "ci":
+            low[point], high[point] = bootstrap_ci(present, reduce, CURVE_RESAMPLES, seed)
+        else:
+            spread = sample_std(present)
+            low[point], high[point] = center[point] - spread, center[point] + spread
+    runs_at = (~np.isnan(values)).sum(axis=0)
+    return Curve(label, grid, center, low, high, runs_at, ends)
 
 
-def group_runs(runs: list[Run], keys: list[str] | None) -> dict[str, list[Run]]:
-    """Runs grouped by the values of `keys`, or of every override but seed that varies."""
-    if keys is None:
-        every = sorted({key for run in runs for key in run.overrides} - IGNORED_KEYS)
-        keys = [key for key in every if len({run.overrides.get(key) for run in runs}) > 1] or every[:1]
-    groups: dict[str, list[Run]] = {}
-    for run in runs:
-        name = ",".join(f"{key}={run.overrides.get(key, '-')}" for key in keys) or "all runs"
-        groups.setdefault(name, []).append(run)
-    return dict(sorted(groups.items()))
+def final_values(runs: list[Run], metric: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each run's last logged value of the metric, its best value, and the env step of the last."""
+    series = [run.series(metric, "steps") for run in runs]
+    return (
+        np.array([y[-1] for _, y in series]),
+        np.array([y.max() for _, y in series]),
+        np.array([x[-1] for x, _ in series]),
+    )
 
 
-def bootstrap_ci(samples: np.ndarray, statistic, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """95% percentile bootstrap interval of statistic(samples) over axis 0."""
-    rng = np.random.default_rng(seed)
-    index = rng.integers(0, len(samples), size=(resamples, len(samples)))
-    values = np.array([statistic(samples[i]) for i in index])
-    return float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))
+def table_row(label: str, runs: list[Run], metric: str) -> dict[str, object]:
+    """One group's line of the table: statistics over its seeds of their final values."""
+    final, best, steps = final_values(runs, metric)
+    mean_low, mean_high = bootstrap_ci(final, STATISTICS["mean"])
+    iqm_low, iqm_high = bootstrap_ci(final, STATISTICS["iqm"])
+    return {
+        "group": label,
+        "seeds": len(runs),
+        "final_mean": float(final.mean()),
+        "final_std": sample_std(final),
+        "final_mean_ci_low": mean_low,
+        "final_mean_ci_high": mean_high,
+        "final_iqm": float(STATISTICS["iqm"](final)),
+        "final_iqm_ci_low": iqm_low,
+        "final_iqm_ci_high": iqm_high,
+        "best_mean": float(best.mean()),
+        "steps_min": int(steps.min()),
+        "steps_max": int(steps.max()),
+    }
 
 
-def interquartile_mean(values: np.ndarray) -> float:
-    """Mean of the middle 50% of the values (the IQM of Agarwal et al. 2021, as in rliable)."""
-    ordered = np.sort(values)
-    cut = int(np.floor(0.25 * len(ordered)))
-    return float(ordered[cut : len(ordered) - cut].mean())
+def interval(low: float, high: float) -> str:
+    return "-" if np.isnan(low) else f"{low:.1f} to {high:.1f}"
 
 
-def curves(group: list[Run], x_axis: str, points: int = 100) -> tuple[np.ndarray, np.ndarray]:
-    """The group's curves interpolated on a common x grid up to the shortest run: (x, [runs, points])."""
-    xs = [run.steps if x_axis == "steps" else run.seconds for run in group]
-    end = min(x.max() for x in xs)
-    grid = np.linspace(min(x.min() for x in xs), end, points)
-    return grid, np.stack([np.interp(grid, x, run.values) for x, run in zip(xs, group, strict=True)])
-
-
-def table_rows(groups: dict[str, list[Run]]) -> list[dict[str, object]]:
-    rows = []
-    for name, group in groups.items():
-        final = np.array([run.values[-1] for run in group])
-        best = np.array([run.values.max() for run in group])
-        row: dict[str, object] = {
-            "group": name,
-            "seeds": len(group),
-            "final_mean": float(final.mean()),
-            "final_std": float(final.std()),
-            "best_mean": float(best.mean()),
-            "final_iqm": interquartile_mean(final),
-            "steps": int(min(run.steps[-1] for run in group)),
-        }
-        if len(group) >= 3:
-            row["final_iqm_ci_low"], row["final_iqm_ci_high"] = bootstrap_ci(final, interquartile_mean)
-        rows.append(row)
-    return rows
-
-
-def write_table(rows: list[dict[str, object]], out: Path, metric: str) -> None:
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    with (out / "results.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
+def markdown_table(rows: list[dict], metric: str, implied: dict[str, list[str]] | None = None) -> str:
+    """The table in Markdown, followed by the line that says what its numbers are and the
+    config keys that differ between groups but are named only through a preset."""
     lines = [
-        f"| group | seeds | final {metric}, mean ± std | IQM (95% CI) | best, mean | env steps |",
-        "|---|---|---|---|---|---|",
+        f"| group | seeds | final {metric}, mean ± std | mean, 95% CI | IQM (95% CI) | best, mean "
+        "| env steps at final |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        ci = (
-            f" ({row['final_iqm_ci_low']:.1f} to {row['final_iqm_ci_high']:.1f})"
-            if "final_iqm_ci_low" in row
-            else ""
-        )
-        lines.append(
-            f"| {row['group']} | {row['seeds']} | {row['final_mean']:.1f} ± {row['final_std']:.1f} "
-            f"| {row['final_iqm']:.1f}{ci} | {row['best_mean']:.1f} | {row['steps']:,} |"
-        )
-    (out / "results.md").write_text("\n".join(lines) + "\n")
+        std = "" if np.isnan(row["final_std"]) else f" ± {row['final_std']:.1f}"
+        iqm_ci = interval(row["final_iqm_ci_low"], row["final_iqm_ci_high"])
+        steps = f"{row['steps_min']:,}"
+        if row["steps_max"] != row["steps_min"]:
+            steps += f" to {row['steps_max']:,}"
+        cells = [
+            row["group"],
+            str(row["seeds"]),
+            f"{row['final_mean']:.1f}{std}",
+            interval(row["final_mean_ci_low"], row["final_mean_ci_high"]),
+            f"{row['final_iqm']:.1f}" + ("" if iqm_ci == "-" else f" ({iqm_ci})"),
+            f"{row['best_mean']:.1f}",
+            steps,
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"Final: each seed's last logged {metric}; std is the sample std (n - 1) over seeds; "
+        "CIs are 95% percentile-bootstrap intervals over seeds "
+        f"({TABLE_RESAMPLES:,} resamples, none below 2 seeds); IQM is the mean of the middle "
+        "50% of seeds (rliable, Agarwal et al. 2021). Best: each seed's highest value, averaged.",
+    ]
+    if implied:
+        differences = "; ".join(f"{key} ({', '.join(values)})" for key, values in implied.items())
+        lines += ["", f"Also different between groups, set by the presets named: {differences}."]
+    return "\n".join(lines) + "\n"
 
 
-def plot(groups: dict[str, list[Run]], out: Path, metric: str, x_axis: str, band: str, title: str) -> Path:
+def write_table(rows: list[dict], out: Path, metric: str, implied: dict[str, list[str]]) -> None:
+    """results.csv (empty cells for undefined values) and results.md in `out`."""
+    with (out / "results.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: "" if isinstance(v, float) and np.isnan(v) else v for k, v in row.items()})
+    (out / "results.md").write_text(markdown_table(rows, metric, implied))
+
+
+def near(mask: np.ndarray) -> np.ndarray:
+    """`mask` widened by one point on each side, so that line pieces drawn under it join up."""
+    wide = mask.copy()
+    wide[1:] |= mask[:-1]
+    wide[:-1] |= mask[1:]
+    return wide
+
+
+def draw_curve(axes, curve: Curve) -> bool:
+    """The curve: thick where every run is present, thin where some have ended (or not yet
+    started), a tick at each run's end, and the band. True if any part is thin."""
+    full = curve.runs_at == curve.seeds
+    (line,) = axes.plot(
+        curve.x, np.where(full, curve.center, np.nan), lw=1.8, label=f"{curve.label} (n={curve.seeds})"
+    )
+    color = line.get_color()
+    if not full.all():
+        axes.plot(curve.x, np.where(near(~full), curve.center, np.nan), lw=0.8, color=color)
+    axes.plot(curve.ends, np.interp(curve.ends, curve.x, curve.center), "|", ms=7, color=color)
+    axes.fill_between(curve.x, curve.low, curve.high, alpha=0.18, color=color, lw=0)
+    return not full.all()
+
+
+def thousands(x: float, _position: int) -> str:
+    """An axis tick in thousands: 250000 -> "250k"."""
+    return f"{x / 1000:g}k" if x else "0"
+
+
+def band_name(statistic: str, band: str) -> str:
+    return f"{statistic}, 95% bootstrap CI" if band == "ci" else "mean ± sample std"
+
+
+def plot(curves: list[Curve], out: Path, metric: str, x_axis: str, band: str, title: str) -> list[Path]:
+    """curves.png (PNG_DPI), curves.svg and curves.pdf in `out`."""
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(7, 4.5), dpi=100)
-    for name, group in groups.items():
-        grid, ys = curves(group, x_axis)
-        mean = ys.mean(axis=0)
-        if band == "ci" and len(group) >= 2:
-            low, high = np.array(
-                [bootstrap_ci(ys[:, i], np.mean, resamples=500) for i in range(ys.shape[1])]
-            ).T
-        else:
-            low, high = mean - ys.std(axis=0), mean + ys.std(axis=0)
-        axes.plot(grid, mean, label=f"{name} (n={len(group)})")
-        axes.fill_between(grid, low, high, alpha=0.2)
+    plt.rcParams["svg.hashsalt"] = "pgrun-plot"  # the same runs give the same SVG, byte for byte
+    figure, axes = plt.subplots(figsize=FIGURE_INCHES)
+    thinned = [draw_curve(axes, curve) for curve in curves]
+    if any(thinned):
+        axes.plot([], [], lw=0.8, color="0.4", label="thin: fewer runs; | a run ends")
     axes.set_xlabel("env steps" if x_axis == "steps" else "wall-clock seconds")
-    axes.set_ylabel(metric)
+    if x_axis == "steps":
+        axes.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(thousands))
+    axes.set_ylabel(f"{metric} ({band})")
     axes.set_title(title)
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)
     figure.tight_layout()
-    path = out / "curves.png"
-    figure.savefig(path)
+    paths = [out / name for name in FIGURE_NAMES]
+    for path in paths:
+        metadata = {"Date": None} if path.suffix == ".svg" else {}
+        metadata |= {"CreationDate": None} if path.suffix == ".pdf" else {}
+        figure.savefig(path, dpi=PNG_DPI, metadata=metadata)
     plt.close(figure)
-    return path
+    return paths
 
 
-def main(argv: list[str] | None = None) -> None:
+def logged_scalars(runs: Iterable[Run]) -> list[str]:
+    return sorted({key for run in runs for row in run.rows for key in row} - {"step"})
+
+
+def runs_with_metric(runs: list[Run], metric: str, x_axis: str) -> list[Run]:
+    """The runs that logged `metric` (with the x axis); the others are named on stderr.
+    Exits with an error listing what was logged when no run did."""
+    kept = [run for run in runs if len(run.series(metric, x_axis)[0])]
+    if not kept:
+        logged = logged_scalars(runs)
+        shown = ", ".join(logged[:12]) + (f" and {len(logged) - 12} more" if len(logged) > 12 else "")
+        axis = "" if x_axis == "steps" else " with time/elapsed"
+        sys.exit(f"pgrun-plot: error: no run logged {metric!r}{axis}; logged: {shown}")
+    for run in runs:
+        if run not in kept:
+            print(f"pgrun-plot: skipping {run.path}: it logged no {metric!r}", file=sys.stderr)
+    return kept
+
+
+def check_group_keys(runs: list[Run], keys: list[str] | None) -> None:
+    """Exits with an error naming a --group key that no run has."""
+    for key in keys or []:
+        if all(run.value(key) == ABSENT for run in runs):
+            choices = sorted({c for run in runs for c in run.choices})
+            sys.exit(
+                f"pgrun-plot: error: no run has {key!r} (a preset choice such as "
+                f"{', '.join(choices)}, or a dotted config key such as algo.optim.lr)"
+            )
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="pgrun-plot", description=__doc__.split("\n\n")[0])
     parser.add_argument("folders", nargs="+", type=Path, help="sweep folders or run dirs")
-    parser.add_argument("--metric", default="eval/return", help="scalar to plot (default: eval/return)")
     parser.add_argument(
-        "--group", nargs="*", help="override keys to group by (default: all that vary but seed)"
+        "--metric", default="eval/return", help="logged scalar to plot, e.g. charts/episodic_return"
     )
     parser.add_argument(
-        "--x", choices=("steps", "time"), default="steps", help="x axis: env steps or wall time"
+        "--group", nargs="*", help="preset choices or config keys to group by (default: all that differ)"
+    )
+    parser.add_argument("--x", choices=("steps", "time"), default="steps", help="env steps or wall-clock")
+    parser.add_argument("--stat", choices=("mean", "iqm"), default="mean", help="curve: mean or IQM")
+    parser.add_argument(
+        "--band", choices=("ci", "std"), default="ci", help="95%% bootstrap CI of --stat, or sample std"
     )
     parser.add_argument(
-        "--band", choices=("std", "ci"), default="std", help="std over seeds or 95%% bootstrap CI"
-    )
-    parser.add_argument(
-        "--where", nargs="*", default=[], help="keep only runs with these overrides: key=v1,v2"
+        "--where", nargs="*", default=[], help="keep runs whose choice or config key has a value: key=v1,v2"
     )
     parser.add_argument("--out", type=Path, help="output folder (default: <first folder>/plots)")
     parser.add_argument("--title", default="", help="plot title")
     args = parser.parse_args(argv)
+    if args.band == "std" and args.stat != "mean":
+        parser.error("--band std goes with --stat mean (use --band ci for the IQM)")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     missing = [str(folder) for folder in args.folders if not folder.is_dir()]
     if missing:
         sys.exit(f"pgrun-plot: error: not a folder: {', '.join(missing)}")
-    runs = select_runs(find_runs(args.folders, args.metric), args.where)
+    runs = find_runs(args.folders)
     if not runs:
-        sys.exit(
-            f"pgrun-plot: error: no run under {', '.join(map(str, args.folders))} logged {args.metric!r}"
-        )
+        sys.exit(f"pgrun-plot: error: no finished run under {', '.join(map(str, args.folders))}")
+    runs = select_runs(runs, args.where)
+    if not runs:
+        sys.exit(f"pgrun-plot: error: no run matches --where {' '.join(args.where)}")
+    runs = runs_with_metric(runs, args.metric, args.x)
+    check_group_keys(runs, args.group)
     groups = group_runs(runs, args.group)
     out = args.out or args.folders[0] / "plots"
     out.mkdir(parents=True, exist_ok=True)
-    rows = table_rows(groups)
-    write_table(rows, out, args.metric)
-    path = plot(groups, out, args.metric, args.x, args.band, args.title)
+    rows = [table_row(label, group, args.metric) for label, group in groups.items()]
+    write_table(rows, out, args.metric, implied_keys(runs) if args.group is None else {})
+    curves = [
+        group_curve(label, group, args.metric, args.x, args.stat, args.band)
+        for label, group in groups.items()
+    ]
+    paths = plot(curves, out, args.metric, args.x, band_name(args.stat, args.band), args.title)
     print((out / "results.md").read_text(), end="")
-    print(f"wrote {path}, {out / 'results.md'}, {out / 'results.csv'}")
+    print(f"wrote {', '.join(map(str, paths))}, {out / 'results.md'}, {out / 'results.csv'}")
 
 
 if __name__ == "__main__":

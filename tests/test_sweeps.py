@@ -183,7 +183,7 @@ def test_pgrun_plot_draws_curves_and_a_table_that_matches_the_metrics(tmp_path):
         finals = [metrics(job)[-1]["eval/return"] for job in sweep.iterdir() if f"algo={algo}" in job.name]
         assert int(rows[f"algo={algo}"]["seeds"]) == 2
         assert float(rows[f"algo={algo}"]["final_mean"]) == pytest.approx(np.mean(finals))
-        assert float(rows[f"algo={algo}"]["final_std"]) == pytest.approx(np.std(finals))
+        assert float(rows[f"algo={algo}"]["final_std"]) == pytest.approx(np.std(finals, ddof=1))
     assert "algo=vpg" in (tmp_path / "plots" / "results.md").read_text()
     # --where keeps the matching runs only; --group names the grouping keys
     only = subprocess.run(
@@ -193,8 +193,8 @@ def test_pgrun_plot_draws_curves_and_a_table_that_matches_the_metrics(tmp_path):
     )  # fmt: skip
     assert only.returncode == 0, only.stderr
     assert sorted(row["group"] for row in _read_csv(tmp_path / "only" / "results.csv")) == [
-        "algo=rtg,seed=0",
-        "algo=rtg,seed=1",
+        "algo=rtg, seed=0",
+        "algo=rtg, seed=1",
     ]
     # a run that did not finish (no summary.json) is named and left out, not counted as a seed
     unfinished = next(job for job in sweep.iterdir() if "algo=vpg" in job.name and "seed=1" in job.name)
