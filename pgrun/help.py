@@ -23,7 +23,9 @@ COMMON_KEYS = (
     ("eval.episodes", "episodes per evaluation"),
     ("policy.hidden_sizes", "hidden layers of the policy network"),
     ("checkpoint.every", "env steps between checkpoints (resume=RUN_DIR continues from the newest)"),
+    ("eval.video", "record an evaluation episode (MP4, TensorBoard) every eval.video_every steps"),
     ("log.tensorboard", "write TensorBoard event files"),
+    ("log.wandb", "also log to Weights & Biases (pip install 'pgrun[wandb]')"),
     ("torch_threads", "torch's intra-op threads"),
 )
 
@@ -36,6 +38,7 @@ EXAMPLES = (
     ("pgrun -m seed=0,1 hydra/launcher=joblib", "the same, in parallel processes"),
     ("pgrun resume=outputs/.../RUN_DIR", "continue an interrupted run exactly"),
     ("pgrun-plot outputs/multirun/...", "learning curves and a table of a sweep"),
+    ("pgrun-eval outputs/.../RUN_DIR --video", "re-evaluate a trained policy, record MP4s"),
 )
 
 
