@@ -4,9 +4,10 @@ Usage: python benchmarks/keep_runs.py RUN_DIR [RUN_DIR ...] --into docs/mujoco/r
 
 Run dirs (outputs/, git-ignored) hold checkpoints, event files and policies, and are lost
 with the machine they ran on. For each finished run (with summary.json) this copies
-summary.json, run.json, .hydra/ and the rows of metrics.jsonl that carry an evaluation
-(plus the last row), with only the evaluation, episode-return and time columns, into
-INTO/<run dir name>/: enough for benchmarks/mujoco_report.py and pgrun-plot.
+summary.json, run.json, .hydra/ and the rows of metrics.jsonl that carry an evaluation,
+with only the evaluation, episode-return and elapsed-time columns (the last row also with
+where the time went), into INTO/<run dir name>/: what benchmarks/mujoco_report.py and
+pgrun-plot read.
 """
 
 from __future__ import annotations
@@ -17,18 +18,18 @@ import shutil
 import sys
 from pathlib import Path
 
-KEPT_COLUMNS = ("step", "eval/return", "eval/return_std", "charts/episodic_return")
+KEPT_COLUMNS = ("step", "eval/return", "eval/return_std", "charts/episodic_return", "time/elapsed")
 KEPT_FILES = ("summary.json", "run.json")
 
 
 def kept_rows(metrics_file: Path) -> list[dict]:
-    """The evaluation rows and the last row, with KEPT_COLUMNS and the time/ columns."""
+    """The evaluation rows with KEPT_COLUMNS, and the last row with the time/ columns too
+    (where the run's seconds went)."""
     rows = [json.loads(line) for line in metrics_file.read_text().splitlines() if line.strip()]
-    chosen = [row for row in rows[:-1] if "eval/return" in row] + rows[-1:]
-    return [
-        {key: value for key, value in row.items() if key in KEPT_COLUMNS or key.startswith("time/")}
-        for row in chosen
-    ]
+    evaluations = [row for row in rows[:-1] if "eval/return" in row]
+    kept = [{key: value for key, value in row.items() if key in KEPT_COLUMNS} for row in evaluations]
+    last = {key: value for key, value in rows[-1].items() if key in KEPT_COLUMNS or key.startswith("time/")}
+    return [*kept, last]
 
 
 def keep(run_dir: Path, into: Path) -> Path:
