@@ -12,7 +12,7 @@ import re
 import shutil
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import hydra
 from hydra._internal.hydra import Hydra
@@ -40,6 +40,9 @@ from pgrun.rundir import (
     write_hydra_files,
 )
 from pgrun.sweeps import report_sweep_failures
+
+if TYPE_CHECKING:
+    from pgrun.train import Training
 
 # torch, gymnasium and the training code are imported where a run starts, not here, so
 # that --help and a config error answer at once (pgrun.lazy has the algorithms' side)
@@ -110,10 +113,7 @@ def run(cfg: DictConfig) -> float | None:
             config.log.wandb_group = str(hydra_config.sweep.dir)
         lock = claim_new_run_dir(run_dir)
         write_hydra_files(run_dir, cfg, OmegaConf.create({"hydra": hydra_config}))
-        choices = dict(hydra_config.runtime.choices)
-        if (line := preset_line(config_dir(), choices.get("tuned"))) is not None:
-            print(line, file=sys.stderr)
-        summary = execute(config, run_dir, choices=choices)
+        summary = execute(config, run_dir, choices=dict(hydra_config.runtime.choices))
     except (ConfigError, RunDirError) as error:
         if lock is not None:
             discard_new_run(run_dir)  # the run never started
@@ -140,9 +140,13 @@ def execute(
 
     record = RunRecord(run_dir)
     record.start(config=dataclasses.asdict(config), choices=choices)
+    # what a new run is, once it is built (a bad env or a missing extra is one line alone)
+    on_start = (
+        None if resume is not None else lambda training: print_start(training, (choices or {}).get("tuned"))
+    )
     with StopRequests() as stop:
         try:
-            summary = train(config, run_dir, resume=resume, stop=stop, choices=choices)
+            summary = train(config, run_dir, resume=resume, stop=stop, choices=choices, on_start=on_start)
         except Interrupted as interrupted:
             interrupted.run_dir = run_dir
             with contextlib.suppress(OSError):  # the stop matters more than its record
@@ -156,6 +160,19 @@ def execute(
     record.end("finished", env_steps=summary["env_steps"])
     print(end_line(summary, run_dir), file=sys.stderr)
     return summary
+
+
+def print_start(training: Training, preset: str | None) -> None:
+    """The tuned preset applied, if any, and `pgrun: ppo on CartPole-v1, seed 0, 300,000 env
+    steps -> RUN_DIR`, on stderr."""
+    if (line := preset_line(config_dir(), preset)) is not None:
+        print(line, file=sys.stderr)
+    config = training.config
+    print(
+        f"pgrun: {training.algorithm} on {config.env.id}, seed {config.seed}, "
+        f"{config.total_steps:,} env steps -> {training.run_dir}",
+        file=sys.stderr,
+    )
 
 
 def end_line(summary: dict[str, Any], run_dir: Path) -> str:

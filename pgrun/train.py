@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -298,17 +298,14 @@ class Training:
         save_checkpoint(self.run_dir, self.state_dict(), self.progress.steps, self.config.checkpoint.keep)
         self.checkpoint_step = self.progress.steps
 
-    def run(self, stop: StopRequests) -> dict[str, Any]:
+    def run(self, stop: StopRequests, on_start: Callable[[Training], None] | None = None) -> dict[str, Any]:
         """Train until total_steps (or the target, with stop_at_target), checkpointing every
         checkpoint.every env steps and at the end; on a stop request, checkpoint and raise
-        Interrupted. Returns the run's summary."""
+        Interrupted. `on_start(self)` is called once everything is built, before the first
+        iteration. Returns the run's summary."""
         config, progress = self.config, self.progress
-        if progress.steps == 0:  # a resumed run says so itself (pgrun.cli.resume)
-            print(
-                f"pgrun: {self.algorithm} on {config.env.id}, seed {config.seed}, "
-                f"{config.total_steps:,} env steps -> {self.run_dir}",
-                file=sys.stderr,
-            )
+        if on_start is not None:
+            on_start(self)
         started = time.perf_counter() - progress.seconds
         every = config.checkpoint.every
         next_checkpoint = (progress.steps // every + 1) * every
@@ -373,13 +370,15 @@ def train(
     resume: dict[str, Any] | None = None,
     stop: StopRequests | None = None,
     choices: dict[str, Any] | None = None,
+    on_start: Callable[[Training], None] | None = None,
 ) -> dict[str, Any]:
     """Train one agent as configured (continuing from a checkpoint's state if `resume`),
     writing logs, checkpoints and the policy to `run_dir`.
 
-    `choices`: the config groups chosen ({"algo": "rtg", ...}): the HParams view names the algorithm.
+    `choices`: the config groups chosen ({"algo": "rtg", ...}): the HParams view names the
+    algorithm. `on_start(training)`: called once the run is built, before it trains.
     Returns a summary: final and best evaluation returns, the env steps and seconds at
     which an evaluation first reached target_return (None if never), total env steps.
     """
     training = Training(config, run_dir, resume, choices)
-    return training.run(stop if stop is not None else StopRequests())
+    return training.run(stop if stop is not None else StopRequests(), on_start)
