@@ -146,6 +146,8 @@ def figures(root: Path, out: Path, groups: dict[tuple[str, str], list[Seed]]) ->
             str(root),
             "--where",
             f"env={task}",
+            "--group",  # by algorithm alone: runs of one preset made by other pgrun versions may
+            "algo",  # differ in config keys that do not change the run (added since, say)
             "--band",
             "ci",
             "--out",
