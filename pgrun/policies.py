@@ -4,29 +4,49 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 
 import gymnasium as gym
 import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.distributions import Categorical, Distribution, Independent, Normal
+from torch.nn import functional as F
 
 from pgrun.config import PolicyConfig
 
 LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
-ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "tanh": nn.Tanh,
-    "relu": nn.ReLU,
-    "elu": nn.ELU,
-    "gelu": nn.GELU,
-    "silu": nn.SiLU,
+ACTIVATIONS: dict[str, tuple[type[nn.Module], Callable[[Tensor], Tensor]]] = {
+    "tanh": (nn.Tanh, torch.tanh),
+    "relu": (nn.ReLU, torch.relu),
+    "elu": (nn.ELU, F.elu),
+    "gelu": (nn.GELU, F.gelu),
+    "silu": (nn.SiLU, F.silu),
 }
+"""name -> (the layer, the function it applies)"""
+
+
+class MLP(nn.Sequential):
+    """Linear layers with an activation between them, computed as one call: the same
+    parameters, state_dict and numbers as nn.Sequential, without a module call per layer
+    (the collector calls the policy every env step, where that overhead is ~10% of a step)."""
+
+    def __init__(self, *layers: nn.Module, activation: Callable[[Tensor], Tensor]) -> None:
+        super().__init__(*layers)
+        self.linears = [layer for layer in layers if isinstance(layer, nn.Linear)]
+        self.activation = activation
+
+    def forward(self, x: Tensor) -> Tensor:
+        *hidden, output = self.linears
+        for layer in hidden:
+            x = self.activation(F.linear(x, layer.weight, layer.bias))
+        return F.linear(x, output.weight, output.bias)
 
 
 def mlp(
     in_dim: int, out_dim: int, hidden_sizes: list[int], activation: str, init: str, out_gain: float = 0.01
-) -> nn.Sequential:
+) -> MLP:
     """in_dim -> hidden_sizes (with activation) -> out_dim.
 
     With init == "orthogonal": hidden weights orthogonal with gain sqrt(2), the output
@@ -42,8 +62,8 @@ def mlp(
             nn.init.zeros_(linear.bias)
         layers.append(linear)
         if not is_output:
-            layers.append(ACTIVATIONS[activation]())
-    return nn.Sequential(*layers)
+            layers.append(ACTIVATIONS[activation][0]())
+    return MLP(*layers, activation=ACTIVATIONS[activation][1])
 
 
 class CategoricalPolicy(nn.Module):
