@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from tests_support import PGRUN, TINY, pgrun, shipped_config, tiny
+from tests_support import PGRUN, TINY, after_start, pgrun, shipped_config, tiny
 
 from pgrun.checkpoint import atomic_save, checkpoint_files, load_checkpoint
 from pgrun.config import EnvConfig
@@ -20,7 +20,7 @@ from pgrun.train import Training
 
 
 def our_lines(result) -> list[str]:
-    return [line for line in result.stderr.splitlines() if line.startswith("pgrun:")]
+    return [line for line in after_start(result.stderr) if line.startswith("pgrun:")]
 
 
 @pytest.mark.slow

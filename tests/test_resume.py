@@ -16,6 +16,7 @@ from tests_support import (
     EPISODE_BATCHES,
     PGRUN,
     TINY,
+    after_start,
     learning_rows,
     metrics,
     pgrun,
@@ -154,7 +155,7 @@ def test_a_signal_stops_the_run_with_a_checkpoint_and_resume_continues_it_exactl
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == status, stderr
     assert "Traceback" not in stderr, stderr
-    lines = stderr.strip().splitlines()
+    lines = after_start(stderr)
     name = signal.Signals(signum).name
     assert len(lines) == 1 and lines[0].startswith(
         f"pgrun: interrupted by {name}: checkpoint written at env step "
@@ -210,7 +211,7 @@ def test_a_second_sigint_stops_at_once_and_leaves_every_checkpoint_whole(tmp_pat
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130 and "Traceback" not in stderr, stderr
-    lines = stderr.strip().splitlines()
+    lines = after_start(stderr)
     assert len(lines) == 1 and lines[0].startswith(
         "pgrun: interrupted by SIGINT: stopped at once at env step "
     )
@@ -219,5 +220,5 @@ def test_a_second_sigint_stops_at_once_and_leaves_every_checkpoint_whole(tmp_pat
     for checkpoint in checkpoint_files(run_dir):
         assert torch.load(checkpoint, weights_only=True)["progress"]["steps"] <= stopped_at
     assert not list((run_dir / "checkpoints").glob(".*.tmp"))
-    resumed = pgrun(f"resume={run_dir}", "total_steps=6000", cwd=tmp_path)
+    resumed = pgrun(f"resume={run_dir}", f"total_steps={stopped_at + 2000}", cwd=tmp_path)
     assert resumed.returncode == 0 and f"from step_{stopped_at:012d}.pt" in resumed.stderr

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -149,3 +150,12 @@ def wandb_records(path: Path) -> list:
             records.append(Record.FromString(pending))
             pending = b""
     return records
+
+
+START_LINE = re.compile(r"pgrun: (tuned preset \S+ applied |\S+ on \S+, seed \d+, [\d,]+ env steps -> )")
+"""the lines a new run prints once it is built (pgrun.cli.print_start)"""
+
+
+def after_start(stderr: str) -> list[str]:
+    """stderr's lines without the start lines of a new run (preset applied, what runs where)."""
+    return [line for line in stderr.strip().splitlines() if not START_LINE.match(line)]
