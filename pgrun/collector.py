@@ -92,6 +92,7 @@ class Collector:
         else:
             quota = None
             max_steps = -(-self.size // self.num_envs)
+        every_copy = np.ones(self.num_envs, dtype=bool)
         episodes_done = np.zeros(self.num_envs, dtype=np.int64)
         # per step: the policy's tensors, and the env's arrays (made tensors once, at the end)
         steps: dict[str, list[Tensor]] = {"obs": [], "actions": [], "logp": []}
@@ -109,7 +110,7 @@ class Collector:
             else:
                 if len(steps["obs"]) == max_steps:
                     break
-                valid = np.ones(self.num_envs, dtype=bool)
+                valid = every_copy  # (never changed in place: the line below makes a new array)
             # The statistics fold in s_t, then encode s_t and (below) s_{t+1} alike, so that
             # V(s_t) and the bootstrap V(s_{t+1}) see one normalization.
             resetting = self.resetting
@@ -121,25 +122,27 @@ class Collector:
                 action, env_steps=len(steps["obs"]) * self.num_envs
             )
             ended = terminated | truncated
+            any_ended = ended.any()  # most steps end no episode: their bookkeeping is skipped
             learned_reward = (
                 reward if self.reward_scaler is None else self.reward_scaler(reward, ended, active=~resetting)
             )
             true_next_obs = next_obs
             if self.next_step_autoreset:  # the copies that ended return their last observation now
-                self.resetting = ended.copy()
+                self.resetting = ended
                 truncated = truncated | resetting  # a reset step is a closed segment of its own
-            elif ended.any():
+            elif any_ended:
                 true_next_obs = next_obs.copy()
                 for i in np.flatnonzero(ended):
                     true_next_obs[i] = info["final_obs"][i]
             self.running_return += reward
             self.running_length += ~resetting
-            for i in np.flatnonzero(ended & valid):
-                episode_returns.append(float(self.running_return[i]))
-                episode_lengths.append(int(self.running_length[i]))
-            self.running_return[ended] = 0.0
-            self.running_length[ended] = 0
-            episodes_done += ended
+            if any_ended:
+                for i in np.flatnonzero(ended & valid):
+                    episode_returns.append(float(self.running_return[i]))
+                    episode_lengths.append(int(self.running_length[i]))
+                self.running_return[ended] = 0.0
+                self.running_length[ended] = 0
+                episodes_done += ended
             for key, value in (("obs", obs), ("actions", action), ("logp", logp)):
                 steps[key].append(value)
             arrays["next_obs"].append(self.encoder.encode_array(true_next_obs))
