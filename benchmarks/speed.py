@@ -50,13 +50,18 @@ ENV_IDS = {"cartpole": "CartPole-v1", "halfcheetah": "HalfCheetah-v5"}
 
 
 def pgrun_overrides(env: str) -> list[str]:
-    """pgrun's command line for the same work as SB3_HP[env]: the value network fitted on
-    the same minibatches (value.iters = epochs), no KL early stop, no target."""
+    """pgrun's command line for the same work as SB3_HP[env]: pgrun's ppo defaults (64x64
+    tanh networks, orthogonal init, clip 0.2, as SB3's) without the env's tuned preset
+    (~tuned: ppo_halfcheetah's 256x256 networks would be other work), the value network
+    fitted on the same minibatches (value.iters = epochs), no KL early stop, no target;
+    CartPole on its native vector env, as pgrun's own CartPole preset runs it."""
     hp = SB3_HP[env]
     batch = hp["n_steps"] * hp["n_envs"]
     return [
         "algo=ppo",
         f"env={env}",
+        "~tuned",
+        *(["env.vectorization=native"] if env == "cartpole" else []),
         f"env.num_envs={hp['n_envs']}",
         f"algo.batch_size={batch}",
         f"algo.minibatch_size={hp['batch_size']}",
