@@ -82,13 +82,12 @@ class CategoricalPolicy(nn.Module):
     def distribution_from(params: Tensor) -> Distribution:
         return Categorical(logits=params, validate_args=False)
 
-    @staticmethod
-    def sample_with_log_prob_from(params: Tensor) -> tuple[Tensor, Tensor]:
-        """a ~ softmax(logits) for logits [N, n] and log pi(a|s), by the Gumbel-max trick
+    def sample_with_log_prob(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        """a ~ softmax(logits(s)) and log pi(a|s), by the Gumbel-max trick
         (Gumbel 1954; Maddison et al. 2014): argmax_a (log p_a + G_a) with G_a = -log E_a,
         E_a ~ Exp(1) independent, is distributed as p = softmax(logits); about 3x cheaper than
         torch.multinomial at these sizes."""
-        log_p = params.log_softmax(-1)
+        log_p = self.logits(obs).log_softmax(-1)
         action = (log_p - torch.empty_like(log_p).exponential_().log()).argmax(-1)
         return action, log_p.gather(-1, action.unsqueeze(-1)).squeeze(-1)
 
@@ -146,12 +145,12 @@ class GaussianPolicy(nn.Module):
         mean, log_std = params.chunk(2, dim=-1)
         return Independent(Normal(mean, log_std.exp(), validate_args=False), 1, validate_args=False)
 
-    @staticmethod
-    def sample_with_log_prob_from(params: Tensor) -> tuple[Tensor, Tensor]:
-        """a = mu + sigma * z, z ~ N(0, I) (unclipped; torch.normal's numbers), and
+    def sample_with_log_prob(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        """a = mu + sigma * z, z ~ N(0, I) (unclipped), and
         log pi(a|s) = sum_i [-z_i^2 / 2 - log sigma_i - log sqrt(2 pi)], z being (a - mu) / sigma."""
-        mean, log_std = params.chunk(2, dim=-1)
+        mean = self.mean(obs)
         noise = torch.randn_like(mean)
+        log_std = self.log_std
         return mean + log_std.exp() * noise, (-0.5 * noise.pow(2) - log_std - LOG_SQRT_2PI).sum(-1)
 
     @staticmethod
@@ -182,7 +181,7 @@ Policy = CategoricalPolicy | GaussianPolicy
 def sample_with_log_prob(policy: Policy, obs: Tensor) -> tuple[Tensor, Tensor]:
     """a ~ pi(.|s) and log pi(a|s) for obs [N, obs_dim], in closed form: the collector calls
     this every step, where building torch Distributions would cost more than the math."""
-    return policy.sample_with_log_prob_from(policy.distribution_params(obs))
+    return policy.sample_with_log_prob(obs)
 
 
 def make_policy(obs_dim: int, action_space: gym.Space, config: PolicyConfig) -> Policy:
