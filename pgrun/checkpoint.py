@@ -18,7 +18,7 @@ import torch
 
 from pgrun.config import PolicyConfig
 from pgrun.envs import ObservationEncoder
-from pgrun.errors import CheckpointError
+from pgrun.errors import CheckpointError, first_line
 from pgrun.policies import Policy, make_policy
 from pgrun.rundir import CHECKPOINT_DIR
 
@@ -234,7 +234,7 @@ def read_policy(path: Path) -> SavedPolicy:
         policy = make_policy(encoder.dim, action_space, PolicyConfig(**config["policy"]))
         policy.load_state_dict(payload["state_dict"])
     except (KeyError, TypeError, ValueError, RuntimeError) as error:  # keys of a policy, other contents
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        reason = first_line(error) or type(error).__name__
         raise PolicyFileError(
             f"{path}: not a pgrun policy file ({type(error).__name__}: {reason})"
         ) from error

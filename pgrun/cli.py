@@ -32,6 +32,9 @@ from pgrun.rundir import (
     CHECKPOINT_DIR,
     LOCK_FILE,
     PROVENANCE_FILE,
+    VIDEO_DIR,
+    WANDB_DIR,
+    WANDB_RUN_ID_FILE,
     RunDirError,
     RunDirLock,
     RunRecord,
@@ -60,9 +63,9 @@ def config_dir() -> Path:
 def discard_new_run(run_dir: Path) -> None:
     """Remove what a run that never got to train wrote in the run dir it claimed (a dir that
     held no run), and the dir itself if that leaves it empty; keep anything else."""
-    shutil.rmtree(run_dir / ".hydra", ignore_errors=True)
-    shutil.rmtree(run_dir / CHECKPOINT_DIR, ignore_errors=True)
-    for name in (PROVENANCE_FILE, "metrics.jsonl", LOCK_FILE):
+    for folder in (".hydra", CHECKPOINT_DIR, VIDEO_DIR, WANDB_DIR):
+        shutil.rmtree(run_dir / folder, ignore_errors=True)
+    for name in (PROVENANCE_FILE, "metrics.jsonl", LOCK_FILE, WANDB_RUN_ID_FILE):
         (run_dir / name).unlink(missing_ok=True)
     for path in run_dir.glob("events.out.tfevents.*"):
         path.unlink()
@@ -140,13 +143,26 @@ def execute(
 
     record = RunRecord(run_dir)
     record.start(config=dataclasses.asdict(config), choices=choices)
-    # what a new run is, once it is built (a bad env or a missing extra is one line alone)
-    on_start = (
-        None if resume is not None else lambda training: print_start(training, (choices or {}).get("tuned"))
-    )
+    started = resume is not None
+
+    def on_start(training: Training) -> None:
+        """Once the run is built: say what runs where (a bad env or a missing extra stays
+        one line alone); from here on the run dir holds a run, whatever happens."""
+        nonlocal started
+        if not started:
+            print_start(training, (choices or {}).get("tuned"))
+        started = True
+
     with StopRequests() as stop:
         try:
             summary = train(config, run_dir, resume=resume, stop=stop, choices=choices, on_start=on_start)
+        except ConfigError as error:
+            if not started:
+                raise  # bad input: the caller discards the run dir it claimed
+            with contextlib.suppress(OSError):
+                record.end("failed", one_line(error))
+            # a run that trained keeps its dir, checkpoints and logs
+            raise RunFailed(f"{one_line(error)} (after training started; the run dir is kept)") from error
         except Interrupted as interrupted:
             interrupted.run_dir = run_dir
             with contextlib.suppress(OSError):  # the stop matters more than its record

@@ -20,6 +20,7 @@ from torch import Tensor
 from pgrun.batch import Batch
 from pgrun.env_state import episode_records, restore
 from pgrun.envs import ObservationEncoder, next_step_autoreset
+from pgrun.errors import first_line
 from pgrun.policies import Policy, sample_with_log_prob
 from pgrun.reward_scaling import RewardScaler
 
@@ -31,10 +32,6 @@ class EnvFault(RuntimeError):
     def __init__(self, message: str, env_steps: int) -> None:
         super().__init__(message)
         self.env_steps = env_steps
-
-
-def first_line(error: BaseException) -> str:
-    return next((line.strip() for line in str(error).splitlines() if line.strip()), "")
 
 
 class Collector:

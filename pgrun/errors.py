@@ -24,6 +24,11 @@ class RunFailed(RuntimeError):
     the message is one line."""
 
 
+def first_line(error: BaseException) -> str:
+    """The first non-blank line of an exception's message ('' if it has none)."""
+    return next((line.strip() for line in str(error).splitlines() if line.strip()), "")
+
+
 def one_line(error: BaseException) -> str:
     """A single line naming the bad key or value and, where known, what is allowed."""
     if isinstance(error, MissingConfigException) and error.options:
@@ -31,7 +36,7 @@ def one_line(error: BaseException) -> str:
         return f"{group}={value} is not allowed: must be one of {', '.join(error.options)}"
     if isinstance(error, OverrideParseException):
         return f"cannot parse override {error.override!r}: {str(error).splitlines()[0]}"
-    first = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
+    first = first_line(error) or type(error).__name__
     cause = error.__cause__
     if isinstance(cause, (ConfigKeyError, ConfigAttributeError)) and cause.full_key:
         # object_type is the schema of the node that lacks the key (PPOConfig for algo=ppo)

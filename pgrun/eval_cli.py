@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from pgrun.config import ConfigError, EnvConfig
+from pgrun.errors import first_line
 
 if TYPE_CHECKING:
     from pgrun.checkpoint import SavedPolicy
@@ -144,8 +145,8 @@ def evaluate(args: argparse.Namespace) -> None:
     from pgrun.checkpoint import read_policy
     from pgrun.envs import make_vector_env, resolve_env_id
     from pgrun.evaluate import Evaluator
+    from pgrun.rundir import VIDEO_DIR
     from pgrun.video import (
-        VIDEO_DIR,
         prepare_rendering,
         recorded_file,
         recording,
@@ -188,7 +189,7 @@ def evaluate(args: argparse.Namespace) -> None:
     try:
         returns, lengths = Evaluator(envs, saved.encoder, seed, deterministic).episodes(saved.policy)
     except Exception as error:  # the env's own failure: say so in one line, as pgrun does
-        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        first = first_line(error)
         fail(f"the env {env_config.id!r} failed during evaluation: {type(error).__name__}: {first}", 1)
     finally:
         envs.close()

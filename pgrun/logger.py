@@ -151,10 +151,11 @@ class Logger:
         ]
         self.progress.write(" | ".join(parts), file=sys.stderr)
 
-    def close(self) -> None:
+    def close(self, failed: bool = False) -> None:
+        """Flush and close every destination; `failed`: the run failed or was stopped."""
         self.progress.close()
         self.metrics.close()
         if self.writer is not None:
             self.writer.close()
         if self.wandb is not None:
-            self.wandb.close()
+            self.wandb.close(failed)

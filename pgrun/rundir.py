@@ -25,6 +25,12 @@ from omegaconf import DictConfig, OmegaConf
 
 LOCK_FILE = ".lock"
 CHECKPOINT_DIR = "checkpoints"
+VIDEO_DIR = "videos"
+"""eval.video's clips and pgrun-eval --video's, by default"""
+WANDB_DIR = "wandb"
+"""Weights & Biases' own files (an offline run, logs)"""
+WANDB_RUN_ID_FILE = "wandb_run_id"
+"""the W&B run a resumed run continues"""
 PROVENANCE_FILE = "run.json"
 RUN_MARKERS = (PROVENANCE_FILE, ".hydra/config.yaml", "metrics.jsonl", "checkpoints", "policy.pt")
 """files whose presence means a directory already holds a run"""

@@ -21,15 +21,16 @@ from pgrun.checkpoint import POLICY_FILE, save_checkpoint, save_policy
 from pgrun.collector import Collector, EnvFault
 from pgrun.config import Config, LogConfig, as_plain_dict
 from pgrun.envs import ObservationEncoder, episode_step_limit, make_vector_env
-from pgrun.errors import RunFailed
+from pgrun.errors import RunFailed, first_line
 from pgrun.evaluate import Evaluator
 from pgrun.interrupt import Interrupted, StopRequests
 from pgrun.logger import Logger
 from pgrun.policies import make_policy
 from pgrun.reward_scaling import RewardScaler
 from pgrun.rng import load_rng_state, rng_state, seed_everything
+from pgrun.rundir import VIDEO_DIR
 from pgrun.value import value_networks
-from pgrun.video import VIDEO_DIR, record_episode, require_moviepy
+from pgrun.video import check_rendering, record_episode, require_moviepy
 
 EVAL_SEED_OFFSET = 1_000_000
 
@@ -107,6 +108,7 @@ class Training:
         choices: dict[str, Any] | None = None,
     ) -> None:
         self.config, self.run_dir = config, run_dir
+        self.video_on = config.eval.video
         self.algorithm = (choices or {}).get("algo") or schema_name(config.algo)
         """the algo group chosen (vpg, rtg, ...; several share a schema), else the schema's name"""
         limit, guard = episode_step_limit(config.env)
@@ -118,9 +120,10 @@ class Training:
             )
         seed_everything(config.seed)
         torch.set_num_threads(config.torch_threads)
-        self.envs = make_vector_env(config.env, config.env.num_envs)
         if config.eval.video:
             require_moviepy("eval.video=true")
+            check_rendering(config.env)
+        self.envs = make_vector_env(config.env, config.env.num_envs)
         self.eval_envs = make_vector_env(config.env, config.eval.episodes)
         try:
             self.build(resume)
@@ -227,7 +230,7 @@ class Training:
                 returns = self.evaluate(self.policy)
             scalars["eval/return"], scalars["eval/return_std"] = float(returns.mean()), float(returns.std())
             progress.evals.append(scalars["eval/return"])
-            if config.eval.video and (progress.steps >= progress.next_video or last):
+            if self.video_on and (progress.steps >= progress.next_video or last):
                 while progress.next_video <= progress.steps:
                     progress.next_video += config.eval.video_every
                 with progress.timed("video"):
@@ -260,15 +263,23 @@ class Training:
         training's random streams are untouched), to videos/eval-step<env steps>.mp4 and to
         the logger."""
         config, steps = self.config, self.progress.steps
-        frames, fps = record_episode(
-            config.env,
-            self.policy,
-            self.encoder,
-            config.seed + EVAL_SEED_OFFSET,
-            config.eval.deterministic,
-            self.run_dir / VIDEO_DIR / f"eval-step{steps:09d}.mp4",
-        )
-        self.logger.video("eval/video", frames, steps, fps)
+        try:
+            frames, fps = record_episode(
+                config.env,
+                self.policy,
+                self.encoder,
+                config.seed + EVAL_SEED_OFFSET,
+                config.eval.deterministic,
+                self.run_dir / VIDEO_DIR / f"eval-step{steps:09d}.mp4",
+            )
+            self.logger.video("eval/video", frames, steps, fps)
+        except Exception as error:  # a clip is not worth a run: warn, and record no more
+            self.video_on = False
+            print(
+                f"pgrun: warning: no more videos in this run: recording one at env step {steps:,} failed "
+                f"({type(error).__name__}: {first_line(error)})",
+                file=sys.stderr,
+            )
 
     def check_finite(self, scalars: dict[str, float]) -> None:
         """RunFailed naming the first non-finite loss or parameter after an update."""
@@ -355,8 +366,9 @@ class Training:
 
     def close(self, quietly: bool = False) -> None:
         """Flush and close the logs, shut the envs (and async workers) down; `quietly`: while
-        another error is on its way, one from closing would only hide it."""
-        for close in (self.logger.close, self.envs.close, self.eval_envs.close):
+        another error is on its way (the run failed or was stopped), one from closing would
+        only hide it."""
+        for close in (lambda: self.logger.close(failed=quietly), self.envs.close, self.eval_envs.close):
             try:
                 close()
             except Exception:

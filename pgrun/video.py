@@ -16,11 +16,11 @@ from gymnasium.wrappers import RecordVideo
 
 from pgrun.config import ConfigError, EnvConfig
 from pgrun.envs import ObservationEncoder, make_vector_env, resolve_env_id
+from pgrun.errors import first_line
 from pgrun.evaluate import Evaluator
 from pgrun.policies import Policy
 
 VIDEO_EXTRA = "pip install 'pgrun[video]'"
-VIDEO_DIR = "videos"
 MUJOCO_GL_DEFAULT = "egl"
 """MuJoCo's headless OpenGL backend when MUJOCO_GL is unset: EGL (Mesa's libEGL, software
 rendering without a GPU) works on a machine without a display; osmesa needs libOSMesa"""
@@ -74,6 +74,28 @@ def recording(folder: Path, name: Callable[[int], str]) -> Callable[[gym.Env, in
             )
 
     return wrap
+
+
+def check_rendering(config: EnvConfig) -> None:
+    """ConfigError (one line) unless the env renders a frame headless: run before a training
+    with eval.video starts, so that an env without render_mode, or a machine without the
+    OpenGL a MuJoCo env needs, is found at once rather than at the first clip."""
+    prepare_rendering(config.id)
+    frames = None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # gymnasium's own notes on the same failure
+            envs = make_vector_env(video_env_config(config), 1, render_mode="rgb_array")
+            try:
+                envs.reset(seed=0)
+                frames = envs.call("render")
+            finally:
+                envs.close()
+    except Exception as error:
+        reason = first_line(error.__cause__ or error)
+        raise ConfigError(f"eval.video=true: env {config.id!r} cannot render a frame: {reason}") from error
+    if not isinstance(frames[0], np.ndarray):
+        raise ConfigError(f"eval.video=true: env {config.id!r} renders no rgb_array frame ({frames[0]!r})")
 
 
 def recorded_file(folder: Path, name: str) -> Path:

@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 
 from pgrun.config import ConfigError
+from pgrun.errors import first_line
+from pgrun.rundir import WANDB_RUN_ID_FILE
 
-RUN_ID_FILE = "wandb_run_id"
 STEP_KEY = "env_step"
 
 
@@ -45,10 +46,31 @@ class WandbSink:
     ) -> None:
         wandb = import_wandb()
         self.wandb = wandb
-        id_file = run_dir / RUN_ID_FILE
+        id_file = run_dir / WANDB_RUN_ID_FILE
         run_id = id_file.read_text().strip() if id_file.is_file() else secrets.token_hex(4)
         os.environ.setdefault("WANDB_SILENT", "true")  # pgrun's own console lines say where the run is
-        self.run = wandb.init(
+        try:
+            self.run = self.start(wandb, run_dir, run_id, config, project, entity, group)
+        except Exception as error:  # no login, no network, a bad entity: before the run starts
+            raise ConfigError(
+                f"log.wandb=true: W&B could not start a run ({type(error).__name__}: {first_line(error)}); "
+                "log in (wandb login, or WANDB_API_KEY), or keep it offline with WANDB_MODE=offline"
+            ) from error
+        id_file.write_text(run_id + "\n")
+        self.run.define_metric(STEP_KEY)
+        self.run.define_metric("*", step_metric=STEP_KEY)
+
+    @staticmethod
+    def start(
+        wandb: Any,
+        run_dir: Path,
+        run_id: str,
+        config: dict[str, Any],
+        project: str,
+        entity: str | None,
+        group: str | None,
+    ) -> Any:
+        return wandb.init(
             project=project,
             entity=entity,
             group=group,
@@ -58,9 +80,6 @@ class WandbSink:
             dir=str(run_dir),
             config=config,
         )
-        id_file.write_text(run_id + "\n")
-        self.run.define_metric(STEP_KEY)
-        self.run.define_metric("*", step_metric=STEP_KEY)
 
     def log(self, step: int, scalars: dict[str, float]) -> None:
         self.run.log({STEP_KEY: step, **scalars})
@@ -70,5 +89,6 @@ class WandbSink:
         clip = self.wandb.Video(np.transpose(frames, (0, 3, 1, 2)), fps=fps, format="mp4")
         self.run.log({STEP_KEY: step, tag: clip})
 
-    def close(self) -> None:
-        self.run.finish()
+    def close(self, failed: bool = False) -> None:
+        """End the W&B run; `failed`: the run failed or was stopped (W&B shows it so)."""
+        self.run.finish(exit_code=1 if failed else 0)

@@ -2,6 +2,7 @@
 an episode that never ends. Importing this module registers them."""
 
 import random
+from typing import ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -58,7 +59,26 @@ class GlobalRandomWalk(EndlessWalk):
         return np.array([self.position], dtype=np.float32), -abs(self.position), False, False, {}
 
 
+class RendersOnceCorridor(Corridor):
+    """A Corridor that renders (a blank 8x8 frame) the first time any copy in this process is
+    asked to, and raises after: a renderer that breaks during a run."""
+
+    metadata: ClassVar[dict] = {"render_modes": ["rgb_array"], "render_fps": 4}
+    renders: ClassVar[int] = 0
+
+    def __init__(self, render_mode: str | None = None) -> None:
+        super().__init__()
+        self.render_mode = render_mode
+
+    def render(self):
+        RendersOnceCorridor.renders += 1
+        if RendersOnceCorridor.renders > 1:
+            raise RuntimeError("the renderer broke")
+        return np.zeros((8, 8, 3), dtype=np.uint8)
+
+
 gym.register(id="LateNaNCorridor-v0", entry_point=LateNaNCorridor, max_episode_steps=20)
+gym.register(id="RendersOnceCorridor-v0", entry_point=RendersOnceCorridor, max_episode_steps=20)
 gym.register(id="CrashingCorridor-v0", entry_point=CrashingCorridor, max_episode_steps=20)
 gym.register(id="EndlessWalk-v0", entry_point=EndlessWalk)
 gym.register(id="GlobalRandomWalk-v0", entry_point=GlobalRandomWalk, max_episode_steps=1000)

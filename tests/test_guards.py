@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from tests_support import PGRUN, TINY, after_start, pgrun, shipped_config, tiny
+from tests_support import PGRUN, TINY, after_start, learning_rows, pgrun, shipped_config, tiny
 
 from pgrun.checkpoint import atomic_save, checkpoint_files, load_checkpoint
 from pgrun.config import EnvConfig
@@ -58,6 +58,39 @@ def test_an_env_that_raises_ends_the_run_in_one_line(tmp_path, tests_dir):
         "(iteration 2): the env 'faulty_envs:CrashingCorridor-v0' is at fault, not the algorithm; "
         "no checkpoint was written yet"
     ]
+
+
+@pytest.mark.slow
+def test_a_clip_that_fails_mid_run_is_a_warning_and_the_run_goes_on(tmp_path, tests_dir):
+    """eval.video's renderer breaking after the check at start: the run warns once, records
+    no more clips, and ends as the same run without video does."""
+    common = [*tiny("ppo"), "env.id=faulty_envs:RendersOnceCorridor-v0", "eval.video_every=600"]
+    result = pgrun(*common, "eval.video=true", "hydra.run.dir=video", cwd=tmp_path, tests_dir=tests_dir)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    warnings = [line for line in our_lines(result) if "warning" in line]
+    assert warnings == [
+        "pgrun: warning: no more videos in this run: recording one at env step 800 failed "
+        "(RuntimeError: the renderer broke)"
+    ]
+    plain = pgrun(*common, "hydra.run.dir=plain", cwd=tmp_path, tests_dir=tests_dir)
+    assert plain.returncode == 0, plain.stderr
+    assert learning_rows(tmp_path / "video") == learning_rows(tmp_path / "plain")
+    assert not list((tmp_path / "video").glob("videos/*.mp4"))
+
+
+def test_an_env_that_cannot_render_is_refused_before_a_run_with_video_starts(tmp_path, tests_dir):
+    """A custom env without render_mode: one line at once, not a failure at the first clip."""
+    result = pgrun(
+        *tiny("vpg"), "env.id=corridor_env:Corridor", "env.max_episode_steps=20", "eval.video=true",
+        "hydra.run.dir=run", cwd=tmp_path, tests_dir=tests_dir,
+    )  # fmt: skip
+    assert result.returncode == 2
+    [line] = our_lines(result)
+    assert line.startswith(
+        "pgrun: error: eval.video=true: env 'corridor_env:Corridor' cannot render a frame: "
+    )
+    assert "unexpected keyword argument 'render_mode'" in line
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.slow

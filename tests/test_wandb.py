@@ -100,3 +100,19 @@ def test_evaluation_videos_reach_wandb_as_mp4_files(tmp_path):
     for clip in clips:  # the MP4 itself is in the offline run, full size
         [media] = run_dir.glob(f"wandb/offline-run-*/files/{clip['eval/video/path']}")
         assert media.suffix == ".mp4" and (clip["eval/video/width"], clip["eval/video/height"]) == (600, 400)
+
+
+def test_wandb_that_cannot_start_a_run_is_one_line_and_leaves_no_run_dir(tmp_path):
+    """Online mode without a login (no API key; no terminal to ask for one): W&B refuses
+    before any network call; pgrun says how to log in or go offline, exit 2, no run dir."""
+    home = tmp_path / "home"
+    home.mkdir()
+    no_login = {"WANDB_MODE": "online", "WANDB_API_KEY": "", "HOME": str(home), "WANDB_CONFIG_DIR": str(home)}
+    result = pgrun(*tiny("vpg"), "log.wandb=true", "hydra.run.dir=run", cwd=tmp_path, extra_env=no_login)
+    assert result.returncode == 2, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert (
+        line.startswith("pgrun: error: log.wandb=true: W&B could not start a run (") and "wandb login" in line
+    )
+    assert "WANDB_MODE=offline" in line
+    assert not (tmp_path / "run").exists()
