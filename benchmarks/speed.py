@@ -547,6 +547,20 @@ def machine() -> str:
     )
 
 
+def code_version() -> str:
+    """The commit of the pgrun measured (with "+changes" if its checkout has uncommitted
+    ones), or "an unknown commit" outside a git checkout."""
+    import pgrun
+
+    folder = Path(pgrun.__file__).resolve().parent
+    git = ["git", "-C", str(folder)]
+    commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    if commit.returncode != 0:
+        return "an unknown commit"
+    dirty = subprocess.run([*git, "status", "--porcelain", "--", "."], capture_output=True, text=True).stdout
+    return commit.stdout.strip() + ("+changes" if dirty.strip() else "")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny budgets: checks the script runs")
@@ -562,7 +576,7 @@ def main() -> None:
     report = [
         f"# pgrun speed ({'smoke run: numbers mean nothing' if args.smoke else 'benchmarks/speed.py'})",
         "",
-        f"{datetime.date.today().isoformat()}; {machine()}.",
+        f"{datetime.date.today().isoformat()}; {machine()}; pgrun at {code_version()}.",
         f"Command: `python benchmarks/speed.py{' --smoke' if args.smoke else ''}`",
     ]
     for name in args.only or list(SECTIONS):

@@ -90,7 +90,8 @@ def mode_from_command_line(_hydra: Any, config_name: str | None, overrides: list
 
     Hydra composes the whole config once only to read `hydra.mode`, then again to run it:
     ~0.3 s, half the time a config error takes to answer. No pgrun config file sets
-    hydra.mode, so the command line is the only place it can come from."""
+    hydra.mode, so the command line is the only place it can come from; a user's config
+    file (--config-dir) that sets it is not read for it: use -m."""
     for override in overrides:
         key, _, value = override.partition("=")
         if key.lstrip("+") == "hydra.mode" and value in RunMode.__members__:

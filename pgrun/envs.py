@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -40,10 +41,8 @@ def resolve_env_id(env_id: str) -> str:
         hint = f"did you mean {', '.join(close)}?" if close else "use a registered id or module:Class"
         raise ConfigError(f"env.id={env_id!r} is not a registered gymnasium id; {hint}")
     module_name, _, name = env_id.partition(":")
-    if "" not in sys.path and os.getcwd() not in sys.path:
-        sys.path.append(os.getcwd())  # after installed packages: those win over local files
     try:
-        module = importlib.import_module(module_name)
+        module = import_from_here(module_name)
     except ImportError as error:
         raise ConfigError(f"env.id={env_id!r}: cannot import module {module_name!r} ({error})") from error
     if name in gym.registry:
@@ -59,6 +58,22 @@ def resolve_env_id(env_id: str) -> str:
         f"env.id={env_id!r}: module {module_name!r} neither registers {name!r} "
         "nor defines a gymnasium.Env subclass of that name"
     )
+
+
+def import_from_here(module_name: str) -> Any:
+    """Import a module from an installed package, PYTHONPATH or the current directory (the
+    `pgrun` command's own path starts at its bin/ folder, not at the current directory).
+    The directory is on the path for this import only, after installed packages, so that a
+    local folder named like a package (./wandb/, say) does not stand in for it later."""
+    here = os.getcwd()
+    added = "" not in sys.path and here not in sys.path
+    if added:
+        sys.path.append(here)
+    try:
+        return importlib.import_module(module_name)
+    finally:
+        if added:
+            sys.path.remove(here)
 
 
 MUJOCO_WARNINGS_SEEN: set[str] = set()

@@ -21,6 +21,9 @@ from omegaconf import OmegaConf
 
 PER_RUN_KEYS = frozenset({"seed"})
 """config keys that differ between the seeds of one experiment by design"""
+OUTSIDE_THE_EXPERIMENT = ("log.", "checkpoint.", "eval.video")
+"""prefixes of keys that change what a run writes, not what it learns or how it is
+evaluated (the keys a resume may change, and the clips), so they do not split groups"""
 NAMED_CHOICES = ("algo", "env")
 """config groups whose preset name labels a group when their keys differ"""
 ABSENT = "-"
@@ -145,6 +148,7 @@ def select_runs(runs: list[Run], conditions: list[str]) -> list[Run]:
 def differing_keys(runs: list[Run]) -> list[str]:
     """The config keys, but per-run ones such as the seed, whose values are not all equal."""
     keys = sorted({key for run in runs for key in run.config} - PER_RUN_KEYS)
+    keys = [key for key in keys if not key.startswith(OUTSIDE_THE_EXPERIMENT)]
     return [key for key in keys if len({run.value(key) for run in runs}) > 1]
 
 

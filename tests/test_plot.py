@@ -27,12 +27,21 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory) -> Path:
     """Five finished runs: ppo seeds 0 and 1 (the same config, spelled two ways: the default
-    clip left out, then written out with total_steps as 2e3), rtg seeds 0-2, where seed 2's
-    metrics.jsonl is cut after 1000 env steps as if it had stopped there."""
+    clip left out, then written out with total_steps as 2e3, and with other checkpoint and
+    clip intervals, which change what a run writes, not the experiment), rtg seeds 0-2, where
+    seed 2's metrics.jsonl is cut after 1000 env steps as if it had stopped there."""
     root = tmp_path_factory.mktemp("plot")
     jobs = {
         "ppo_seed0": [*PPO, *SHORT, "seed=0"],
-        "ppo_seed1": [*PPO, *SHORT, "seed=1", "algo.clip=0.2", "total_steps=2e3"],
+        "ppo_seed1": [
+            *PPO,
+            *SHORT,
+            "seed=1",
+            "algo.clip=0.2",
+            "total_steps=2e3",
+            "checkpoint.every=1000",
+            "eval.video_every=500",
+        ],
         **{f"rtg_seed{seed}": [*RTG, *SHORT, f"seed={seed}"] for seed in range(3)},
     }
     for name, overrides in jobs.items():
