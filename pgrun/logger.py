@@ -13,6 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from pgrun.lazy import lazy_import
+from pgrun.rundir import WANDB_RUN_ID_FILE
 from pgrun.wandb_sink import WandbSink
 
 # TensorBoard's writer takes ~0.4 s to import: loaded with the first scalars, not before the
@@ -43,21 +44,24 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def truncate_metrics(path: Path, last_step: int) -> None:
-    """Keep the rows of `path` up to env step `last_step` (and no torn last line); atomic."""
+def truncate_metrics(path: Path, last_step: int) -> int | None:
+    """Keep the rows of `path` up to env step `last_step` (and no torn last line); atomic.
+    Returns the last env step the file had logged (None for no file or no row)."""
     if not path.is_file():
-        return
-    kept = []
+        return None
+    kept, logged_through = [], None
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
             continue  # a line torn by a kill
+        logged_through = row["step"]
         if row["step"] <= last_step:
             kept.append(line + "\n")
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text("".join(kept), encoding="utf-8")
     os.replace(tmp, path)
+    return logged_through
 
 
 class Logger:
@@ -67,7 +71,9 @@ class Logger:
     bar and one line per iteration. A resumed run (`resume_step`: the env step of its
     checkpoint) continues both from there: metrics.jsonl loses its rows after that step, and
     a new event file tells TensorBoard to purge the old files' events after it, so the steps
-    logged between the checkpoint and the interruption are superseded, not duplicated.
+    logged between the checkpoint and the interruption are superseded, not duplicated. W&B
+    cannot purge: a resumed run sends it only the steps past those it had logged (a resume
+    repeats those steps exactly, so W&B already has their numbers).
     """
 
     def __init__(
@@ -82,9 +88,13 @@ class Logger:
     ) -> None:
         """`hyperparameters`: the run's config (nested); `wandb`: WandbSink's settings
         (project, entity, group) to send everything to Weights & Biases as well, or None."""
+        continues_wandb = (run_dir / WANDB_RUN_ID_FILE).is_file()
         self.wandb = None if wandb is None else WandbSink(run_dir, hyperparameters, **wandb)
-        if resume_step is not None:
-            truncate_metrics(run_dir / METRICS_FILE, resume_step)
+        logged_through = (
+            None if resume_step is None else truncate_metrics(run_dir / METRICS_FILE, resume_step)
+        )
+        self.wandb_has_through = logged_through if continues_wandb else None
+        """the last env step the W&B run already has (a resumed run's), None if none"""
         self.metrics = (run_dir / METRICS_FILE).open("a", encoding="utf-8")
         self.run_dir, self.tensorboard = run_dir, tensorboard
         self.purge_step = None if resume_step is None else resume_step + 1
@@ -110,15 +120,19 @@ class Logger:
                 writer.add_scalar(key, value, global_step=step)
         self.metrics.write(json.dumps({"step": step, **scalars}) + "\n")
         self.metrics.flush()
-        if self.wandb is not None:
+        if self.for_wandb(step):
             self.wandb.log(step, scalars)
+
+    def for_wandb(self, step: int) -> bool:
+        """Whether env step `step` goes to W&B: it is on, and does not have this step yet."""
+        return self.wandb is not None and (self.wandb_has_through is None or step > self.wandb_has_through)
 
     def video(self, tag: str, frames: np.ndarray, step: int, fps: int) -> None:
         """Record a clip, frames [T, H, W, 3] uint8, at env step `step`: in TensorBoard
         (add_video, an animated GIF, which moviepy encodes) at most TENSORBOARD_VIDEO_WIDTH
         pixels wide, since a GIF of full-size frames takes tens of seconds to encode; and in
         Weights & Biases (an MP4, full size) when it is on."""
-        if self.wandb is not None:
+        if self.for_wandb(step):
             self.wandb.video(tag, frames, step, fps)
         if not self.tensorboard:
             return

@@ -13,6 +13,11 @@ OFFLINE = {"WANDB_MODE": "offline", "WANDB_SILENT": "true"}
 def history(run_dir: Path) -> list[dict]:
     """The rows the run logged to W&B, as {key: value}, W&B's own bookkeeping (_step, ...) left out."""
     [run_file] = run_dir.glob("wandb/offline-run-*/run-*.wandb")
+    return history_of(run_file)
+
+
+def history_of(run_file: Path) -> list[dict]:
+    """The rows of one W&B offline run file."""
     rows = []
     for record in wandb_records(run_file):
         if record.WhichOneof("record_type") == "history":
@@ -116,3 +121,28 @@ def test_wandb_that_cannot_start_a_run_is_one_line_and_leaves_no_run_dir(tmp_pat
     )
     assert "WANDB_MODE=offline" in line
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_a_resumed_run_continues_its_wandb_run_without_logging_a_step_twice(tmp_path):
+    """Resumed from a checkpoint older than its last logged row (the newest one removed),
+    the run repeats steps W&B already has: it sends only the steps past them, to the same
+    W&B run, so W&B's history has every step once, as metrics.jsonl does."""
+    run_dir = tmp_path / "run"
+    first = pgrun(
+        *tiny("ppo"), "checkpoint.every=400", "log.wandb=true", f"hydra.run.dir={run_dir}",
+        cwd=tmp_path, extra_env=OFFLINE,
+    )  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    (run_dir / "checkpoints" / "step_000000001200.pt").unlink()  # resume from env step 800
+    resumed = pgrun(f"resume={run_dir}", "total_steps=1600", cwd=tmp_path, extra_env=OFFLINE)
+    assert resumed.returncode == 0 and "from step_000000000800.pt" in resumed.stderr, resumed.stderr
+    sessions = sorted(run_dir.glob("wandb/offline-run-*/run-*.wandb"))
+    assert len(sessions) == 2 and len({path.name for path in sessions}) == 1  # one W&B run id
+    steps = [
+        row["env_step"]
+        for path in sessions
+        for row in history_of(path)
+        if "eval/return" in row or "train/loss" in row
+    ]
+    assert steps == [row["step"] for row in metrics(run_dir)] == [400, 800, 1200, 1600]
