@@ -7,8 +7,9 @@ benchmarks/keep_runs.py; or outputs/mujoco, the run dirs themselves) holds
 task made by pgrun-plot. Only finished runs (with summary.json) count.
 
 Statistics, per (algo, task) over seeds: "final" is each seed's last evaluation (10
-deterministic episodes at the end of the budget), as mean +- sample std over seeds; "best" is
-each seed's best evaluation during training, averaged over seeds (Tianshou's statistic).
+deterministic episodes at the end of the budget), as mean +- sample std over seeds; "last 5
+evaluations" the mean of each seed's last five (steadier than one); "best" is each seed's
+best evaluation during training, averaged over seeds (Tianshou's statistic).
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ PHASES = ("env", "collect", "update", "eval")
 class Seed:
     final: float
     best: float
+    last_five: float
+    """the mean of the seed's last 5 evaluations (its last 40k steps, evaluating every 10k)"""
     steps: int
     seconds: float
     phases: dict[str, float]
@@ -64,10 +67,12 @@ def read_runs(root: Path) -> dict[tuple[str, str], list[Seed]]:
         summary = json.loads(summary_file.read_text())
         rows = [json.loads(line) for line in (summary_file.parent / "metrics.jsonl").read_text().splitlines()]
         last = rows[-1]
+        evaluations = [row["eval/return"] for row in rows if "eval/return" in row]
         groups[algo, task].append(
             Seed(
                 final=summary["final_eval_return"],
                 best=summary["best_eval_return"],
+                last_five=statistics.mean(evaluations[-5:]),
                 steps=summary["env_steps"],
                 seconds=summary["seconds"],
                 phases={phase: last[f"time/{phase}"] for phase in PHASES if f"time/{phase}" in last},
@@ -99,9 +104,9 @@ def where_time_goes(seeds: list[Seed]) -> str:
 
 def table(groups: dict[tuple[str, str], list[Seed]]) -> tuple[list[str], list[dict[str, str]]]:
     lines = [
-        "| task | algo | seeds | final (mean ± std) | best (mean) | floor | minutes per 1M steps | "
-        "where the time goes |",
-        "|---|---|---|---|---|---|---|---|",
+        "| task | algo | seeds | final (mean ± std) | last 5 evaluations (mean) | best (mean) | floor | "
+        "minutes per 1M steps | where the time goes |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     rows = []
     for (algo, task), seeds in sorted(groups.items(), key=lambda item: (item[0][1], item[0][0])):
@@ -119,6 +124,7 @@ def table(groups: dict[tuple[str, str], list[Seed]]) -> tuple[list[str], list[di
             "algo": algo,
             "seeds": str(len(seeds)),
             "final": mean_std(finals),
+            "last_five": f"{statistics.mean(seed.last_five for seed in seeds):,.0f}",
             "best": f"{statistics.mean(bests):,.0f}",
             "floor": f"{floor:,}{met}" if floor is not None else "-",
             "minutes_per_1M": f"{minutes:.0f}",
