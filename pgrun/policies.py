@@ -30,7 +30,8 @@ ACTIVATIONS: dict[str, tuple[type[nn.Module], Callable[[Tensor], Tensor]]] = {
 class MLP(nn.Sequential):
     """Linear layers with an activation between them, computed as one call: the same
     parameters, state_dict and numbers as nn.Sequential, without a module call per layer
-    (the collector calls the policy every env step, where that overhead is ~10% of a step)."""
+    (the collector calls the policy every env step, where that overhead is ~10% of a step).
+    Built once by `mlp`; slicing it or adding layers afterwards is not supported."""
 
     def __init__(self, *layers: nn.Module, activation: Callable[[Tensor], Tensor]) -> None:
         super().__init__(*layers)
