@@ -182,6 +182,16 @@ def test_after_kill_9_the_last_checkpoint_resumes_exactly_and_a_corrupt_newest_o
     run_dir = tmp_path / "run"
     process = start(run_dir, "env.vectorization=sync")
     wait_for_rows(process, run_dir, 11)  # past the checkpoints at 400, 800, 1200, 1600, 2000
+    # kill it when rows were logged past the newest checkpoint (the steps a resume redoes):
+    # frozen by SIGSTOP to look, so the state seen is the state killed
+    for _ in range(200):
+        os.kill(process.pid, signal.SIGSTOP)
+        newest_step = int(checkpoint_files(run_dir)[-1].stem.split("_")[1])
+        lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+        if max(json.loads(line)["step"] for line in lines if line.endswith("}")) > newest_step:
+            break
+        os.kill(process.pid, signal.SIGCONT)
+        time.sleep(0.005)
     os.kill(process.pid, signal.SIGKILL)
     process.communicate()
     checkpoints = checkpoint_files(run_dir)
