@@ -27,7 +27,7 @@ from pgrun.config import Config, ConfigError, register_schemas, to_config
 from pgrun.errors import CheckpointError, EnvNotReplayable, RunFailed, one_line
 from pgrun.help import help_page
 from pgrun.interrupt import Interrupted, StopRequests
-from pgrun.presets import preset_line, preset_overrides
+from pgrun.presets import NULLS, preset_line, preset_overrides
 from pgrun.rundir import (
     CHECKPOINT_DIR,
     LOCK_FILE,
@@ -277,7 +277,7 @@ def without_group_nulls(overrides: list[str]) -> list[str]:
     composition); `experiment=null` as Hydra's `~experiment` (no experiment)."""
     for at, override in enumerate(overrides):
         key, _, value = override.partition("=")
-        if value.lower() not in ("null", "none"):
+        if value.lower() not in NULLS:
             continue
         if key in REQUIRED_GROUPS:
             names = sorted(path.stem for path in (config_dir() / key).glob("*.yaml"))

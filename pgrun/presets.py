@@ -13,7 +13,8 @@ from pgrun.help import default_choices
 TUNED_DIR = "tuned"
 
 
-NO_PRESET = ("null", "none", "")
+NULLS = ("null", "none")
+"""how a command line says a config group gets no choice (any case)"""
 
 
 def preset_overrides(config_dir: Path, overrides: list[str]) -> list[str]:
@@ -24,7 +25,7 @@ def preset_overrides(config_dir: Path, overrides: list[str]) -> list[str]:
         key, _, value = override.partition("=")
         if key != "tuned":
             continue
-        if value.lower() in NO_PRESET:
+        if value.lower() in (*NULLS, ""):
             overrides = [*overrides[:at], "~tuned", *overrides[at + 1 :]]
         elif not (config_dir / TUNED_DIR / f"{value}.yaml").is_file():
             shipped = sorted(path.stem for path in (config_dir / TUNED_DIR).glob("*.yaml"))
