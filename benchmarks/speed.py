@@ -126,21 +126,24 @@ def worker_env(env: str, mode: str, num_envs: int, steps: int) -> dict:
 
 
 def worker_inference(env: str, num_envs: int, calls: int) -> dict:
-    """Seconds per call of the collector's policy step (sample and log-prob) on [N, obs_dim]."""
+    """Seconds per call of the collector's policy step (its sampling call, and the action for the
+    env) on [N, obs_dim], in torch.no_grad as the collector runs it."""
     import gymnasium as gym
     import torch
 
     from pgrun.config import PolicyConfig
     from pgrun.policies import make_policy
 
-    try:
-        from pgrun.policies import sample_with_log_prob
-    except ImportError:  # pgrun before its fast path, for the "before" table
-
-        def sample_with_log_prob(policy, obs):
+    def sample(policy, obs):  # the collector's call: policy.sample; older pgruns had other ones
+        if hasattr(policy, "sample"):
+            return policy.sample(obs)
+        try:
+            from pgrun.policies import sample_with_log_prob
+        except ImportError:
             distribution = policy.distribution(obs)
             action = distribution.sample()
             return action, distribution.log_prob(action)
+        return sample_with_log_prob(policy, obs)
 
     torch.set_num_threads(1)
     quiet_mujoco(env)
@@ -150,10 +153,10 @@ def worker_inference(env: str, num_envs: int, calls: int) -> dict:
     obs = torch.randn(num_envs, obs_dim)
     with torch.no_grad():
         for _ in range(100):
-            policy.env_action(sample_with_log_prob(policy, obs)[0])
+            policy.env_action(sample(policy, obs)[0])
         start = time.perf_counter()
         for _ in range(calls):
-            policy.env_action(sample_with_log_prob(policy, obs)[0])
+            policy.env_action(sample(policy, obs)[0])
     return {"seconds_per_call": (time.perf_counter() - start) / calls}
 
 

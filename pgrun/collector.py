@@ -21,7 +21,7 @@ from pgrun.batch import Batch
 from pgrun.env_state import episode_records, restore
 from pgrun.envs import ObservationEncoder, next_step_autoreset
 from pgrun.errors import first_line
-from pgrun.policies import Policy, sample_with_log_prob
+from pgrun.policies import Policy
 from pgrun.reward_scaling import RewardScaler
 
 
@@ -92,63 +92,71 @@ class Collector:
         every_copy = np.ones(self.num_envs, dtype=bool)
         episodes_done = np.zeros(self.num_envs, dtype=np.int64)
         # per step: the policy's tensors, and the env's arrays (made tensors once, at the end)
-        steps: dict[str, list[Tensor]] = {"obs": [], "actions": [], "logp": []}
+        steps: dict[str, list[Tensor]] = {"obs": [], "actions": [], "outputs": []}
         arrays: dict[str, list[np.ndarray]] = {
             "next_obs": [], "rewards": [], "terminated": [], "truncated": [], "valid": []
         }  # fmt: skip
         episode_returns: list[float] = []
         episode_lengths: list[int] = []
         self.env_seconds = 0.0
-        while True:
-            if quota is not None:
-                valid = episodes_done < quota
-                if not valid.any():
-                    break
-            else:
-                if len(steps["obs"]) == max_steps:
-                    break
-                valid = every_copy  # (never changed in place: the line below makes a new array)
-            # The statistics fold in s_t, then encode s_t and (below) s_{t+1} alike, so that
-            # V(s_t) and the bootstrap V(s_{t+1}) see one normalization.
-            resetting = self.resetting
-            valid = valid & ~resetting
-            obs = self.encoder.update_and_encode(self.obs, fold=~resetting if resetting.any() else None)
-            with torch.no_grad():
-                action, logp = sample_with_log_prob(self.policy, obs)
-            next_obs, reward, terminated, truncated, info = self.step(
-                action, env_steps=len(steps["obs"]) * self.num_envs
-            )
-            ended = terminated | truncated
-            any_ended = ended.any()  # most steps end no episode: their bookkeeping is skipped
-            learned_reward = (
-                reward if self.reward_scaler is None else self.reward_scaler(reward, ended, active=~resetting)
-            )
-            true_next_obs = next_obs
-            if self.next_step_autoreset:  # the copies that ended return their last observation now
-                self.resetting = ended
-                truncated = truncated | resetting  # a reset step is a closed segment of its own
-            elif any_ended:
-                true_next_obs = next_obs.copy()
-                for i in np.flatnonzero(ended):
-                    true_next_obs[i] = info["final_obs"][i]
-            self.running_return += reward
-            self.running_length += ~resetting
-            if any_ended:
-                for i in np.flatnonzero(ended & valid):
-                    episode_returns.append(float(self.running_return[i]))
-                    episode_lengths.append(int(self.running_length[i]))
-                self.running_return[ended] = 0.0
-                self.running_length[ended] = 0
-                episodes_done += ended
-            for key, value in (("obs", obs), ("actions", action), ("logp", logp)):
-                steps[key].append(value)
-            arrays["next_obs"].append(self.encoder.encode_array(true_next_obs))
-            arrays["rewards"].append(np.asarray(learned_reward, dtype=np.float32))
-            arrays["terminated"].append(terminated)
-            arrays["truncated"].append(truncated)
-            arrays["valid"].append(valid)
-            self.obs = next_obs
-        fields = {key: torch.stack(values) for key, values in steps.items()}
+        with torch.no_grad():
+            while True:
+                if quota is not None:
+                    valid = episodes_done < quota
+                    if not valid.any():
+                        break
+                else:
+                    if len(steps["obs"]) == max_steps:
+                        break
+                    valid = every_copy  # (never changed in place: the lines below make new arrays)
+                # The statistics fold in s_t, then encode s_t and (below) s_{t+1} alike, so that
+                # V(s_t) and the bootstrap V(s_{t+1}) see one normalization.
+                resetting = self.resetting
+                any_resetting = resetting.any()
+                if any_resetting:
+                    valid = valid & ~resetting
+                obs = self.encoder.update_and_encode(self.obs, fold=~resetting if any_resetting else None)
+                action, output = self.policy.sample(obs)
+                next_obs, reward, terminated, truncated, info = self.step(
+                    action, env_steps=len(steps["obs"]) * self.num_envs
+                )
+                ended = terminated | truncated
+                any_ended = ended.any()  # most steps end no episode: their bookkeeping is skipped
+                learned_reward = (
+                    reward
+                    if self.reward_scaler is None
+                    else self.reward_scaler(reward, ended, active=~resetting if any_resetting else None)
+                )
+                true_next_obs = next_obs
+                if self.next_step_autoreset:  # the copies that ended return their last observation now
+                    self.resetting = ended
+                    truncated = truncated | resetting  # a reset step is a closed segment of its own
+                elif any_ended:
+                    true_next_obs = next_obs.copy()
+                    for i in np.flatnonzero(ended):
+                        true_next_obs[i] = info["final_obs"][i]
+                self.running_return += reward
+                self.running_length += ~resetting
+                if any_ended:
+                    for i in np.flatnonzero(ended & valid):
+                        episode_returns.append(float(self.running_return[i]))
+                        episode_lengths.append(int(self.running_length[i]))
+                    self.running_return[ended] = 0.0
+                    self.running_length[ended] = 0
+                    episodes_done += ended
+                steps["obs"].append(obs)
+                steps["actions"].append(action)
+                steps["outputs"].append(output)
+                arrays["next_obs"].append(self.encoder.encode_array(true_next_obs))
+                arrays["rewards"].append(np.asarray(learned_reward, dtype=np.float32))
+                arrays["terminated"].append(terminated)
+                arrays["truncated"].append(truncated)
+                arrays["valid"].append(valid)
+                self.obs = next_obs
+            fields = {key: torch.stack(values) for key, values in steps.items()}
+            # log pi_old(a_t|s_t), from the network outputs that sampled a_t, for the batch at once
+            params = self.policy.params_from_output(fields.pop("outputs"))
+            fields["logp"] = self.policy.log_prob_from(params, fields["actions"])
         fields |= {key: torch.from_numpy(np.stack(values)) for key, values in arrays.items()}
         # In steps mode the batch edge cuts every still-running episode.
         fields["truncated"][-1] |= ~fields["terminated"][-1]

@@ -188,8 +188,13 @@ def check_spaces(env: gym.Env) -> None:
         raise ConfigError(f"env action space {act_space} is not supported: Box actions must be 1-D")
 
 
+STD_EPS = 1e-8
+"""added to the variance before its square root: what observations and rewards are divided by"""
+
+
 class RunningMeanStd:
-    """Running mean and variance of feature vectors, merged batch by batch (Chan et al. 1979).
+    """Running mean and variance of feature vectors, merged batch by batch (Chan et al. 1979),
+    and std = sqrt(var + 1e-8).
 
     Kept in float64 numpy arrays: the collector folds in every step, and tiny torch ops
     would cost more in dispatch than the arithmetic; checkpoints get torch tensors.
@@ -199,22 +204,29 @@ class RunningMeanStd:
         self.mean = np.zeros(dim)
         self.var = np.ones(dim)
         self.count = 1e-4
+        self.std = np.sqrt(self.var + STD_EPS)
 
     def update(self, x: np.ndarray) -> None:
-        """Fold in a batch x [n, dim]."""
+        """Fold in a batch x [n, dim] of mean m_b and variance v_b: with n_0 the count so far,
+        n = n_0 + n_b and delta = m_b - mean,
+            mean <- mean + delta n_b / n
+            var  <- (var n_0 + v_b n_b + delta^2 n_0 n_b / n) / n"""
         x = np.asarray(x, dtype=np.float64)
         batch_count = float(len(x))
-        if len(x) == 1:  # (one env copy: the same numbers without the reductions' overhead)
-            batch_mean, batch_var = x[0], 0.0
+        total = self.count + batch_count
+        if len(x) == 1:  # (one env copy: v_b = 0, and the same numbers in fewer array operations)
+            delta = x[0] - self.mean
+            self.mean = self.mean + delta * (1.0 / total)
+            self.var = (self.var * self.count + delta * delta * (self.count / total)) / total
         else:
             batch_mean = x.sum(0) / batch_count
             batch_var = ((x - batch_mean) ** 2).sum(0) / batch_count
-        total = self.count + batch_count
-        delta = batch_mean - self.mean
-        self.mean = self.mean + delta * batch_count / total
-        m2 = self.var * self.count + batch_var * batch_count + delta**2 * self.count * batch_count / total
-        self.var = m2 / total
+            delta = batch_mean - self.mean
+            self.mean = self.mean + delta * batch_count / total
+            m2 = self.var * self.count + batch_var * batch_count + delta**2 * self.count * batch_count / total
+            self.var = m2 / total
         self.count = total
+        self.std = np.sqrt(self.var + STD_EPS)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {
@@ -227,6 +239,7 @@ class RunningMeanStd:
         self.mean = state["mean"].numpy().astype(np.float64)
         self.var = state["var"].numpy().astype(np.float64)
         self.count = float(state["count"])
+        self.std = np.sqrt(self.var + STD_EPS)
 
 
 class ObservationEncoder:
@@ -274,6 +287,6 @@ class ObservationEncoder:
     def standardize_array(self, features: np.ndarray) -> np.ndarray:
         """float32 features [N, dim]: (x - mean) / sqrt(var + 1e-8), clipped, when normalizing."""
         if self.statistics is not None:
-            standardized = (features - self.statistics.mean) / np.sqrt(self.statistics.var + 1e-8)
+            standardized = (features - self.statistics.mean) / self.statistics.std
             features = np.clip(standardized, -self.clip, self.clip)
         return np.ascontiguousarray(features, dtype=np.float32)

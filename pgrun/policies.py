@@ -83,14 +83,19 @@ class CategoricalPolicy(nn.Module):
     def distribution_from(params: Tensor) -> Distribution:
         return Categorical(logits=params, validate_args=False)
 
-    def sample_with_log_prob(self, obs: Tensor) -> tuple[Tensor, Tensor]:
-        """a ~ softmax(logits(s)) and log pi(a|s), by the Gumbel-max trick
-        (Gumbel 1954; Maddison et al. 2014): argmax_a (log p_a + G_a) with G_a = -log E_a,
-        E_a ~ Exp(1) independent, is distributed as p = softmax(logits); about 3x cheaper than
-        torch.multinomial at these sizes."""
-        log_p = self.logits(obs).log_softmax(-1)
-        action = (log_p - torch.empty_like(log_p).exponential_().log()).argmax(-1)
-        return action, log_p.gather(-1, action.unsqueeze(-1)).squeeze(-1)
+    def sample(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        """a ~ softmax(logits(s)), and the logits (`params_from_output` makes them pi's params).
+
+        By the Gumbel-max trick (Gumbel 1954; Maddison et al. 2014): argmax_a (logits_a + G_a)
+        with G_a = -log E_a, E_a ~ Exp(1) independent, is distributed as softmax(logits);
+        about 3x cheaper than torch.multinomial at these sizes."""
+        logits = self.logits(obs)
+        return (logits - torch.empty_like(logits).exponential_().log()).argmax(-1), logits
+
+    @staticmethod
+    def params_from_output(logits: Tensor) -> Tensor:
+        """The distribution's params from the network's output: the logits themselves."""
+        return logits
 
     @staticmethod
     def log_prob_from(params: Tensor, actions: Tensor) -> Tensor:
@@ -135,8 +140,7 @@ class GaussianPolicy(nn.Module):
 
     def distribution_params(self, obs: Tensor) -> Tensor:
         """[mean, log_std] concatenated, [..., 2 * act_dim]: all that defines pi(.|s)."""
-        mean = self.mean(obs)
-        return torch.cat([mean, self.log_std.expand_as(mean)], dim=-1)
+        return self.params_from_output(self.mean(obs))
 
     def forward(self, obs: Tensor) -> Tensor:
         return self.distribution_params(obs)
@@ -146,13 +150,15 @@ class GaussianPolicy(nn.Module):
         mean, log_std = params.chunk(2, dim=-1)
         return Independent(Normal(mean, log_std.exp(), validate_args=False), 1, validate_args=False)
 
-    def sample_with_log_prob(self, obs: Tensor) -> tuple[Tensor, Tensor]:
-        """a = mu + sigma * z, z ~ N(0, I) (unclipped), and
-        log pi(a|s) = sum_i [-z_i^2 / 2 - log sigma_i - log sqrt(2 pi)], z being (a - mu) / sigma."""
+    def sample(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        """a = mu + sigma * z, z ~ N(0, I) (unclipped), and mu (`params_from_output` makes it
+        pi's params)."""
         mean = self.mean(obs)
-        noise = torch.randn_like(mean)
-        log_std = self.log_std
-        return mean + log_std.exp() * noise, (-0.5 * noise.pow(2) - log_std - LOG_SQRT_2PI).sum(-1)
+        return mean + self.log_std.exp() * torch.randn_like(mean), mean
+
+    def params_from_output(self, mean: Tensor) -> Tensor:
+        """The distribution's params [..., 2 * act_dim] from the network's output mu(s)."""
+        return torch.cat([mean, self.log_std.expand_as(mean)], dim=-1)
 
     @staticmethod
     def log_prob_from(params: Tensor, actions: Tensor) -> Tensor:
@@ -177,12 +183,6 @@ class GaussianPolicy(nn.Module):
 
 
 Policy = CategoricalPolicy | GaussianPolicy
-
-
-def sample_with_log_prob(policy: Policy, obs: Tensor) -> tuple[Tensor, Tensor]:
-    """a ~ pi(.|s) and log pi(a|s) for obs [N, obs_dim], in closed form: the collector calls
-    this every step, where building torch Distributions would cost more than the math."""
-    return policy.sample_with_log_prob(obs)
 
 
 def make_policy(obs_dim: int, action_space: gym.Space, config: PolicyConfig) -> Policy:

@@ -34,7 +34,7 @@ class RewardScaler:
         elif active.any():
             self.returns[active] = self.gamma * self.returns[active] + reward[active]
             self.statistics.update(self.returns[active].reshape(-1, 1))
-        scaled = reward / np.sqrt(self.statistics.var[0] + 1e-8)
+        scaled = reward / self.statistics.std[0]
         self.returns[ended] = 0.0
         return scaled if self.clip is None else np.clip(scaled, -self.clip, self.clip)
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pgrun.config import PolicyConfig
-from pgrun.policies import make_policy, sample_with_log_prob
+from pgrun.policies import make_policy
 
 SPACES = {
     "categorical": gym.spaces.Discrete(4, start=-1),
@@ -59,7 +59,8 @@ def test_gaussian_sampling_draws_what_torch_distributions_draw():
         torch.manual_seed(1)
         expected = policy.distribution(obs).sample()
         torch.manual_seed(1)
-        actions, logp = sample_with_log_prob(policy, obs)
+        actions, output = policy.sample(obs)
+        logp = policy.log_prob_from(policy.params_from_output(output), actions)
     assert torch.equal(actions, expected)
     torch.testing.assert_close(logp, policy.distribution(obs).log_prob(actions))
 
@@ -68,7 +69,7 @@ def test_gaussian_samples_have_the_policys_mean_and_std():
     policy, obs = policy_and_obs(SPACES["gaussian"])
     many = obs[:1].expand(20000, -1)
     with torch.no_grad():
-        actions, _ = sample_with_log_prob(policy, many)
+        actions, _ = policy.sample(many)
         mean = policy.mode(obs[:1])[0]
     np.testing.assert_allclose(actions.mean(0), mean, atol=0.03)
     np.testing.assert_allclose(actions.std(0), policy.log_std.detach().exp(), rtol=0.03)
@@ -80,7 +81,8 @@ def test_categorical_samples_have_the_policys_probabilities():
     torch.manual_seed(2)
     rows = obs[:2].repeat_interleave(100_000, dim=0)
     with torch.no_grad():
-        actions, logp = sample_with_log_prob(policy, rows)
+        actions, output = policy.sample(rows)
+        logp = policy.log_prob_from(policy.params_from_output(output), actions)
         probabilities = policy.distribution_params(obs[:2]).softmax(-1)
     for row in range(2):
         drawn = actions[row * 100_000 : (row + 1) * 100_000]
