@@ -91,3 +91,13 @@ def chunks(n: int, size: int | None) -> list[slice]:
     """Consecutive slices covering range(n), each at most `size` long (one slice if None)."""
     size = n if size is None else size
     return [slice(start, min(start + size, n)) for start in range(0, n, size)]
+
+
+def shuffled_minibatches(n: int, size: int | None) -> list[Tensor | slice]:
+    """One pass over rows 0..n-1 in minibatches of `size` shuffled indices (the last may be
+    shorter). When one minibatch holds every row (size None or >= n) it is the slice [:],
+    unshuffled: a mean over all rows is the same in any order, and a slice is a view where
+    indices would copy every tensor they select from."""
+    if size is None or size >= n:
+        return [slice(None)]
+    return list(torch.randperm(n).split(size))

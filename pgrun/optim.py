@@ -59,10 +59,11 @@ class FlatOptimizer:
     def clip_grad_norm(self, max_norm: float | None) -> float:
         """Scale the gradient to a global norm of at most max_norm (None: leave it), by
         min(1, max_norm / (norm + 1e-6)); return the norm before clipping."""
-        norm = torch.linalg.vector_norm(self.grad)
-        if max_norm is not None:
-            self.grad.mul_((max_norm / (norm + CLIP_EPS)).clamp(max=1.0))
-        return norm.item()
+        norm = torch.linalg.vector_norm(self.grad).item()
+        scale = 1.0 if max_norm is None else max_norm / (norm + CLIP_EPS)
+        if scale < 1.0:  # (the factor is a Python number: no tensor arithmetic for a scalar)
+            self.grad.mul_(scale)
+        return norm
 
     def step(self) -> None:
         """One update of the parameters from the accumulated gradient."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -17,8 +18,38 @@ from pgrun.config import PolicyConfig
 
 LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
+SIGMOID_TANH_MIN_ELEMENTS = 8192
+"""inputs at least this large get tanh by way of sigmoid (`tanh`); measured on 64-wide layers
+with one torch thread, torch.tanh is as fast below (128 rows) and up to 3x slower above"""
+
+
+class SigmoidTanh(torch.autograd.Function):
+    """tanh(x) = 2 sigmoid(2x) - 1, differentiated as tanh: d tanh(x)/dx = 1 - tanh(x)^2.
+
+    torch's CPU tanh is about 8x slower per element than its sigmoid (one torch thread,
+    float32: 35 us against 4 us for a 256 x 64 activation), and a minibatch step of PPO on
+    CartPole spends a fifth of its time there. The two forms agree to 2e-7.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor) -> Tensor:
+        y = torch.sigmoid(x * 2).mul_(2).sub_(1)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
+        (y,) = ctx.saved_tensors
+        return torch.ops.aten.tanh_backward(grad, y)  # grad * (1 - y^2), in one kernel
+
+
+def tanh(x: Tensor) -> Tensor:
+    """tanh(x): torch.tanh on small inputs, SigmoidTanh on large ones (where it is faster)."""
+    return SigmoidTanh.apply(x) if x.numel() >= SIGMOID_TANH_MIN_ELEMENTS else torch.tanh(x)
+
+
 ACTIVATIONS: dict[str, tuple[type[nn.Module], Callable[[Tensor], Tensor]]] = {
-    "tanh": (nn.Tanh, torch.tanh),
+    "tanh": (nn.Tanh, tanh),
     "relu": (nn.ReLU, torch.relu),
     "elu": (nn.ELU, F.elu),
     "gelu": (nn.GELU, F.gelu),
@@ -29,8 +60,9 @@ ACTIVATIONS: dict[str, tuple[type[nn.Module], Callable[[Tensor], Tensor]]] = {
 
 class MLP(nn.Sequential):
     """Linear layers with an activation between them, computed as one call: the same
-    parameters, state_dict and numbers as nn.Sequential, without a module call per layer
-    (the collector calls the policy every env step, where that overhead is ~10% of a step).
+    parameters and state_dict as nn.Sequential, without a module call per layer (the
+    collector calls the policy every env step, where that overhead is ~10% of a step), and
+    its numbers but for tanh on large inputs (`tanh`: within 3e-7).
     Built once by `mlp`; slicing it or adding layers afterwards is not supported."""
 
     def __init__(self, *layers: nn.Module, activation: Callable[[Tensor], Tensor]) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from pgrun.batch import shuffled_minibatches
 from pgrun.config import PolicyConfig, ValueConfig
 from pgrun.optim import Adam
 from pgrun.policies import mlp
@@ -107,13 +108,12 @@ class ValueFitting:
     def zero_grad(self) -> None:
         self.value.optimizer.zero_grad()
 
-    def loss(self, index: Tensor) -> Tensor:
-        """The value loss on minibatch `index`, to be added to the rule's loss."""
+    def loss(self, index: Tensor | slice) -> Tensor:
+        """The value loss on minibatch `index` (indices, or a slice), to be added to the rule's loss."""
         config = self.value.config
-        loss = value_loss(
-            self.value.net(self.obs[index]), self.targets[index], self.old_values[index], config.clip_range
-        )
-        self.losses.append(loss.detach() * (len(index) / len(self.targets)))
+        targets = self.targets[index]
+        loss = value_loss(self.value.net(self.obs[index]), targets, self.old_values[index], config.clip_range)
+        self.losses.append((loss.detach(), len(targets)))
         return loss
 
     def step(self) -> None:
@@ -124,14 +124,15 @@ class ValueFitting:
 
     def finish(self) -> None:
         """Take the steps of the config.iters passes not taken yet, in fresh shuffles."""
-        size = self.value.config.minibatch_size or len(self.targets)
+        size = self.value.config.minibatch_size
         total = self.value.config.iters * self.steps_per_pass
         while self.steps_taken < total:
-            for index in torch.randperm(len(self.targets)).split(size)[: total - self.steps_taken]:
+            for index in shuffled_minibatches(len(self.targets), size)[: total - self.steps_taken]:
                 self.zero_grad()
                 self.loss(index).backward()
                 self.step()
 
     def info(self) -> dict[str, float]:
         """The loss over the last pass (its minibatch losses weighted by size)."""
-        return {"train/value_loss": torch.stack(self.losses[-self.steps_per_pass :]).sum().item()}
+        last_pass = self.losses[-self.steps_per_pass :]
+        return {"train/value_loss": sum(loss.item() * size for loss, size in last_pass) / len(self.targets)}

@@ -90,3 +90,25 @@ def test_categorical_samples_have_the_policys_probabilities():
         # 4 standard errors of a frequency of 100,000 draws at most 0.0016 each
         np.testing.assert_allclose(frequencies, probabilities[row].double(), atol=0.0064)
     torch.testing.assert_close(logp, policy.distribution(rows).log_prob(actions))
+
+
+@pytest.mark.parametrize("rows", [4, 256])  # below and above SIGMOID_TANH_MIN_ELEMENTS / 64
+def test_tanh_is_torchs_tanh_in_value_gradient_and_hessian(rows):
+    """The MLPs' tanh (by way of sigmoid on large inputs) against torch.tanh: values, first
+    derivatives, and second derivatives (TRPO's Hessian-vector products differentiate twice)."""
+    from pgrun.policies import tanh
+
+    torch.manual_seed(0)
+    x = (torch.randn(rows, 64) * 3).requires_grad_()
+    weights = torch.randn(rows, 64)
+    torch.testing.assert_close(tanh(x), torch.tanh(x), rtol=0, atol=3e-7)
+
+    def derivatives(f):
+        (grad,) = torch.autograd.grad((weights * f(x)).sum(), x, create_graph=True)
+        (second,) = torch.autograd.grad((grad * weights).sum(), x)
+        return grad, second
+
+    (grad, second), (torch_grad, torch_second) = derivatives(tanh), derivatives(torch.tanh)
+    torch.testing.assert_close(grad, torch_grad, rtol=1e-5, atol=1e-6)
+    # 1 - tanh^2 near saturation turns tanh's 2e-7 into a few 1e-6 here (of values up to ~10)
+    torch.testing.assert_close(second, torch_second, rtol=1e-4, atol=1e-5)

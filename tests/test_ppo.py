@@ -147,3 +147,18 @@ def test_value_fitted_on_the_policys_minibatches_leaves_both_fits_intact(target_
         before = (alone.value.net(batch.flat(batch.obs)) - batch.flat(targets)).pow(2).mean()
         after = (joint.value.net(batch.flat(batch.obs)) - batch.flat(targets)).pow(2).mean()
     assert after < 0.9 * before
+
+
+def test_shuffled_minibatches_cover_every_row_once():
+    from pgrun.batch import shuffled_minibatches
+
+    torch.manual_seed(0)
+    parts = shuffled_minibatches(10, 4)
+    assert [len(part) for part in parts] == [4, 4, 2]
+    assert sorted(torch.cat(parts).tolist()) == list(range(10))
+    assert torch.cat(parts).tolist() != list(range(10))  # shuffled
+    # one minibatch of every row: the rows in order, as a view
+    rows = torch.arange(10.0)
+    for size in (None, 10, 64):
+        (whole,) = shuffled_minibatches(10, size)
+        assert rows[whole].data_ptr() == rows.data_ptr() and torch.equal(rows[whole], rows)

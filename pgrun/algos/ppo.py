@@ -19,6 +19,7 @@ from pgrun.lazy import lazy_import
 
 torch = lazy_import("torch")
 losses = lazy_import("pgrun.losses")
+batching = lazy_import("pgrun.batch")
 optim = lazy_import("pgrun.optim")
 learned_value = lazy_import("pgrun.value")
 
@@ -136,7 +137,7 @@ class PPO:
         steps, stopped, clip_fracs, grad_norms, last_loss = 0, False, [], [], torch.tensor(float("nan"))
         early_stop = config.variant == "clip" and config.target_kl is not None
         for _ in range(config.epochs):
-            for index in torch.randperm(n).split(size):
+            for index in batching.shuffled_minibatches(n, size):
                 params = policy.distribution_params(obs[index])
                 logp = policy.log_prob_from(params, actions[index])
                 if early_stop and losses.approx_kl(logp_old[index], logp.detach()) > 1.5 * config.target_kl:
