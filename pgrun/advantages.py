@@ -102,9 +102,7 @@ def current_log_probs(policy: Policy, batch: Batch, chunk: int | None) -> Tensor
     """log pi_theta(a_t|s_t) under the current parameters, [T, N], computed in chunks."""
     obs, actions = batch.obs.flatten(0, 1), batch.actions.flatten(0, 1)
     with torch.no_grad():
-        logp = torch.cat(
-            [policy.distribution(obs[part]).log_prob(actions[part]) for part in chunks(len(obs), chunk)]
-        )
+        logp = torch.cat([policy.log_prob_of(obs[part], actions[part]) for part in chunks(len(obs), chunk)])
     return logp.reshape(batch.rewards.shape)
 
 

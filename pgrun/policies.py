@@ -140,11 +140,21 @@ class CategoricalPolicy(nn.Module):
         log_p = params.log_softmax(-1).clamp(min=torch.finfo(params.dtype).min)
         return -(log_p.exp() * log_p).sum(-1)
 
+    @staticmethod
+    def kl_from(old_params: Tensor, new_params: Tensor) -> Tensor:
+        """KL(pi_old || pi_new) = sum_a p_a (log p_a - log q_a), p = softmax(old), q = softmax(new)."""
+        log_p = old_params.log_softmax(-1).clamp(min=torch.finfo(old_params.dtype).min)
+        return (log_p.exp() * (log_p - new_params.log_softmax(-1))).sum(-1)
+
     def forward(self, obs: Tensor) -> Tensor:
         return self.distribution_params(obs)
 
     def distribution(self, obs: Tensor) -> Distribution:
         return self.distribution_from(self.distribution_params(obs))
+
+    def log_prob_of(self, obs: Tensor, actions: Tensor) -> Tensor:
+        """log pi(a|s) under the current parameters."""
+        return self.log_prob_from(self.distribution_params(obs), actions)
 
     def mode(self, obs: Tensor) -> Tensor:
         return self.logits(obs).argmax(dim=-1)
@@ -204,8 +214,22 @@ class GaussianPolicy(nn.Module):
         _, log_std = params.chunk(2, dim=-1)
         return (log_std + 0.5 + LOG_SQRT_2PI).sum(-1)
 
+    @staticmethod
+    def kl_from(old_params: Tensor, new_params: Tensor) -> Tensor:
+        """KL(pi_old || pi_new) = sum_i [log(s1_i / s0_i) + (s0_i^2 + (m0_i - m1_i)^2) / (2 s1_i^2) - 1/2]
+        for pi_old = N(m0, s0^2), pi_new = N(m1, s1^2)."""
+        mean0, log_std0 = old_params.chunk(2, dim=-1)
+        mean1, log_std1 = new_params.chunk(2, dim=-1)
+        log_ratio = log_std1 - log_std0
+        spread = ((2 * log_std0).exp() + (mean0 - mean1).pow(2)) * (-2 * log_std1).exp()
+        return (log_ratio + 0.5 * spread - 0.5).sum(-1)
+
     def distribution(self, obs: Tensor) -> Distribution:
         return self.distribution_from(self.distribution_params(obs))
+
+    def log_prob_of(self, obs: Tensor, actions: Tensor) -> Tensor:
+        """log pi(a|s) under the current parameters."""
+        return self.log_prob_from(self.distribution_params(obs), actions)
 
     def mode(self, obs: Tensor) -> Tensor:
         return self.mean(obs)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.nn.utils import parameters_to_vector
 
 from pgrun.advantages import make_estimator
 from pgrun.algos import make_update_rule, schema_name
@@ -292,7 +293,7 @@ class Training:
                     f"gradients; {kept}"
                 )
         for name, module in (("policy", self.policy), ("critic", self.rule.critic)):
-            if module is not None and not all(torch.isfinite(p).all() for p in module.parameters()):
+            if module is not None and not torch.isfinite(parameters_to_vector(module.parameters())).all():
                 raise RunFailed(
                     f"training diverged {where}: the {name}'s parameters are not finite after an update "
                     f"from a finite loss (a non-finite gradient); lower the learning rate or clip "

@@ -107,7 +107,7 @@ def test_importance_sampling_keeps_the_last_batches_and_weighs_them_for_the_curr
     # per-decision weights: products of pi / mu along each episode of the reused batches
     sample = third.batch
     with torch.no_grad():
-        rho = (policy.distribution(sample.obs).log_prob(sample.actions) - sample.logp).double().exp()
+        rho = (policy.log_prob_of(sample.obs, sample.actions) - sample.logp).double().exp()
     w = rho.clone()
     for t in range(1, len(w)):
         w[t] = torch.where(sample.done[t - 1], rho[t], w[t - 1] * rho[t])
@@ -122,7 +122,7 @@ def test_per_step_weights_and_truncation():
     with torch.no_grad():
         for p in policy.parameters():
             p.add_(0.5 * random_like(p, seed=8))
-        rho = (policy.distribution(batch.obs).log_prob(batch.actions) - batch.logp).double().exp()
+        rho = (policy.log_prob_of(batch.obs, batch.actions) - batch.logp).double().exp()
     result = estimator(batch, None)
     assert rho.max() > 1.1 and rho.min() < 0.9  # the truncation matters here
     torch.testing.assert_close(result.importance, rho.clamp(max=1.1))

@@ -35,6 +35,26 @@ def test_closed_forms_equal_torch_distributions(name):
 
 
 @pytest.mark.parametrize("name", SPACES)
+def test_kl_and_its_gradient_equal_torch_distributions(name):
+    policy, obs = policy_and_obs(SPACES[name])
+    params = policy.distribution_params(obs)
+    old_params = params.detach() + 0.5 * torch.randn(params.shape)  # another policy's params
+    ours = policy.kl_from(old_params, params)
+    theirs = torch.distributions.kl_divergence(
+        policy.distribution_from(old_params), policy.distribution_from(params)
+    )
+    torch.testing.assert_close(ours, theirs)
+    assert ours.mean() > 0.05  # far enough apart that a wrong direction or term would show
+    policy.zero_grad()
+    ours.mean().backward(retain_graph=True)  # (theirs shares the forward pass)
+    our_grads = [p.grad.clone() for p in policy.parameters()]
+    policy.zero_grad()
+    theirs.mean().backward()
+    for a, b in zip(our_grads, [p.grad for p in policy.parameters()], strict=True):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("name", SPACES)
 def test_log_prob_gradients_equal_torch_distributions(name):
     policy, obs = policy_and_obs(SPACES[name])
     with torch.no_grad():

@@ -10,6 +10,7 @@ from pgrun.advantages import Advantages
 from pgrun.algos.policy_gradient import PolicyGradient, PolicyGradientConfig
 from pgrun.algos.ppo import PPO, PPOConfig, clipped_surrogate, kl_penalized_surrogate
 from pgrun.config import OptimizerConfig, ValueConfig
+from pgrun.policies import GaussianPolicy
 
 
 def ppo_rule(space, optim=None, **overrides):
@@ -50,8 +51,9 @@ def test_clipped_surrogate_averages_over_steps():
     assert clip_frac.item() == 0.75
 
 
-def gaussian(mean: float, std: float) -> torch.distributions.Normal:
-    return torch.distributions.Normal(torch.tensor([mean]), torch.tensor([std]))
+def gaussian(mean: float, std: float) -> torch.Tensor:
+    """The params [mean, log_std] of a one-dimensional Gaussian policy at one state."""
+    return torch.tensor([[mean, math.log(std)]])
 
 
 def test_penalty_is_the_kl_from_the_old_policy_to_the_new():
@@ -61,7 +63,8 @@ def test_penalty_is_the_kl_from_the_old_policy_to_the_new():
     new_to_old = math.log(0.5) + (4.0 + 0.25) / 2.0 - 0.5
     assert abs(old_to_new - new_to_old) > 0.5  # the two directions are far apart here
     logp_old, logp = torch.tensor([-1.0]), torch.tensor([-0.5])
-    loss, info = kl_penalized_surrogate(new, old, logp, logp_old, torch.tensor([3.0]), beta=2.0)
+    kl = GaussianPolicy.kl_from(old, new)
+    loss, info = kl_penalized_surrogate(kl, logp, logp_old, torch.tensor([3.0]), beta=2.0)
     assert info["train/kl_penalty"] == pytest.approx(old_to_new)
     assert loss.item() == pytest.approx(-math.exp(0.5) * 3.0 + 2.0 * old_to_new, rel=1e-6)
 

@@ -48,7 +48,7 @@ def random_batch(policy, obs_dim: int = OBS_DIM, seed: int = 0, steps: int = 13,
     with torch.no_grad():
         distribution = policy.distribution(obs)
         actions = distribution.sample()
-        logp = distribution.log_prob(actions)
+        logp = policy.log_prob_of(obs, actions)  # as the collector computes it
     valid = torch.ones(steps, envs, dtype=torch.bool)
     valid[-3:, 0] = False  # padding, as in episode mode
     terminated = torch.zeros(steps, envs, dtype=torch.bool)

@@ -122,9 +122,9 @@ class PolicyGradient:
         total_loss, total_entropy, logp_before = 0.0, 0.0, []
         gradients = GradientSnapshots(self.optimizer.grad) if len(parts) > 1 else None
         for part in parts:
-            distribution = self.policy.distribution(obs[part])
-            logp = distribution.log_prob(actions[part])
-            entropy = distribution.entropy()
+            params = self.policy.distribution_params(obs[part])
+            logp = self.policy.log_prob_from(params, actions[part])
+            entropy = self.policy.entropy_from(params)
             share = len(phi[part]) / n
             loss = share * (
                 losses.score_function_loss(logp, phi[part])
@@ -139,9 +139,7 @@ class PolicyGradient:
         info = {"train/grad_norm": self.optimizer.clip_grad_norm(self.config.optim.max_grad_norm)}
         self.optimizer.step()
         with torch.no_grad():
-            logp_after = torch.cat(
-                [self.policy.distribution(obs[part]).log_prob(actions[part]) for part in parts]
-            )
+            logp_after = torch.cat([self.policy.log_prob_of(obs[part], actions[part]) for part in parts])
         info |= {
             "train/loss": total_loss,
             "train/entropy": total_entropy / n,

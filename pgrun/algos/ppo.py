@@ -25,7 +25,6 @@ learned_value = lazy_import("pgrun.value")
 
 if TYPE_CHECKING:
     from torch import Tensor
-    from torch.distributions import Distribution
 
     from pgrun.advantages import Advantages
     from pgrun.policies import Policy
@@ -69,18 +68,19 @@ def clipped_surrogate(
 ) -> tuple[Tensor, Tensor]:
     """-mean(min(r A, clip(r, 1 - clip, 1 + clip) A)) and the fraction of clipped ratios."""
     ratio = (logp - logp_old).exp()
-    loss = -torch.min(ratio * advantages, ratio.clamp(1 - clip, 1 + clip) * advantages).mean()
+    clipped = ratio.clamp(1 - clip, 1 + clip)
+    loss = -torch.min(ratio * advantages, clipped * advantages).mean()
     with torch.no_grad():
-        clip_frac = ((ratio - 1).abs() > clip).float().mean()
+        clip_frac = (clipped != ratio).float().mean()
     return loss, clip_frac
 
 
 def kl_penalized_surrogate(
-    new: Distribution, old: Distribution, logp: Tensor, logp_old: Tensor, advantages: Tensor, beta: float
+    kl: Tensor, logp: Tensor, logp_old: Tensor, advantages: Tensor, beta: float
 ) -> tuple[Tensor, dict]:
-    """-mean(r A) + beta * mean KL(pi_old(.|s) || pi_theta(.|s)), the KL in the direction of
-    the trust region: expectations under the old policy, which collected the samples."""
-    kl = torch.distributions.kl_divergence(old, new).mean()
+    """-mean(r A) + beta * mean KL(pi_old(.|s) || pi_theta(.|s)), `kl` [n] per step, in the
+    direction of the trust region: expectations under the old policy, which collected the samples."""
+    kl = kl.mean()
     loss = -losses.importance_surrogate(logp, logp_old, advantages) + beta * kl
     return loss, {"train/kl_penalty": kl.item()}
 
@@ -129,8 +129,7 @@ class PPO:
         self.optimizer.lr = optim.scheduled_lr(config.optim, progress)
         with torch.no_grad():
             old_params = policy.distribution_params(obs)
-            old = policy.distribution_from(old_params)
-            logp_old = old.log_prob(actions)
+            logp_old = policy.log_prob_from(old_params, actions)
         n = len(advantages)
         size = config.minibatch_size or n
         per_epoch = -(-n // size)
@@ -147,12 +146,9 @@ class PPO:
                     loss, clip_frac = clipped_surrogate(logp, logp_old[index], advantages[index], config.clip)
                     clip_fracs.append(clip_frac)
                 else:
-                    new_part, old_part = (
-                        policy.distribution_from(params),
-                        policy.distribution_from(old_params[index]),
-                    )
+                    kl = policy.kl_from(old_params[index], params)
                     loss, _ = kl_penalized_surrogate(
-                        new_part, old_part, logp, logp_old[index], advantages[index], self.kl_coef
+                        kl, logp, logp_old[index], advantages[index], self.kl_coef
                     )
                 if config.ent_coef > 0:  # (no entropy graph to differentiate when it has no weight)
                     loss = loss + losses.entropy_bonus(policy.entropy_from(params), config.ent_coef)
@@ -170,12 +166,12 @@ class PPO:
             if stopped:
                 break
         with torch.no_grad():
-            new = policy.distribution(obs)
-            kl_mean = torch.distributions.kl_divergence(old, new).mean().item()
-            approx = losses.approx_kl(logp_old, new.log_prob(actions))
+            new_params = policy.distribution_params(obs)
+            kl_mean = policy.kl_from(old_params, new_params).mean().item()
+            approx = losses.approx_kl(logp_old, policy.log_prob_from(new_params, actions))
         info = {
             "train/loss": last_loss.item(),
-            "train/entropy": old.entropy().mean().item(),
+            "train/entropy": policy.entropy_from(old_params).mean().item(),
             "train/approx_kl": approx,
             "train/kl": kl_mean,
             "train/epochs": steps / per_epoch,

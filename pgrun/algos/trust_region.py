@@ -78,9 +78,7 @@ def conjugate_gradient(
 
 def mean_kl(policy: Policy, obs: Tensor, old_params: Tensor) -> Tensor:
     """E_s[KL(pi_old(.|s) || pi_theta(.|s))], differentiable in theta."""
-    return torch.distributions.kl_divergence(
-        policy.distribution_from(old_params), policy.distribution(obs)
-    ).mean()
+    return policy.kl_from(old_params, policy.distribution_params(obs)).mean()
 
 
 def fisher_vector_product(
@@ -148,12 +146,10 @@ class TrustRegion:
         params = list(policy.parameters())
         with torch.no_grad():
             old_params = policy.distribution_params(obs)
-            logp_old = policy.distribution_from(old_params).log_prob(actions)
+            logp_old = policy.log_prob_from(old_params, actions)
 
         def surrogate() -> Tensor:
-            return losses.importance_surrogate(
-                policy.distribution(obs).log_prob(actions), logp_old, advantages
-            )
+            return losses.importance_surrogate(policy.log_prob_of(obs, actions), logp_old, advantages)
 
         surrogate_old = surrogate()
         gradient = torch.cat([g.reshape(-1) for g in torch.autograd.grad(surrogate_old, params)])
@@ -176,8 +172,8 @@ class TrustRegion:
             accepted, backtracks = True, 0
         kl, improvement = evaluate()
         with torch.no_grad():
-            entropy = policy.distribution_from(old_params).entropy().mean().item()
-            approx = losses.approx_kl(logp_old, policy.distribution(obs).log_prob(actions))
+            entropy = policy.entropy_from(old_params).mean().item()
+            approx = losses.approx_kl(logp_old, policy.log_prob_of(obs, actions))
         return {
             "train/loss": -surrogate_old.item(),
             "train/entropy": entropy,
