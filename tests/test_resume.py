@@ -210,9 +210,10 @@ def test_after_kill_9_the_last_checkpoint_resumes_exactly_and_a_corrupt_newest_o
 @pytest.mark.slow
 def test_a_second_sigint_stops_at_once_and_leaves_every_checkpoint_whole(tmp_path):
     run_dir = tmp_path / "run"
-    # long iterations (2000 steps, 10 epochs of 64-step minibatches): both signals land in one
+    # long iterations (2000 steps, 100 epochs of 64-step minibatches, ~2 s here): both signals
+    # land in one (at 10 epochs, ~0.2 s, the first one's stop sometimes came before the second)
     process = start(
-        run_dir, "algo.batch_size=2000", "algo.minibatch_size=64", "algo.epochs=10", "total_steps=40000"
+        run_dir, "algo.batch_size=2000", "algo.minibatch_size=64", "algo.epochs=100", "total_steps=40000"
     )
     wait_for_rows(process, run_dir, 2)
     time.sleep(0.5)  # well inside the third iteration (seconds long), past the second's stop check
