@@ -551,16 +551,17 @@ def machine() -> str:
 
 
 def code_version() -> str:
-    """The commit of the pgrun measured (with "+changes" if its checkout has uncommitted
-    ones), or "an unknown commit" outside a git checkout."""
+    """The commit of the pgrun measured (with "+changes" if its code or configs have
+    uncommitted changes), or "an unknown commit" outside a git checkout."""
     import pgrun
 
     folder = Path(pgrun.__file__).resolve().parent
-    git = ["git", "-C", str(folder)]
+    git = ["git", "-C", str(folder.parent)]
     commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     if commit.returncode != 0:
         return "an unknown commit"
-    dirty = subprocess.run([*git, "status", "--porcelain", "--", "."], capture_output=True, text=True).stdout
+    status = [*git, "status", "--porcelain", "--", "pgrun", "configs"]
+    dirty = subprocess.run(status, capture_output=True, text=True).stdout
     return commit.stdout.strip() + ("+changes" if dirty.strip() else "")
 
 

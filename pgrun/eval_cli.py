@@ -147,7 +147,7 @@ def evaluate(args: argparse.Namespace) -> None:
     from pgrun.evaluate import Evaluator
     from pgrun.rundir import VIDEO_DIR
     from pgrun.video import (
-        prepare_rendering,
+        check_rendering,
         recorded_file,
         recording,
         require_moviepy,
@@ -181,7 +181,7 @@ def evaluate(args: argparse.Namespace) -> None:
         return f"eval-{stamp}-seed{seed + index}"
 
     if args.video:
-        prepare_rendering(env_config.id)
+        check_rendering(env_config, setting="--video")  # a ConfigError: one line, before any episode
         wrap = recording(video_dir, video_name)
         envs = make_vector_env(env_config, episodes, render_mode="rgb_array", wrap=wrap)
     else:

@@ -76,9 +76,10 @@ def recording(folder: Path, name: Callable[[int], str]) -> Callable[[gym.Env, in
     return wrap
 
 
-def check_rendering(config: EnvConfig) -> None:
-    """ConfigError (one line) unless the env renders a frame headless: run before a training
-    with eval.video starts, so that an env without render_mode, or a machine without the
+def check_rendering(config: EnvConfig, setting: str = "eval.video=true") -> None:
+    """ConfigError (one line, starting with `setting`, the option that asked for video) unless
+    the env renders a frame headless: run before a training with eval.video starts (and
+    before pgrun-eval --video), so that an env without render_mode, or a machine without the
     OpenGL a MuJoCo env needs, is found at once rather than at the first clip."""
     prepare_rendering(config.id)
     frames = None
@@ -93,9 +94,9 @@ def check_rendering(config: EnvConfig) -> None:
                 envs.close()
     except Exception as error:
         reason = first_line(error.__cause__ or error)
-        raise ConfigError(f"eval.video=true: env {config.id!r} cannot render a frame: {reason}") from error
+        raise ConfigError(f"{setting}: env {config.id!r} cannot render a frame: {reason}") from error
     if not isinstance(frames[0], np.ndarray):
-        raise ConfigError(f"eval.video=true: env {config.id!r} renders no rgb_array frame ({frames[0]!r})")
+        raise ConfigError(f"{setting}: env {config.id!r} renders no rgb_array frame ({frames[0]!r})")
 
 
 def recorded_file(folder: Path, name: str) -> Path:

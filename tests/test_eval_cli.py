@@ -270,3 +270,20 @@ def test_an_env_that_fails_during_the_evaluation_ends_it_in_one_line_with_exit_1
         "pgrun-eval: error: the env 'faulty_envs:CrashingCorridor-v0' failed during evaluation: "
         "RuntimeError: the simulator lost its licence server"
     )
+
+
+def test_video_of_an_env_that_cannot_render_is_one_line_before_any_episode(tmp_path, run_main):
+    """The tests' corridor takes no render_mode: --video says so in one line (it was a
+    traceback once the episodes had run) and writes no video folder."""
+    encoder = ObservationEncoder(gym.spaces.Discrete(4))
+    architecture = PolicyConfig(hidden_sizes=[8])
+    policy = make_policy(encoder.dim, gym.spaces.Discrete(2), architecture)
+    env = EnvConfig(id="corridor_env:Corridor", max_episode_steps=20)
+    path = tmp_path / "policy.pt"
+    save_policy(
+        path, policy, as_plain_dict(Config(env=env, policy=architecture)), encoder, gym.spaces.Discrete(2)
+    )
+    result = run_main(path, "--video", "--episodes", 1)
+    line = one_error_line(result, "--video: env 'corridor_env:Corridor' cannot render a frame")
+    assert "render_mode" in line
+    assert not (tmp_path / "videos").exists()
