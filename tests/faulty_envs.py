@@ -77,8 +77,22 @@ class RendersOnceCorridor(Corridor):
         return np.zeros((8, 8, 3), dtype=np.uint8)
 
 
+class FramelessCorridor(Corridor):
+    """A Corridor that accepts render_mode="rgb_array" and renders nothing (None)."""
+
+    metadata: ClassVar[dict] = {"render_modes": ["rgb_array"], "render_fps": 4}
+
+    def __init__(self, render_mode: str | None = None) -> None:
+        super().__init__()
+        self.render_mode = render_mode
+
+    def render(self):
+        return None
+
+
 gym.register(id="LateNaNCorridor-v0", entry_point=LateNaNCorridor, max_episode_steps=20)
 gym.register(id="RendersOnceCorridor-v0", entry_point=RendersOnceCorridor, max_episode_steps=20)
+gym.register(id="FramelessCorridor-v0", entry_point=FramelessCorridor, max_episode_steps=20)
 gym.register(id="CrashingCorridor-v0", entry_point=CrashingCorridor, max_episode_steps=20)
 gym.register(id="EndlessWalk-v0", entry_point=EndlessWalk)
 gym.register(id="GlobalRandomWalk-v0", entry_point=GlobalRandomWalk, max_episode_steps=1000)
