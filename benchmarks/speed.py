@@ -1,6 +1,7 @@
 """pgrun's speed, measured in one run: envs, inference, the collector, PPO against
 Stable-Baselines3 at identical hyperparameters, time to solve CartPole, every algorithm's
-update, peak memory and start-up. Writes a Markdown report with the date and the machine.
+update, torch.compile's trade-off, peak memory and start-up. Writes a Markdown report with
+the date and the machine.
 
 Usage (after `make setup`; SB3 is in the `bench` extra, which `make setup` installs):
     python benchmarks/speed.py [--smoke] [--out docs/speed.md] [--only SECTION ...]
@@ -341,6 +342,67 @@ def worker_update(algo: str, repeats: int) -> dict:
     return {"batch_steps": batch.env_steps, "seconds_per_update": elapsed}
 
 
+def worker_compile(env: str, steps: int) -> dict:
+    """One PPO minibatch step at SB3_HP[env]'s sizes (policy and value forward, clipped
+    surrogate plus value loss, one backward pass, clipping and Adam on the flat buffer), eager
+    and with the loss under torch.compile: seconds of the first compiled step (compiling, with
+    an empty on-disk cache, as on a new machine), then seconds per step of each. pgrun itself
+    never compiles."""
+    cache = tempfile.TemporaryDirectory()
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache.name  # (a warm cache compiles in a few seconds)
+    import gymnasium as gym
+    import torch
+
+    from pgrun import optim
+    from pgrun.algos.ppo import clipped_surrogate
+    from pgrun.config import OptimizerConfig, PolicyConfig
+    from pgrun.policies import make_policy
+    from pgrun.value import ValueNetwork
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    quiet_mujoco(env)
+    probe = gym.make(ENV_IDS[env])
+    obs_dim, size = int(gym.spaces.flatdim(probe.observation_space)), SB3_HP[env]["batch_size"]
+    policy = make_policy(obs_dim, probe.action_space, PolicyConfig())
+    value = ValueNetwork(obs_dim, [64, 64], "tanh", "orthogonal")
+    optimizer = optim.make_optimizer([*policy.parameters(), *value.parameters()], OptimizerConfig())
+    obs, advantages, targets = torch.randn(size, obs_dim), torch.randn(size), torch.randn(size)
+    with torch.no_grad():
+        actions, output = policy.sample(obs)
+        logp_old = policy.log_prob_from(policy.params_from_output(output), actions)
+
+    def loss() -> torch.Tensor:
+        logp = policy.log_prob_from(policy.distribution_params(obs), actions)
+        return clipped_surrogate(logp, logp_old, advantages, 0.2)[0] + (value(obs) - targets).pow(2).mean()
+
+    def step(loss_of: Callable[[], torch.Tensor]) -> None:
+        optimizer.zero_grad()
+        loss_of().backward()
+        optimizer.clip_grad_norm(0.5)
+        optimizer.step()
+
+    def timed(loss_of: Callable[[], torch.Tensor]) -> tuple[float, float]:
+        start = time.perf_counter()
+        step(loss_of)
+        first = time.perf_counter() - start
+        for _ in range(max(1, steps // 20)):
+            step(loss_of)
+        start = time.perf_counter()
+        for _ in range(steps):
+            step(loss_of)
+        return first, (time.perf_counter() - start) / steps
+
+    _, eager = timed(loss)
+    try:
+        compiling, compiled = timed(torch.compile(loss))
+    except Exception as error:  # (no C compiler, say): reported, not fatal
+        return {"eager": eager, "error": f"{type(error).__name__}: {str(error).splitlines()[0][:120]}"}
+    finally:
+        cache.cleanup()
+    return {"eager": eager, "compiled": compiled, "compiling": compiling}
+
+
 class FirstStepCartPole(CartPoleEnv):
     """CartPole that writes the wall-clock time of its first step to $PGRUN_FIRST_STEP_FILE
     (env.id=speed:FirstStepCartPole, with benchmarks/ on PYTHONPATH)."""
@@ -359,6 +421,7 @@ WORKERS: dict[str, Callable[..., dict]] = {
     "pgrun": worker_pgrun,
     "sb3": worker_sb3,
     "update": worker_update,
+    "compile": worker_compile,
 }
 
 
@@ -501,6 +564,35 @@ def section_updates(smoke: bool) -> list[str]:
     return rows
 
 
+def section_compile(smoke: bool) -> list[str]:
+    rows = [
+        "| task (minibatch) | eager per step | compiled per step | speed-up | first compiled step "
+        "| steps to win back the compile |",
+        "|---|---|---|---|---|---|",
+    ]
+    for env in ["cartpole"] if smoke else ["cartpole", "halfcheetah"]:
+        result = run_worker("compile", env, 20 if smoke else 2_000)
+        label = f"{ENV_IDS[env]} ({SB3_HP[env]['batch_size']})"
+        if "error" in result:
+            rows.append(f"| {label} | {result['eager'] * 1e6:,.0f} us | failed: {result['error']} | | | |")
+            continue
+        eager, compiled, compiling = result["eager"], result["compiled"], result["compiling"]
+        gain = eager - compiled
+        win_back = f"{compiling / gain:,.0f}" if gain > 0 else "never"
+        rows.append(
+            f"| {label} | {eager * 1e6:,.0f} us | {compiled * 1e6:,.0f} us | {eager / compiled:.2f}x "
+            f"| {compiling:.1f} s | {win_back} |"
+        )
+    rows += [
+        "",
+        "The first compiled step compiles with an empty on-disk cache, as a new machine would; with",
+        "inductor's cache warm (the same shapes, a later process) it takes a few seconds instead.",
+        "pgrun does not compile: short runs would lose, and the compiled kernels' numbers are not",
+        "eager's, so a run's results would depend on the option.",
+    ]
+    return rows
+
+
 def section_startup(smoke: bool) -> list[str]:
     repeats = 1 if smoke else 5
 
@@ -535,6 +627,7 @@ SECTIONS = {
     "ppo": ("PPO training steps/s at identical hyperparameters (evaluation excluded)", section_ppo),
     "solve": ("Time to solve CartPole-v1", section_solve),
     "updates": ("Time per update, every algorithm (CartPole, shipped defaults)", section_updates),
+    "compile": ("torch.compile of the PPO minibatch step (tried, not used)", section_compile),
     "startup": ("Start-up", section_startup),
 }
 
