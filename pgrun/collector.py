@@ -112,10 +112,10 @@ class Collector:
                 # The statistics fold in s_t, then encode s_t and (below) s_{t+1} alike, so that
                 # V(s_t) and the bootstrap V(s_{t+1}) see one normalization.
                 resetting = self.resetting
-                any_resetting = resetting.any()
-                if any_resetting:
-                    valid = valid & ~resetting
-                obs = self.encoder.update_and_encode(self.obs, fold=~resetting if any_resetting else None)
+                stepping = ~resetting if resetting.any() else None  # the copies that step (None: all)
+                if stepping is not None:
+                    valid = valid & stepping
+                obs = self.encoder.update_and_encode(self.obs, fold=stepping)
                 action, output = self.policy.sample(obs)
                 next_obs, reward, terminated, truncated, info = self.step(
                     action, env_steps=len(steps["obs"]) * self.num_envs
@@ -125,7 +125,7 @@ class Collector:
                 learned_reward = (
                     reward
                     if self.reward_scaler is None
-                    else self.reward_scaler(reward, ended, active=~resetting if any_resetting else None)
+                    else self.reward_scaler(reward, ended, active=stepping)
                 )
                 true_next_obs = next_obs
                 if self.next_step_autoreset:  # the copies that ended return their last observation now
@@ -136,14 +136,15 @@ class Collector:
                     for i in np.flatnonzero(ended):
                         true_next_obs[i] = info["final_obs"][i]
                 self.running_return += reward
-                self.running_length += ~resetting
+                self.running_length += 1 if stepping is None else stepping
                 if any_ended:
                     for i in np.flatnonzero(ended & valid):
                         episode_returns.append(float(self.running_return[i]))
                         episode_lengths.append(int(self.running_length[i]))
                     self.running_return[ended] = 0.0
                     self.running_length[ended] = 0
-                    episodes_done += ended
+                    if quota is not None:
+                        episodes_done += ended
                 steps["obs"].append(obs)
                 steps["actions"].append(action)
                 steps["outputs"].append(output)
