@@ -138,9 +138,9 @@ class Collector:
                 self.running_return += reward
                 self.running_length += 1 if stepping is None else stepping
                 if any_ended:
-                    for i in np.flatnonzero(ended & valid):
-                        episode_returns.append(float(self.running_return[i]))
-                        episode_lengths.append(int(self.running_length[i]))
+                    finished = ended & valid
+                    episode_returns += self.running_return[finished].tolist()
+                    episode_lengths += self.running_length[finished].tolist()
                     self.running_return[ended] = 0.0
                     self.running_length[ended] = 0
                     if quota is not None:
@@ -149,7 +149,7 @@ class Collector:
                 steps["actions"].append(action)
                 steps["outputs"].append(output)
                 arrays["next_obs"].append(self.encoder.encode_array(true_next_obs))
-                arrays["rewards"].append(np.asarray(learned_reward, dtype=np.float32))
+                arrays["rewards"].append(learned_reward)
                 arrays["terminated"].append(terminated)
                 arrays["truncated"].append(truncated)
                 arrays["valid"].append(valid)
@@ -159,6 +159,7 @@ class Collector:
             params = self.policy.params_from_output(fields.pop("outputs"))
             fields["logp"] = self.policy.log_prob_from(params, fields["actions"])
         fields |= {key: torch.from_numpy(np.stack(values)) for key, values in arrays.items()}
+        fields["rewards"] = fields["rewards"].float()
         # In steps mode the batch edge cuts every still-running episode.
         fields["truncated"][-1] |= ~fields["terminated"][-1]
         # Padding steps form segments of their own, closed before the next valid step.
