@@ -192,6 +192,27 @@ def worker_collector(env: str, num_envs: int, vectorization: str, steps: int) ->
     return {"steps_per_s": done / elapsed, "vectorization": vectorization}
 
 
+def worker_collector_floor(
+    env: str, num_envs: int, fastest: str, steps: int, calls: int, rounds: int
+) -> dict:
+    """The collector against its floor, all in one process: `rounds` interleaved rounds of the
+    raw env on its fastest vectorization (t_env per call), the policy's sampling call
+    (t_policy per call) and the collector (steps/s); the median of each. (In three separate
+    processes, each side's noise moved the ratio by several points.)"""
+    t_env, t_policy, collected = [], [], []
+    for _ in range(rounds):
+        t_env.append(worker_env(env, fastest, num_envs, steps)["seconds_per_call"])
+        t_policy.append(worker_inference(env, num_envs, calls)["seconds_per_call"])
+        collector = worker_collector(env, num_envs, fastest, steps)
+        collected.append(collector["steps_per_s"])
+    return {
+        "t_env": statistics.median(t_env),
+        "t_policy": statistics.median(t_policy),
+        "steps_per_s": statistics.median(collected),
+        "vectorization": collector["vectorization"],
+    }
+
+
 def worker_pgrun(overrides: list[str]) -> dict:
     """One pgrun run as the CLI makes it (in this process); its summary and peak RSS."""
     from pgrun.cli import main
@@ -417,7 +438,7 @@ class FirstStepCartPole(CartPoleEnv):
 WORKERS: dict[str, Callable[..., dict]] = {
     "env": worker_env,
     "inference": worker_inference,
-    "collector": worker_collector,
+    "collector": worker_collector_floor,
     "pgrun": worker_pgrun,
     "sb3": worker_sb3,
     "update": worker_update,
@@ -464,7 +485,8 @@ def section_envs(smoke: bool) -> list[str]:
 
 def section_collector(smoke: bool) -> list[str]:
     """pgrun's collector against the floor N / (t_env + t_policy), t_env from the fastest
-    vectorization gymnasium has for the env (native for CartPole), t_policy per call."""
+    vectorization gymnasium has for the env (native for CartPole), t_policy per call; medians
+    of three rounds in one process."""
     steps = 4_096 if smoke else 200_000
     calls = 200 if smoke else 5_000
     rows = [
@@ -474,11 +496,9 @@ def section_collector(smoke: bool) -> list[str]:
     cases = [("cartpole", 8, "native"), ("cartpole", 64, "native"), ("halfcheetah", 1, "sync")]
     for env, n, fastest in smoke_subset(cases, smoke):
         budget = steps if env == "cartpole" else steps // 10
-        t_env = run_worker("env", env, fastest, n, max(budget, n * 20))["seconds_per_call"]
-        t_policy = run_worker("inference", env, n, calls)["seconds_per_call"]
+        collector = run_worker("collector", env, n, fastest, max(budget, n * 20), calls, 1 if smoke else 3)
+        t_env, t_policy, collected = collector["t_env"], collector["t_policy"], collector["steps_per_s"]
         floor = n / (t_env + t_policy)
-        collector = run_worker("collector", env, n, fastest, budget)
-        collected = collector["steps_per_s"]
         rows.append(
             f"| {ENV_IDS[env]} | {n} | {t_env * 1e6:,.0f} us ({fastest}) | {t_policy * 1e6:,.0f} us "
             f"| {floor:,.0f} | {collected:,.0f} ({collector['vectorization']}) | {collected / floor:.2f} |"

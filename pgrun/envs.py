@@ -257,6 +257,8 @@ class ObservationEncoder:
         self.space, self.clip = space, clip
         self.dim = int(gym.spaces.flatdim(space))
         self.statistics = RunningMeanStd(self.dim) if normalize else None
+        self.as_is = isinstance(space, gym.spaces.Box) and space.shape == (self.dim,) and not normalize
+        """vectors, not normalized: the features of [N, dim] observations are themselves, as float32"""
 
     def features(self, obs: np.ndarray) -> np.ndarray:
         """Flattened (Box) or one-hot (Discrete) features [N, dim], before normalization."""
@@ -268,6 +270,8 @@ class ObservationEncoder:
         """Fold raw observations [N, *shape] into the running statistics (if normalizing; only
         the rows where `fold` [N] is true, if given), then encode them all with the updated
         statistics."""
+        if self.as_is:  # (the collector calls this every step: the short way)
+            return torch.from_numpy(np.ascontiguousarray(obs, dtype=np.float32))
         features = self.features(obs)
         if self.statistics is not None and (fold is None or fold.any()):
             self.statistics.update(features if fold is None else features[fold])
@@ -279,6 +283,8 @@ class ObservationEncoder:
 
     def encode_array(self, obs: np.ndarray) -> np.ndarray:
         """As __call__, as a float32 numpy array (for storage converted to torch in one piece)."""
+        if self.as_is:
+            return np.ascontiguousarray(obs, dtype=np.float32)
         return self.standardize_array(self.features(obs))
 
     def standardize(self, features: np.ndarray) -> torch.Tensor:

@@ -214,3 +214,49 @@ def test_a_native_vector_env_gives_true_transitions_and_its_reset_steps_are_skip
         # episode returns and lengths count valid steps only (CartPole: reward 1 per step)
         assert sum(batch.episode_lengths) <= int(valid.sum())
         assert batch.episode_returns == [float(length) for length in batch.episode_lengths]
+
+
+def wrapped_collector(wrap, size: int = 40) -> Collector:
+    """Two Pendulum copies, each wrapped by `wrap(env)` (a real gymnasium wrapper)."""
+    torch.manual_seed(0)
+    envs = make_vector_env(EnvConfig(id="Pendulum-v1", num_envs=2), 2, wrap=lambda env, _: wrap(env))
+    encoder = ObservationEncoder(envs.single_observation_space)
+    return Collector(
+        envs,
+        make_policy(encoder.dim, envs.single_action_space, PolicyConfig()),
+        encoder,
+        "steps",
+        size,
+        seed=0,
+    )
+
+
+class NaNAfter(gym.ObservationWrapper):
+    """The observations of a copy turn NaN from its `steps`-th step on."""
+
+    def __init__(self, env: gym.Env, steps: int) -> None:
+        super().__init__(env)
+        self.steps, self.taken = steps, 0
+
+    def step(self, action):
+        self.taken += 1
+        return super().step(action)
+
+    def observation(self, obs):
+        return obs * np.nan if self.taken >= self.steps else obs
+
+
+def test_a_non_finite_observation_is_the_envs_fault_at_the_step_it_came():
+    from pgrun.collector import EnvFault
+
+    collector = wrapped_collector(lambda env: NaNAfter(env, steps=5))
+    with pytest.raises(EnvFault, match=r"^the env returned a non-finite observation$") as fault:
+        collector.collect()
+    assert fault.value.env_steps == 8  # 4 healthy calls of 2 copies before it
+
+
+def test_huge_finite_rewards_whose_sum_overflows_are_no_fault():
+    """The per-step check sums each array first; an overflowing sum is looked at element by element."""
+    collector = wrapped_collector(lambda env: gym.wrappers.TransformReward(env, lambda r: 1e308))
+    batch = collector.collect()
+    assert np.isinf(np.float64(1e308) * 2) and batch.env_steps == 40
