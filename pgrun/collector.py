@@ -9,7 +9,6 @@ bootstrap exactly where an episode was truncated.
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
@@ -179,15 +178,11 @@ class Collector:
                 f"the env raised {type(error).__name__}: {first_line(error)}", env_steps
             ) from error
         self.env_seconds += time.perf_counter() - start
-        # one sum of each is finite unless an element is not (or they overflow: then look closer)
-        if not math.isfinite(
-            np.add.reduce(reward, None) + (np.add.reduce(next_obs, None) if self.float_obs else 0)
-        ):
-            if not np.isfinite(reward).all():
-                bad = reward[~np.isfinite(reward)][0]
-                raise EnvFault(f"the env returned a non-finite reward ({bad})", env_steps)
-            if self.float_obs and not np.isfinite(next_obs).all():
-                raise EnvFault("the env returned a non-finite observation", env_steps)
+        if not np.isfinite(reward).all():
+            bad = reward[~np.isfinite(reward)][0]
+            raise EnvFault(f"the env returned a non-finite reward ({bad})", env_steps)
+        if self.float_obs and not np.isfinite(next_obs).all():
+            raise EnvFault("the env returned a non-finite observation", env_steps)
         return next_obs, reward, terminated, truncated, info
 
     def state_dict(self) -> dict[str, Any]:
