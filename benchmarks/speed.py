@@ -525,8 +525,12 @@ def section_ppo(smoke: bool) -> list[str]:
     return rows
 
 
+SOLVE_SEEDS = list(range(20))
+"""the seeds of the solve table (--solve-seeds); medians of 5 seeds moved by a seed or two"""
+
+
 def section_solve(smoke: bool) -> list[str]:
-    seeds = [0] if smoke else list(range(20))  # (medians of 5 seeds moved by a seed or two)
+    seeds = [0] if smoke else SOLVE_SEEDS
     target, budget, every = (15.0, 4_096, 1_024) if smoke else (475.0, 300_000, 2_048)
     results: dict[str, list[dict]] = {"SB3 PPO (zoo hyperparameters)": [], "pgrun ppo (shipped defaults)": []}
     for seed in seeds:
@@ -683,18 +687,26 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="tiny budgets: checks the script runs")
     parser.add_argument("--out", type=Path, help="write the Markdown report here (default: print only)")
     parser.add_argument("--only", nargs="*", choices=list(SECTIONS), help="run only these sections")
+    parser.add_argument(
+        "--solve-seeds", metavar="FIRST-LAST", help="the solve table's seeds (default 0-19), e.g. 20-39"
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("args", nargs="?", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(WORKERS[args.worker](*json.loads(args.args))))
         return
+    if args.solve_seeds:
+        first, _, last = args.solve_seeds.partition("-")
+        if not (first.isdigit() and last.isdigit() and int(first) <= int(last)):
+            parser.error(f"--solve-seeds={args.solve_seeds!r} is not allowed: give FIRST-LAST, e.g. 20-39")
+        SOLVE_SEEDS[:] = range(int(first), int(last) + 1)
     started = time.perf_counter()
     report = [
         f"# pgrun speed ({'smoke run: numbers mean nothing' if args.smoke else 'benchmarks/speed.py'})",
         "",
         f"{datetime.date.today().isoformat()}; {machine()}; pgrun at {code_version()}.",
-        f"Command: `python benchmarks/speed.py{' --smoke' if args.smoke else ''}`",
+        f"Command: `python benchmarks/speed.py{' '.join(['', *sys.argv[1:]])}`",
     ]
     for name in args.only or list(SECTIONS):
         title, section = SECTIONS[name]

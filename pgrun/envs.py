@@ -214,7 +214,7 @@ class RunningMeanStd:
         x = np.asarray(x, dtype=np.float64)
         batch_count = float(len(x))
         total = self.count + batch_count
-        if len(x) == 1:  # (one env copy: v_b = 0, and the same numbers in fewer array operations)
+        if len(x) == 1:  # (one env copy: v_b = 0, the same formulas in fewer array operations)
             delta = x[0] - self.mean
             self.mean = self.mean + delta * (1.0 / total)
             self.var = (self.var * self.count + delta * delta * (self.count / total)) / total

@@ -99,7 +99,22 @@ def mlp(
     return MLP(*layers, activation=ACTIVATIONS[activation][1])
 
 
-class CategoricalPolicy(nn.Module):
+class StochasticPolicy(nn.Module):
+    """What both policy families compute the same way from their own `distribution_params`
+    (obs -> the params that define pi(.|s)), `distribution_from` and `log_prob_from`."""
+
+    def forward(self, obs: Tensor) -> Tensor:
+        return self.distribution_params(obs)
+
+    def distribution(self, obs: Tensor) -> Distribution:
+        return self.distribution_from(self.distribution_params(obs))
+
+    def log_prob_of(self, obs: Tensor, actions: Tensor) -> Tensor:
+        """log pi(a|s) under the current parameters."""
+        return self.log_prob_from(self.distribution_params(obs), actions)
+
+
+class CategoricalPolicy(StochasticPolicy):
     """pi(a|s) = softmax(logits_theta(s))_a over a Discrete(n, start) space."""
 
     def __init__(self, obs_dim: int, space: gym.spaces.Discrete, config: PolicyConfig) -> None:
@@ -146,16 +161,6 @@ class CategoricalPolicy(nn.Module):
         log_p = old_params.log_softmax(-1).clamp(min=torch.finfo(old_params.dtype).min)
         return (log_p.exp() * (log_p - new_params.log_softmax(-1))).sum(-1)
 
-    def forward(self, obs: Tensor) -> Tensor:
-        return self.distribution_params(obs)
-
-    def distribution(self, obs: Tensor) -> Distribution:
-        return self.distribution_from(self.distribution_params(obs))
-
-    def log_prob_of(self, obs: Tensor, actions: Tensor) -> Tensor:
-        """log pi(a|s) under the current parameters."""
-        return self.log_prob_from(self.distribution_params(obs), actions)
-
     def mode(self, obs: Tensor) -> Tensor:
         return self.logits(obs).argmax(dim=-1)
 
@@ -163,7 +168,7 @@ class CategoricalPolicy(nn.Module):
         return action.numpy() + self.start
 
 
-class GaussianPolicy(nn.Module):
+class GaussianPolicy(StochasticPolicy):
     """pi(a|s) = N(mu_theta(s), diag(exp(log_std))^2), log_std a state-independent parameter.
 
     Actions are sampled unbounded and their log-probs computed on the unclipped sample;
@@ -183,9 +188,6 @@ class GaussianPolicy(nn.Module):
     def distribution_params(self, obs: Tensor) -> Tensor:
         """[mean, log_std] concatenated, [..., 2 * act_dim]: all that defines pi(.|s)."""
         return self.params_from_output(self.mean(obs))
-
-    def forward(self, obs: Tensor) -> Tensor:
-        return self.distribution_params(obs)
 
     @staticmethod
     def distribution_from(params: Tensor) -> Distribution:
@@ -223,13 +225,6 @@ class GaussianPolicy(nn.Module):
         log_ratio = log_std1 - log_std0
         spread = ((2 * log_std0).exp() + (mean0 - mean1).pow(2)) * (-2 * log_std1).exp()
         return (log_ratio + 0.5 * spread - 0.5).sum(-1)
-
-    def distribution(self, obs: Tensor) -> Distribution:
-        return self.distribution_from(self.distribution_params(obs))
-
-    def log_prob_of(self, obs: Tensor, actions: Tensor) -> Tensor:
-        """log pi(a|s) under the current parameters."""
-        return self.log_prob_from(self.distribution_params(obs), actions)
 
     def mode(self, obs: Tensor) -> Tensor:
         return self.mean(obs)

@@ -121,6 +121,8 @@ def test_tanh_is_torchs_tanh_in_value_gradient_and_hessian(rows):
     torch.manual_seed(0)
     x = (torch.randn(rows, 64) * 3).requires_grad_()
     weights = torch.randn(rows, 64)
+    if rows == 4:  # small inputs are torch's own tanh, to the bit
+        assert torch.equal(tanh(x), torch.tanh(x))
     torch.testing.assert_close(tanh(x), torch.tanh(x), rtol=0, atol=3e-7)
 
     def derivatives(f):
