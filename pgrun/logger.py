@@ -127,6 +127,11 @@ class Logger:
         """Whether env step `step` goes to W&B: it is on, and does not have this step yet."""
         return self.wandb is not None and (self.wandb_has_through is None or step > self.wandb_has_through)
 
+    def video_width(self, step: int) -> int | None:
+        """How wide the frames of a clip at env step `step` need to be: full size (None) when
+        it goes to W&B, else TensorBoard's TENSORBOARD_VIDEO_WIDTH."""
+        return None if self.for_wandb(step) else TENSORBOARD_VIDEO_WIDTH
+
     def video(self, tag: str, frames: np.ndarray, step: int, fps: int) -> None:
         """Record a clip, frames [T, H, W, 3] uint8, at env step `step`: in TensorBoard
         (add_video, an animated GIF, which moviepy encodes) at most TENSORBOARD_VIDEO_WIDTH

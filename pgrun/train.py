@@ -272,6 +272,7 @@ class Training:
                 config.seed + EVAL_SEED_OFFSET,
                 config.eval.deterministic,
                 self.run_dir / VIDEO_DIR / f"eval-step{steps:09d}.mp4",
+                max_width=self.logger.video_width(steps),
             )
             self.logger.video("eval/video", frames, steps, fps)
         except Exception as error:  # a clip is not worth a run: warn, and record no more

@@ -49,15 +49,19 @@ def prepare_rendering(env_id: str) -> None:
 
 
 class FrameTap(gym.Wrapper):
-    """Keeps every frame `render()` returns, for a recorder above it that needs them too."""
+    """Keeps a copy of every frame `render()` returns, for a recorder above it that needs them
+    too: shrunk by a whole stride to at most `max_width` pixels wide (None: full size), so
+    that a long MuJoCo clip is not held in memory at full size twice."""
 
-    def __init__(self, env: gym.Env) -> None:
+    def __init__(self, env: gym.Env, max_width: int | None = None) -> None:
         super().__init__(env)
+        self.max_width = max_width
         self.frames: list[np.ndarray] = []
 
     def render(self) -> np.ndarray:
         frame = self.env.render()
-        self.frames.append(frame)
+        stride = 1 if self.max_width is None else -(-frame.shape[1] // self.max_width)
+        self.frames.append(np.array(frame[::stride, ::stride]))
         return frame
 
 
@@ -120,16 +124,18 @@ def record_episode(
     seed: int,
     deterministic: bool,
     path: Path,
+    max_width: int | None = None,
 ) -> tuple[np.ndarray, int]:
     """Run one evaluation episode as Evaluator does (reset with `seed`, torch RNG forked, so
     a training's random streams are untouched) on an env copy of its own, rendered as
-    rgb_array, and write it to `path` (.mp4). Returns its frames [T + 1, H, W, 3] uint8 (the
-    frame after reset, then one per step) and their frames per second."""
+    rgb_array, and write it to `path` (.mp4, full size). Returns its frames [T + 1, H, W, 3]
+    uint8 (the frame after reset, then one per step), at most `max_width` wide (None: full
+    size), and their frames per second."""
     prepare_rendering(config.id)
     recorders: list[RecordVideo] = []
 
     def wrap(env: gym.Env, index: int) -> gym.Env:
-        recorders.append(recording(path.parent, lambda _: path.stem)(FrameTap(env), index))
+        recorders.append(recording(path.parent, lambda _: path.stem)(FrameTap(env, max_width), index))
         return recorders[-1]
 
     envs = make_vector_env(video_env_config(config), 1, render_mode="rgb_array", wrap=wrap)

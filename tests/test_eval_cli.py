@@ -293,3 +293,19 @@ def test_video_of_an_env_that_cannot_render_is_one_line_before_any_episode(env_i
     result = run_main(path, "--video", "--episodes", 1)
     one_error_line(result, f"--video: env '{env_id}' ", words)
     assert not (tmp_path / "videos").exists()
+
+
+def test_a_recorded_episode_keeps_only_small_frames_and_writes_the_mp4_full_size(tmp_path):
+    """The frames handed back for TensorBoard are shrunk as they are rendered (a long MuJoCo clip
+    is not held at full size next to RecordVideo's own copy); the MP4 keeps the render size."""
+    from pgrun.video import record_episode
+
+    encoder = ObservationEncoder(gym.spaces.Box(-np.inf, np.inf, (4,), dtype=np.float32))
+    policy = make_policy(encoder.dim, gym.spaces.Discrete(2), PolicyConfig())
+    env = EnvConfig(id="CartPole-v1", max_episode_steps=30)
+    path = tmp_path / "clip.mp4"
+    small, fps = record_episode(env, policy, encoder, seed=0, deterministic=True, path=path, max_width=320)
+    full, _ = record_episode(env, policy, encoder, seed=0, deterministic=True, path=tmp_path / "full.mp4")
+    assert small.shape[1:] == (200, 300, 3) and full.shape[1:] == (*CARTPOLE_FRAME[:2], 3)
+    assert len(small) == len(full) and np.array_equal(small, full[:, ::2, ::2])  # the same episode
+    assert decoded(path).shape[1:] == CARTPOLE_FRAME and fps == 50
