@@ -1,6 +1,6 @@
 # Two entry points on a fresh machine:
 #   make train [ARGS="algo=rtg env=acrobot seed=3"]   set up .venv, then train
-#   make test                                          set up .venv, then lint and run the test suite
+#   make test                                          set up .venv, then lint (ruff, import contracts) and run the test suite
 VENV ?= .venv
 PYTHON ?= python3
 ARGS ?= algo=vpg env=cartpole
@@ -22,6 +22,7 @@ train: setup
 lint: setup
 	$(BIN)/ruff check pgrun tests benchmarks
 	$(BIN)/ruff format --check pgrun tests benchmarks
+	$(BIN)/lint-imports
 
 test: lint
 	$(BIN)/python -m pytest

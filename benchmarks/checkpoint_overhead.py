@@ -18,11 +18,11 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 
-from pgrun.checkpoint import checkpoint_files
-from pgrun.cli import config_dir
-from pgrun.config import register_schemas, to_config
-from pgrun.interrupt import StopRequests
-from pgrun.train import Training
+from pgrun.algorithms import register_schemas
+from pgrun.config import config_dir, to_config
+from pgrun.training.checkpoint import checkpoint_files
+from pgrun.training.interrupt import StopRequests
+from pgrun.training.loop import Training
 
 
 def main() -> None:
@@ -41,9 +41,9 @@ def main() -> None:
     seconds_in_checkpoints: list[float] = []
     checkpoint = Training.checkpoint
 
-    def timed_checkpoint(self: Training, started: float) -> None:
+    def timed_checkpoint(self: Training) -> None:
         tic = time.perf_counter()
-        checkpoint(self, started)
+        checkpoint(self)
         seconds_in_checkpoints.append(time.perf_counter() - tic)
 
     Training.checkpoint = timed_checkpoint  # type: ignore[method-assign]

@@ -86,7 +86,7 @@ def pgrun_overrides(env: str) -> list[str]:
 
 def quiet_mujoco(env: str) -> None:
     """MuJoCo's warnings to stderr, not to MUJOCO_LOG.TXT in the working directory (as pgrun does)."""
-    from pgrun.envs import route_mujoco_warnings
+    from pgrun.collection.envs import route_mujoco_warnings
 
     route_mujoco_warnings(ENV_IDS[env])
 
@@ -133,13 +133,13 @@ def worker_inference(env: str, num_envs: int, calls: int) -> dict:
     import torch
 
     from pgrun.config import PolicyConfig
-    from pgrun.policies import make_policy
+    from pgrun.networks.policy import make_policy
 
     def sample(policy, obs):  # the collector's call: policy.sample; older pgruns had other ones
         if hasattr(policy, "sample"):
             return policy.sample(obs)
         try:
-            from pgrun.policies import sample_with_log_prob
+            from pgrun.networks.policy import sample_with_log_prob
         except ImportError:
             distribution = policy.distribution(obs)
             action = distribution.sample()
@@ -166,10 +166,11 @@ def worker_collector(env: str, num_envs: int, vectorization: str, steps: int) ->
     on `vectorization` if this version of pgrun has it, else on sync."""
     import torch
 
-    from pgrun.collector import Collector
+    from pgrun.collection.collector import Collector
+    from pgrun.collection.envs import make_vector_env
+    from pgrun.collection.normalization import ObservationPreprocessor
     from pgrun.config import ConfigError, EnvConfig, PolicyConfig
-    from pgrun.envs import ObservationEncoder, make_vector_env
-    from pgrun.policies import make_policy
+    from pgrun.networks.policy import make_policy
 
     torch.set_num_threads(1)
     try:
@@ -179,7 +180,7 @@ def worker_collector(env: str, num_envs: int, vectorization: str, steps: int) ->
         vectorization = "sync"
         config = EnvConfig(id=ENV_IDS[env], num_envs=num_envs, vectorization=vectorization)
         envs = make_vector_env(config, num_envs)
-    encoder = ObservationEncoder(envs.single_observation_space)
+    encoder = ObservationPreprocessor(envs.single_observation_space)
     policy = make_policy(encoder.dim, envs.single_action_space, PolicyConfig())
     batch_steps = max(num_envs, 2048 // num_envs * num_envs)
     collector = Collector(envs, policy, encoder, "steps", batch_steps, seed=0)
@@ -215,7 +216,7 @@ def worker_collector_floor(
 
 def worker_pgrun(overrides: list[str]) -> dict:
     """One pgrun run as the CLI makes it (in this process); its summary and peak RSS."""
-    from pgrun.cli import main
+    from pgrun.cli.train import main
 
     with tempfile.TemporaryDirectory() as run_dir:
         sys.argv = [
@@ -329,8 +330,8 @@ def composed(*overrides: str):
     """The Config `pgrun <overrides>` would run, composed in this process."""
     from hydra import compose, initialize_config_dir
 
-    from pgrun.cli import config_dir
-    from pgrun.config import register_schemas, to_config
+    from pgrun.algorithms import register_schemas
+    from pgrun.config import config_dir, to_config
 
     register_schemas()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
@@ -345,7 +346,7 @@ def worker_update(algo: str, repeats: int) -> dict:
     that take episodes), repeated on the same batch."""
     import torch
 
-    from pgrun.train import Training
+    from pgrun.training.loop import Training
 
     torch.set_num_threads(1)
     config = composed(f"algo={algo}", "env=cartpole")
@@ -353,11 +354,12 @@ def worker_update(algo: str, repeats: int) -> dict:
     config = composed(f"algo={algo}", "env=cartpole", size)
     with tempfile.TemporaryDirectory() as run_dir:
         training = Training(config, Path(run_dir))
-        batch = training.collector.collect()
-        training.rule.update(training.estimate(batch, training.rule.critic), progress=0.0)  # warm-up
+        parts = getattr(training, "parts", training)  # (pgrun before #21: no RunParts)
+        batch = parts.collector.collect()
+        training.rule.update(parts.estimate(batch, training.rule.critic), progress=0.0)  # warm-up
         start = time.perf_counter()
         for _ in range(repeats):
-            training.rule.update(training.estimate(batch, training.rule.critic), progress=0.0)
+            training.rule.update(parts.estimate(batch, training.rule.critic), progress=0.0)
         elapsed = (time.perf_counter() - start) / repeats
         training.close()
     return {"batch_steps": batch.env_steps, "seconds_per_update": elapsed}
@@ -374,11 +376,11 @@ def worker_compile(env: str, steps: int) -> dict:
     import gymnasium as gym
     import torch
 
-    from pgrun import optim
-    from pgrun.algos.ppo import clipped_surrogate
+    from pgrun.algorithms import optim
+    from pgrun.algorithms.ppo import clipped_surrogate
     from pgrun.config import OptimizerConfig, PolicyConfig
-    from pgrun.policies import make_policy
-    from pgrun.value import ValueNetwork
+    from pgrun.networks.policy import make_policy
+    from pgrun.networks.value import ValueNetwork
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -387,7 +389,7 @@ def worker_compile(env: str, steps: int) -> dict:
     obs_dim, size = int(gym.spaces.flatdim(probe.observation_space)), SB3_HP[env]["batch_size"]
     policy = make_policy(obs_dim, probe.action_space, PolicyConfig())
     value = ValueNetwork(obs_dim, [64, 64], "tanh", "orthogonal")
-    optimizer = optim.make_optimizer([*policy.parameters(), *value.parameters()], OptimizerConfig())
+    optimizer = optim.make_optimizer({"policy": policy, "value": value}, OptimizerConfig())
     obs, advantages, targets = torch.randn(size, obs_dim), torch.randn(size), torch.randn(size)
     with torch.no_grad():
         actions, output = policy.sample(obs)

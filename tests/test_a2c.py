@@ -4,10 +4,10 @@ import pytest
 import torch
 from tests_support import SPACES, random_batch, random_like, small_policy, value_networks
 
-from pgrun.advantages import Advantages
-from pgrun.algos.a2c import A2C, A2CConfig
+from pgrun.algorithms.a2c import A2C, A2CConfig
+from pgrun.algorithms.optim import RMSPROP_ALPHA
 from pgrun.config import OptimizerConfig, ValueNetworkConfig
-from pgrun.optim import RMSPROP_ALPHA
+from pgrun.estimation.estimators import Advantages
 
 VALUE_COEF, ENT_COEF = 0.5, 0.1
 
@@ -34,7 +34,7 @@ def hand_gradient(rule: A2C, advantages: Advantages) -> list[torch.Tensor]:
     x, a = batch.flat(batch.obs), batch.flat(batch.actions)
     phi, targets = batch.flat(advantages.phi), batch.flat(advantages.value_targets)
     n = len(x)
-    actor, critic = rule.policy.logits[0], rule.critic.net[0]
+    actor, critic = rule.policy.head, rule.critic.net[0]
     w, b, u, c = actor.weight, actor.bias, critic.weight, critic.bias
     with torch.no_grad():
         pi = (x @ w.T + b).softmax(-1)

@@ -1,14 +1,14 @@
-"""The estimator role (pgrun.advantages): the table, what each estimator feeds the math, the
+"""The estimator role (pgrun.estimation.estimators): the table, what each estimator feeds the math, the
 importance-sampling wrapper and its history, normalization."""
 
 import pytest
 import torch
 from tests_support import OBS_DIM, SPACES, random_batch, random_like, small_policy
 
-from pgrun.advantages import ESTIMATORS, ImportanceSampled, Normalized, make_estimator
-from pgrun.algos.policy_gradient import BaselineConfig, ImportanceSampledConfig, PolicyGradientConfig
+from pgrun.algorithms.policy_gradient import BaselineConfig, ImportanceSampledConfig, PolicyGradientConfig
 from pgrun.batch import Batch
-from pgrun.estimators import reward_to_go, total_return
+from pgrun.estimation.estimators import ESTIMATORS, ImportanceSampled, Normalized, make_estimator
+from pgrun.estimation.functional import reward_to_go, total_return
 
 
 class LinearCritic(torch.nn.Module):
@@ -32,7 +32,7 @@ def episode_batch() -> Batch:
 
 
 def test_the_table_names_every_estimator_an_algorithm_accepts():
-    from pgrun.algos import algorithms
+    from pgrun.algorithms import algorithms
 
     accepted = {
         name

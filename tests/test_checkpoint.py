@@ -7,15 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from pgrun.checkpoint import PolicyFileError, load_policy, save_policy
+from pgrun.collection.normalization import ObservationPreprocessor
 from pgrun.config import Config, EnvConfig, PolicyConfig, as_plain_dict
-from pgrun.envs import ObservationEncoder
-from pgrun.policies import make_policy
+from pgrun.networks.policy import make_policy
+from pgrun.training.policy_file import PolicyFileError, load_policy, save_policy
 
 
 def saved_policy(tmp_path, env_id: str, obs_space, action_space, normalize: bool):
     torch.manual_seed(0)
-    encoder = ObservationEncoder(obs_space, normalize=normalize)
+    encoder = ObservationPreprocessor(obs_space, normalize=normalize)
     if normalize:
         encoder.update_and_encode(np.random.default_rng(0).normal(3.0, 2.0, size=(50, *obs_space.shape)))
     architecture = PolicyConfig(hidden_sizes=[8])

@@ -21,7 +21,7 @@ from tests_support import (
     tiny,
 )
 
-from pgrun.checkpoint import load_policy
+from pgrun.training.policy_file import load_policy
 
 SCALARS = {
     "charts/episodic_return",

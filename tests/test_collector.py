@@ -5,16 +5,17 @@ import numpy as np
 import pytest
 import torch
 
-from pgrun.collector import Collector
+from pgrun.collection.collector import Collector
+from pgrun.collection.envs import make_vector_env
+from pgrun.collection.normalization import ObservationPreprocessor
 from pgrun.config import EnvConfig, PolicyConfig
-from pgrun.envs import ObservationEncoder, make_vector_env
-from pgrun.policies import make_policy
+from pgrun.networks.policy import make_policy
 
 
 def make_collector(env: EnvConfig, unit: str, size: int, seed: int = 0) -> Collector:
     torch.manual_seed(seed)
     envs = make_vector_env(env, env.num_envs)
-    encoder = ObservationEncoder(envs.single_observation_space, normalize=env.normalize_obs)
+    encoder = ObservationPreprocessor(envs.single_observation_space, normalize=env.normalize_obs)
     policy = make_policy(encoder.dim, envs.single_action_space, PolicyConfig())
     return Collector(envs, policy, encoder, unit, size, seed=seed)
 
@@ -89,19 +90,19 @@ def test_same_seed_same_batch():
 def test_shipped_env_groups_build_with_the_matching_policy(group, tests_dir):
     from omegaconf import OmegaConf
 
-    from pgrun.policies import CategoricalPolicy, GaussianPolicy
+    from pgrun.networks.distributions import Categorical, DiagonalGaussian
 
     env = EnvConfig(
         **OmegaConf.to_container(OmegaConf.load(tests_dir.parent / "configs" / "env" / f"{group}.yaml"))
     )
     collector = make_collector(env, "steps", 8)
-    expected = GaussianPolicy if group == "pendulum" else CategoricalPolicy
-    assert isinstance(collector.policy, expected)
+    expected = DiagonalGaussian if group == "pendulum" else Categorical
+    assert isinstance(collector.policy.action_distribution, expected)
     assert collector.collect().rewards.shape == (2, env.num_envs)
 
 
 def test_running_statistics_match_the_whole_sample():
-    from pgrun.envs import RunningMeanStd
+    from pgrun.collection.normalization import RunningMeanStd
 
     generator = np.random.default_rng(0)
     parts = [generator.normal(2.0, 4.0, size=(n, 3)) for n in (5, 17, 1, 40)]
@@ -117,13 +118,13 @@ def test_normalized_observations_are_standardized_and_evaluation_does_not_update
     env = EnvConfig(id="Pendulum-v1", num_envs=2, normalize_obs=True)
     collector = make_collector(env, "steps", 2000)
     batch = collector.collect()
-    assert batch.obs.abs().max() <= collector.encoder.clip == 10.0
+    assert batch.obs.abs().max() <= collector.preprocessor.clip == 10.0
     late = batch.obs[500:].reshape(-1, 3)  # after the statistics settled
     # raw angular velocity spans [-8, 8]; standardized, every feature has mean ~0 and std ~1
     assert late.mean(0).abs().max() < 0.5 and (late.std(0) - 1).abs().max() < 0.3
-    count = collector.encoder.statistics.count
-    collector.encoder(np.zeros((4, 3), dtype=np.float32))  # as the evaluator calls it
-    assert collector.encoder.statistics.count == count
+    count = collector.preprocessor.statistics.count
+    collector.preprocessor(np.zeros((4, 3), dtype=np.float32))  # as the evaluator calls it
+    assert collector.preprocessor.statistics.count == count
 
 
 class RecordingVectorEnv(gym.vector.VectorWrapper):
@@ -149,12 +150,12 @@ class RecordingVectorEnv(gym.vector.VectorWrapper):
 
 
 def test_successor_observations_share_the_normalization_of_the_step_they_follow():
-    from pgrun.envs import RunningMeanStd
+    from pgrun.collection.normalization import RunningMeanStd
 
     env = EnvConfig(id="Pendulum-v1", num_envs=2, max_episode_steps=7, normalize_obs=True)
     torch.manual_seed(0)
     envs = RecordingVectorEnv(make_vector_env(env, env.num_envs))
-    encoder = ObservationEncoder(envs.single_observation_space, normalize=True)
+    encoder = ObservationPreprocessor(envs.single_observation_space, normalize=True)
     policy = make_policy(encoder.dim, envs.single_action_space, PolicyConfig())
     collector = Collector(envs, policy, encoder, "steps", 40, seed=0)
     batches = [collector.collect(), collector.collect()]
@@ -220,7 +221,7 @@ def wrapped_collector(wrap, size: int = 40) -> Collector:
     """Two Pendulum copies, each wrapped by `wrap(env)` (a real gymnasium wrapper)."""
     torch.manual_seed(0)
     envs = make_vector_env(EnvConfig(id="Pendulum-v1", num_envs=2), 2, wrap=lambda env, _: wrap(env))
-    encoder = ObservationEncoder(envs.single_observation_space)
+    encoder = ObservationPreprocessor(envs.single_observation_space)
     return Collector(
         envs,
         make_policy(encoder.dim, envs.single_action_space, PolicyConfig()),
@@ -247,7 +248,7 @@ class NaNAfter(gym.ObservationWrapper):
 
 
 def test_a_non_finite_observation_is_the_envs_fault_at_the_step_it_came():
-    from pgrun.collector import EnvFault
+    from pgrun.collection.collector import EnvFault
 
     collector = wrapped_collector(lambda env: NaNAfter(env, steps=5))
     with pytest.raises(EnvFault, match=r"^the env returned a non-finite observation$") as fault:

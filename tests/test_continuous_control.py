@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from pgrun.collector import Collector
+from pgrun.collection.collector import Collector
+from pgrun.collection.envs import make_vector_env
+from pgrun.collection.normalization import ObservationPreprocessor
 from pgrun.config import EnvConfig, PolicyConfig
-from pgrun.envs import ObservationEncoder, make_vector_env
-from pgrun.policies import make_policy, mlp
-from pgrun.value import value_networks
+from pgrun.networks.layers import mlp
+from pgrun.networks.policy import make_policy
+from pgrun.networks.value import value_networks
 
 
 class ActionRecorder(gym.vector.VectorWrapper):
@@ -30,7 +32,7 @@ def pendulum_batch(clip_actions: bool):
     env = EnvConfig(id="Pendulum-v1", num_envs=2)
     torch.manual_seed(0)
     envs = ActionRecorder(make_vector_env(env, env.num_envs))
-    encoder = ObservationEncoder(envs.single_observation_space)
+    encoder = ObservationPreprocessor(envs.single_observation_space)
     policy = make_policy(
         encoder.dim, envs.single_action_space, PolicyConfig(log_std_init=1.0, clip_actions=clip_actions)
     )
@@ -61,7 +63,10 @@ def test_log_std_is_one_learned_vector_for_every_state():
     torch.testing.assert_close(log_std, torch.full((5, 2), -1.2))
     actions = torch.zeros(5, 2)
     policy.log_prob_from(params, actions).sum().backward()
-    assert policy.log_std.grad is not None and policy.log_std.grad.abs().sum() > 0
+    assert (
+        policy.action_distribution.log_std.grad is not None
+        and policy.action_distribution.log_std.grad.abs().sum() > 0
+    )
 
 
 @pytest.mark.parametrize("sizes", [[64, 64], [256, 32]])

@@ -6,9 +6,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
+from pgrun.collection.env_state import EnvNotReplayable, episode_records, restore
+from pgrun.collection.envs import make_vector_env
 from pgrun.config import EnvConfig
-from pgrun.env_state import EnvNotReplayable, episode_records, restore
-from pgrun.envs import make_vector_env
 
 
 def rollout(envs, actions):

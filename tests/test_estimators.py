@@ -4,7 +4,7 @@ import pytest
 import scipy.signal
 import torch
 
-from pgrun.estimators import (
+from pgrun.estimation.functional import (
     discounted_cumsum,
     effective_sample_size,
     episode_cumsum,

@@ -16,11 +16,11 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tests_support import learning_rows, metrics, pgrun
 
-from pgrun import eval_cli
-from pgrun.checkpoint import save_policy
+from pgrun.cli import evaluate as eval_cli
+from pgrun.collection.normalization import ObservationPreprocessor
 from pgrun.config import Config, EnvConfig, PolicyConfig, as_plain_dict
-from pgrun.envs import ObservationEncoder
-from pgrun.policies import make_policy
+from pgrun.networks.policy import make_policy
+from pgrun.training.policy_file import save_policy
 
 PGRUN_EVAL = str(Path(sys.executable).parent / "pgrun-eval")
 RUN = [
@@ -256,7 +256,7 @@ def test_video_during_training_goes_to_tensorboard_and_a_file_and_changes_no_met
 
 def test_an_env_that_fails_during_the_evaluation_ends_it_in_one_line_with_exit_1(tmp_path, run_main):
     # a policy for the tests' corridor, saved with the config of a copy that raises at its third step
-    encoder = ObservationEncoder(gym.spaces.Discrete(4))
+    encoder = ObservationPreprocessor(gym.spaces.Discrete(4))
     architecture = PolicyConfig(hidden_sizes=[8])
     policy = make_policy(encoder.dim, gym.spaces.Discrete(2), architecture)
     env = EnvConfig(id="faulty_envs:CrashingCorridor-v0", kwargs={"healthy_steps": 2})
@@ -282,7 +282,7 @@ def test_an_env_that_fails_during_the_evaluation_ends_it_in_one_line_with_exit_1
 def test_video_of_an_env_that_cannot_render_is_one_line_before_any_episode(env_id, words, tmp_path, run_main):
     """An env without render_mode, or one that renders None: --video says so in one line
     (the second was a traceback once the episodes had run) and writes no video folder."""
-    encoder = ObservationEncoder(gym.spaces.Discrete(4))
+    encoder = ObservationPreprocessor(gym.spaces.Discrete(4))
     architecture = PolicyConfig(hidden_sizes=[8])
     policy = make_policy(encoder.dim, gym.spaces.Discrete(2), architecture)
     env = EnvConfig(id=env_id, max_episode_steps=20)
@@ -298,9 +298,9 @@ def test_video_of_an_env_that_cannot_render_is_one_line_before_any_episode(env_i
 def test_a_recorded_episode_keeps_only_small_frames_and_writes_the_mp4_full_size(tmp_path):
     """The frames handed back for TensorBoard are shrunk as they are rendered (a long MuJoCo clip
     is not held at full size next to RecordVideo's own copy); the MP4 keeps the render size."""
-    from pgrun.video import record_episode
+    from pgrun.tracking.video import record_episode
 
-    encoder = ObservationEncoder(gym.spaces.Box(-np.inf, np.inf, (4,), dtype=np.float32))
+    encoder = ObservationPreprocessor(gym.spaces.Box(-np.inf, np.inf, (4,), dtype=np.float32))
     policy = make_policy(encoder.dim, gym.spaces.Discrete(2), PolicyConfig())
     env = EnvConfig(id="CartPole-v1", max_episode_steps=30)
     path = tmp_path / "clip.mp4"

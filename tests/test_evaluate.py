@@ -3,15 +3,16 @@
 import numpy as np
 import torch
 
+from pgrun.collection.envs import make_vector_env
+from pgrun.collection.evaluator import Evaluator
+from pgrun.collection.normalization import ObservationPreprocessor
 from pgrun.config import EnvConfig, PolicyConfig
-from pgrun.envs import ObservationEncoder, make_vector_env
-from pgrun.evaluate import Evaluator
-from pgrun.policies import make_policy
+from pgrun.networks.policy import make_policy
 
 
 def evaluator(env_id: str, episodes: int, deterministic: bool, seed: int = 5):
     envs = make_vector_env(EnvConfig(id=env_id), episodes)
-    encoder = ObservationEncoder(envs.single_observation_space)
+    encoder = ObservationPreprocessor(envs.single_observation_space)
     torch.manual_seed(0)
     policy = make_policy(encoder.dim, envs.single_action_space, PolicyConfig(hidden_sizes=[8]))
     return Evaluator(envs, encoder, seed, deterministic), policy
@@ -22,7 +23,7 @@ def test_returns_are_those_of_one_complete_episode_per_copy(tests_dir):
     with torch.no_grad():
         for p in policy.parameters():
             p.zero_()
-        policy.logits[-1].bias.copy_(torch.tensor([0.0, 5.0]))  # mostly right, sometimes left
+        policy.head.bias.copy_(torch.tensor([0.0, 5.0]))  # mostly right, sometimes left
     returns = evaluate(policy)
     # -1 per step, at least 3 steps to the end; no return mixes two episodes (each <= 20 steps)
     assert returns.shape == (3,)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from pgrun.estimators import (
+from pgrun.estimation.functional import (
     gae,
     importance_ratios,
     normalize,

@@ -13,10 +13,10 @@ import pytest
 import torch
 from tests_support import PGRUN, TINY, after_start, learning_rows, pgrun, shipped_config, tiny
 
-from pgrun.checkpoint import atomic_save, checkpoint_files, load_checkpoint
+from pgrun.collection.envs import GUARD_MAX_EPISODE_STEPS, episode_step_limit, make_vector_env
 from pgrun.config import EnvConfig
-from pgrun.envs import GUARD_MAX_EPISODE_STEPS, episode_step_limit, make_vector_env
-from pgrun.train import Training
+from pgrun.training.checkpoint import atomic_save, checkpoint_files, load_checkpoint
+from pgrun.training.loop import Training
 
 
 def our_lines(result) -> list[str]:
@@ -143,7 +143,7 @@ def test_a_failed_write_leaves_the_previous_checkpoint_whole(tmp_path):
     path = tmp_path / "step_000000000001.pt"
     atomic_save({"weights": torch.zeros(10)}, path)
     script = (
-        "import sys, torch; from pathlib import Path; from pgrun.checkpoint import atomic_save\n"
+        "import sys, torch; from pathlib import Path; from pgrun.training.checkpoint import atomic_save\n"
         "atomic_save({'weights': torch.ones(100_000)}, Path(sys.argv[1]))"
     )
     result = subprocess.run(

@@ -7,7 +7,7 @@ import pytest
 from tests_support import pgrun
 
 import pgrun as package
-from pgrun.cli import config_dir
+from pgrun.config import config_dir
 
 
 def test_help_lists_every_algorithm_and_env_with_the_common_keys(tmp_path):
@@ -34,7 +34,7 @@ def test_version_is_pgruns(tmp_path):
 
 IMPORTED = """
 import sys
-from pgrun import cli
+from pgrun.cli import train as cli
 sys.argv = ["pgrun", *sys.argv[1:]]
 try:
     cli.main()
@@ -62,9 +62,9 @@ def test_help_and_config_errors_answer_without_torch_or_gymnasium(tmp_path, args
 
 def test_the_algorithm_modules_load_torch_when_a_rule_is_built():
     code = (
-        "import sys; from pgrun.config import register_schemas; register_schemas(); "
+        "import sys; from pgrun.algorithms import register_schemas; register_schemas(); "
         "assert 'torch._C' not in sys.modules; "
-        "from pgrun.algos.ppo import PPO; import torch; print(PPO.__name__, torch.zeros(2).sum().item())"
+        "from pgrun.algorithms.ppo import PPO; import torch; print(PPO.__name__, torch.zeros(2).sum().item())"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr

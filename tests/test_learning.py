@@ -3,7 +3,7 @@
 import pytest
 from tests_support import shipped_config
 
-from pgrun.train import train
+from pgrun.training.loop import train
 
 
 @pytest.mark.slow

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from tests_support import metrics, shipped_config
 
-from pgrun.checkpoint import load_policy
-from pgrun.envs import make_vector_env
-from pgrun.evaluate import Evaluator
-from pgrun.train import EVAL_SEED_OFFSET, train
+from pgrun.collection.envs import make_vector_env
+from pgrun.collection.evaluator import EVAL_SEED_OFFSET, Evaluator
+from pgrun.training.loop import train
+from pgrun.training.policy_file import load_policy
 
 MUJOCO_ENVS = {
     "halfcheetah": "HalfCheetah-v5",

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
+from pgrun.algorithms.optim import OptimizerDetached, make_optimizer
 from pgrun.config import OptimizerConfig
-from pgrun.optim import make_optimizer
-from pgrun.policies import mlp
+from pgrun.networks.layers import mlp
 
 TORCH_OPTIMIZERS = {
     "adam": lambda params, lr, eps: torch.optim.Adam(params, lr=lr, eps=eps),
@@ -33,7 +33,7 @@ def loss_of(net: torch.nn.Module, step: int) -> torch.Tensor:
 def test_flat_optimizers_take_torchs_steps(name, max_grad_norm):
     ours, reference = twin_networks()
     lr, eps = 0.01, 1e-5
-    optimizer = make_optimizer(ours.parameters(), OptimizerConfig(name=name, lr=lr, eps=eps))
+    optimizer = make_optimizer({"net": ours}, OptimizerConfig(name=name, lr=lr, eps=eps))
     torch_optimizer = TORCH_OPTIMIZERS[name](list(reference.parameters()), lr, eps)
     for step in range(12):
         optimizer.zero_grad()
@@ -53,7 +53,7 @@ def test_flat_optimizers_take_torchs_steps(name, max_grad_norm):
 
 def test_backward_passes_accumulate_into_the_flat_gradient():
     net, _ = twin_networks()
-    optimizer = make_optimizer(net.parameters(), OptimizerConfig(name="sgd", lr=1.0))
+    optimizer = make_optimizer({"net": net}, OptimizerConfig(name="sgd", lr=1.0))
     optimizer.zero_grad()
     loss_of(net, 0).backward()
     loss_of(net, 1).backward()
@@ -72,14 +72,14 @@ def test_backward_passes_accumulate_into_the_flat_gradient():
 def test_a_restored_optimizer_continues_exactly(name):
     ours, restored_net = twin_networks()
     config = OptimizerConfig(name=name, lr=0.02)
-    optimizer = make_optimizer(ours.parameters(), config)
+    optimizer = make_optimizer({"net": ours}, config)
     for step in range(3):
         optimizer.zero_grad()
         loss_of(ours, step).backward()
         optimizer.step()
     state = optimizer.state_dict()
     restored_net.load_state_dict(ours.state_dict())
-    restored = make_optimizer(restored_net.parameters(), config)
+    restored = make_optimizer({"net": restored_net}, config)
     restored.load_state_dict(state)
     for net, opt in ((ours, optimizer), (restored_net, restored)):
         for step in range(3, 6):
@@ -88,3 +88,94 @@ def test_a_restored_optimizer_continues_exactly(name):
             opt.step()
     for a, b in zip(ours.parameters(), restored_net.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+def steps_of(net: torch.nn.Module, optimizer, steps: range) -> None:
+    for step in steps:
+        optimizer.zero_grad()
+        loss_of(net, step).backward()
+        optimizer.step()
+
+
+@pytest.mark.parametrize(
+    "detach",
+    [
+        lambda net: net.to(torch.float64).to(torch.float32),  # a round trip: new storage, same dtype
+        lambda net: net.load_state_dict({k: v.clone() for k, v in net.state_dict().items()}, assign=True),
+        lambda net: torch.nn.utils.vector_to_parameters(
+            torch.nn.utils.parameters_to_vector(net.parameters()).detach().clone(), net.parameters()
+        ),
+        lambda net: setattr(net[2].weight, "data", net[2].weight.detach().clone()),  # one parameter
+    ],
+    ids=["to-and-back", "load_state_dict-assign", "vector_to_parameters", "data-reassigned"],
+)
+def test_a_parameter_that_left_the_flat_buffer_is_an_error_naming_it(detach):
+    """Before the check, the optimizer stepped its own buffer while backward filled fresh
+    gradients of fresh tensors: the weights stayed as they were, without a word."""
+    net, _ = twin_networks()
+    optimizer = make_optimizer({"value": net}, OptimizerConfig(name="adam", lr=0.01))
+    steps_of(net, optimizer, range(2))
+    detach(net)
+    loss_of(net, 2).backward()
+    with pytest.raises(
+        OptimizerDetached,
+        match=r"parameter value\.\d\.(weight|bias) (no longer lives in|of the optimizer's networks was)",
+    ):
+        optimizer.step()
+
+
+def test_a_move_of_the_whole_network_rebuilds_the_buffers_with_their_statistics():
+    """A network moved to another dtype (here float64: this machine has no other device) as a
+    whole takes the same steps as a twin that was never moved, computed in the new dtype."""
+    net, twin = twin_networks()
+    config = OptimizerConfig(name="adam", lr=0.01)
+    optimizer, twin_optimizer = (
+        make_optimizer({"net": net}, config),
+        make_optimizer({"net": twin}, config),
+    )
+    steps_of(net, optimizer, range(3))
+    steps_of(twin, twin_optimizer, range(3))
+    net.double()
+    twin_optimizer.rebind()  # (nothing moved: rebuilds in place, the same numbers)
+
+    def loss64(model: torch.nn.Module, step: int) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(step)
+        x, y = torch.randn(16, 3, generator=generator), torch.randn(16, 2, generator=generator)
+        dtype = next(model.parameters()).dtype
+        return (model(x.to(dtype)) - y.to(dtype)).pow(2).mean() * (step + 1)
+
+    for step in range(3, 6):
+        for model, opt in ((net, optimizer), (twin, twin_optimizer)):
+            opt.zero_grad()
+            loss64(model, step).backward()
+            opt.step()
+    assert optimizer.flat.dtype == optimizer.m.dtype == torch.float64 and optimizer.steps == 6
+    for a, b in zip(net.parameters(), twin.parameters(), strict=True):
+        assert a.dtype == torch.float64 and a.data_ptr() != 0
+        torch.testing.assert_close(a.float(), b, rtol=1e-4, atol=1e-6)
+    before = [p.detach().clone() for p in net.parameters()]
+    steps_of_64 = [loss64(net, 6)]
+    optimizer.zero_grad()
+    steps_of_64[0].backward()
+    optimizer.step()
+    assert all(not torch.equal(p, old) for p, old in zip(net.parameters(), before, strict=True))
+
+
+def test_module_zero_grad_between_steps_keeps_the_gradient_backward_computed():
+    """module.zero_grad() sets gradients to None and backward makes new ones: they are copied
+    back into the flat gradient, so the step is the one torch's optimizer takes."""
+    ours, reference = twin_networks()
+    optimizer = make_optimizer({"net": ours}, OptimizerConfig(name="sgd", lr=0.1))
+    torch_optimizer = torch.optim.SGD(list(reference.parameters()), lr=0.1)
+    for step in range(3):
+        ours.zero_grad()  # set_to_none=True
+        loss_of(ours, step).backward()
+        norm = optimizer.clip_grad_norm(None)
+        optimizer.step()
+        torch_optimizer.zero_grad()
+        loss_of(reference, step).backward()
+        torch_optimizer.step()
+        assert norm > 0
+    for a, b in zip(ours.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+        assert a.grad is not None and a.grad.data_ptr() != 0

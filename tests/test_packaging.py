@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pgrun.cli import config_dir
+from pgrun.config import config_dir
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -73,7 +73,7 @@ def test_wheel_carries_the_configs_and_runs_from_any_directory(tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     located = subprocess.run(
-        [str(venv / "bin" / "python"), "-c", "from pgrun.cli import config_dir; print(config_dir())"],
+        [str(venv / "bin" / "python"), "-c", "from pgrun.cli.train import config_dir; print(config_dir())"],
         cwd=elsewhere,
         check=True,
         capture_output=True,

@@ -14,9 +14,10 @@ import pytest
 import scipy.stats
 from tests_support import metrics, pgrun
 
-from pgrun.plot import PNG_DPI, group_curve, main
-from pgrun.run_groups import find_runs, group_runs
-from pgrun.stats import bootstrap_ci, interquartile_mean, mean, sample_std
+from pgrun.analysis.plot import PNG_DPI, group_curve
+from pgrun.analysis.run_groups import find_runs, group_runs
+from pgrun.analysis.stats import bootstrap_ci, interquartile_mean, mean, sample_std
+from pgrun.cli.plot import main
 
 SHORT = ["total_steps=2000", "eval.every=250", "eval.episodes=2", "log.every=1", "log.console=false"]
 PPO = ["algo=ppo", "algo.batch_size=250", "algo.minibatch_size=50", "algo.epochs=2"]

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pgrun.config import PolicyConfig
-from pgrun.policies import make_policy
+from pgrun.networks.policy import make_policy
 
 SPACES = {
     "categorical": gym.spaces.Discrete(4, start=-1),
@@ -18,9 +18,9 @@ def policy_and_obs(space: gym.Space):
     torch.manual_seed(0)
     # log-std away from 0 and a wide output layer, so a dropped sigma or a wrong sign shows
     policy = make_policy(5, space, PolicyConfig(init="default", log_std_init=-0.7))
-    if hasattr(policy, "log_std"):
+    if hasattr(policy.action_distribution, "log_std"):
         with torch.no_grad():
-            policy.log_std.add_(torch.linspace(-0.3, 0.4, 3))
+            policy.action_distribution.log_std.add_(torch.linspace(-0.3, 0.4, 3))
     return policy, torch.randn(32, 5) * 3
 
 
@@ -92,7 +92,7 @@ def test_gaussian_samples_have_the_policys_mean_and_std():
         actions, _ = policy.sample(many)
         mean = policy.mode(obs[:1])[0]
     np.testing.assert_allclose(actions.mean(0), mean, atol=0.03)
-    np.testing.assert_allclose(actions.std(0), policy.log_std.detach().exp(), rtol=0.03)
+    np.testing.assert_allclose(actions.std(0), policy.action_distribution.log_std.detach().exp(), rtol=0.03)
 
 
 def test_categorical_samples_have_the_policys_probabilities():
@@ -116,7 +116,7 @@ def test_categorical_samples_have_the_policys_probabilities():
 def test_tanh_is_torchs_tanh_in_value_gradient_and_hessian(rows):
     """The MLPs' tanh (by way of sigmoid on large inputs) against torch.tanh: values, first
     derivatives, and second derivatives (TRPO's Hessian-vector products differentiate twice)."""
-    from pgrun.policies import tanh
+    from pgrun.networks.layers import tanh
 
     torch.manual_seed(0)
     x = (torch.randn(rows, 64) * 3).requires_grad_()

@@ -7,9 +7,9 @@ import pytest
 import torch
 from tests_support import SPACES, random_batch, random_like, small_policy, value_networks
 
-from pgrun.advantages import Advantages
-from pgrun.algos.policy_gradient import PolicyGradient, PolicyGradientConfig
+from pgrun.algorithms.policy_gradient import PolicyGradient, PolicyGradientConfig
 from pgrun.config import OptimizerConfig
+from pgrun.estimation.estimators import Advantages
 
 
 def make_rule(space, minibatch_size=None, ent_coef=0.0, optim=None):

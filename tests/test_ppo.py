@@ -6,11 +6,11 @@ import pytest
 import torch
 from tests_support import SPACES, random_batch, random_like, small_policy, value_networks
 
-from pgrun.advantages import Advantages
-from pgrun.algos.policy_gradient import PolicyGradient, PolicyGradientConfig
-from pgrun.algos.ppo import PPO, PPOConfig, clipped_surrogate, kl_penalized_surrogate
+from pgrun.algorithms.policy_gradient import PolicyGradient, PolicyGradientConfig
+from pgrun.algorithms.ppo import PPO, PPOConfig, clipped_surrogate, kl_penalized_surrogate
 from pgrun.config import OptimizerConfig, ValueConfig
-from pgrun.policies import GaussianPolicy
+from pgrun.estimation.estimators import Advantages
+from pgrun.networks.distributions import DiagonalGaussian
 
 
 def ppo_rule(space, optim=None, **overrides):
@@ -63,7 +63,7 @@ def test_penalty_is_the_kl_from_the_old_policy_to_the_new():
     new_to_old = math.log(0.5) + (4.0 + 0.25) / 2.0 - 0.5
     assert abs(old_to_new - new_to_old) > 0.5  # the two directions are far apart here
     logp_old, logp = torch.tensor([-1.0]), torch.tensor([-0.5])
-    kl = GaussianPolicy.kl_from(old, new)
+    kl = DiagonalGaussian.kl(old, new)
     loss, info = kl_penalized_surrogate(kl, logp, logp_old, torch.tensor([3.0]), beta=2.0)
     assert info["train/kl_penalty"] == pytest.approx(old_to_new)
     assert loss.item() == pytest.approx(-math.exp(0.5) * 3.0 + 2.0 * old_to_new, rel=1e-6)

@@ -7,7 +7,7 @@ from omegaconf import OmegaConf
 from tests_support import pgrun, shipped_config
 
 from pgrun.config import as_plain_dict
-from pgrun.presets import preset_keys, preset_line
+from pgrun.config.presets import preset_keys, preset_line
 
 CONFIGS = Path(__file__).parent.parent / "configs"
 ALGOS = {path.stem for path in (CONFIGS / "algo").glob("*.yaml")}

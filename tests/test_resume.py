@@ -24,8 +24,8 @@ from tests_support import (
     shipped_config,
 )
 
-from pgrun.checkpoint import checkpoint_files
-from pgrun.train import train
+from pgrun.training.checkpoint import checkpoint_files
+from pgrun.training.loop import train
 
 SHIPPED_ALGOS = sorted(
     path.stem for path in (Path(__file__).parent.parent / "configs" / "algo").glob("*.yaml")

@@ -3,11 +3,11 @@
 import numpy as np
 import torch
 
-from pgrun.collector import Collector
+from pgrun.collection.collector import Collector
+from pgrun.collection.envs import make_vector_env
+from pgrun.collection.normalization import ObservationPreprocessor, RewardScaler
 from pgrun.config import EnvConfig, PolicyConfig
-from pgrun.envs import ObservationEncoder, make_vector_env
-from pgrun.policies import make_policy
-from pgrun.reward_scaling import RewardScaler
+from pgrun.networks.policy import make_policy
 
 
 def test_rewards_are_divided_by_the_std_of_the_discounted_returns_seen_so_far():
@@ -38,7 +38,7 @@ def test_scaled_rewards_are_clipped_and_the_state_round_trips():
 def collector_for(env: EnvConfig, scaler: RewardScaler | None) -> Collector:
     torch.manual_seed(0)
     envs = make_vector_env(env, env.num_envs)
-    encoder = ObservationEncoder(
+    encoder = ObservationPreprocessor(
         envs.single_observation_space, normalize=env.normalize_obs, clip=env.clip_obs
     )
     policy = make_policy(encoder.dim, envs.single_action_space, PolicyConfig())

@@ -8,9 +8,9 @@ import pytest
 import torch
 from tests_support import SPACES, random_batch, random_like, small_policy, value_networks
 
-from pgrun.advantages import Advantages
-from pgrun.algos import algorithms
+from pgrun.algorithms import algorithms
 from pgrun.config import OptimizerConfig, ValueConfig
+from pgrun.estimation.estimators import Advantages
 
 ALGORITHMS = algorithms()
 WITH_ENTROPY_BONUS = [

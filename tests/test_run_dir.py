@@ -9,7 +9,7 @@ import pytest
 import torch
 from tests_support import learning_rows, pgrun, saved_parameters, tiny
 
-from pgrun.checkpoint import CHECKPOINT_DIR, CHECKPOINT_FORMAT, checkpoint_files
+from pgrun.training.checkpoint import CHECKPOINT_DIR, CHECKPOINT_FORMAT, checkpoint_files
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import torch
 from tests_support import OBS_DIM, SPACES, random_batch, random_like, small_policy, value_networks
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
-from pgrun.algos.trust_region import (
+from pgrun.algorithms.trust_region import (
     TrustRegion,
     TrustRegionConfig,
     backtracking_line_search,
@@ -33,7 +33,7 @@ def double_policy(space, seed=0):
     policy = small_policy(space, hidden_sizes=[5], seed=seed, init="default").double()
     if isinstance(space, gym.spaces.Box):
         with torch.no_grad():
-            policy.log_std.copy_(torch.tensor([-0.3, 0.2]))
+            policy.action_distribution.log_std.copy_(torch.tensor([-0.3, 0.2]))
     return policy
 
 

@@ -13,11 +13,12 @@ import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
 
+from pgrun.algorithms import register_schemas
 from pgrun.batch import Batch
-from pgrun.cli import config_dir, hydra_overrides
-from pgrun.config import Config, PolicyConfig, register_schemas, to_config
-from pgrun.policies import make_policy
-from pgrun.value import value_networks as run_value_networks
+from pgrun.config import Config, PolicyConfig, config_dir, to_config
+from pgrun.config.overrides import hydra_overrides
+from pgrun.networks.policy import make_policy
+from pgrun.networks.value import value_networks as run_value_networks
 
 OBS_DIM = 3
 SPACES = {
@@ -153,7 +154,7 @@ def wandb_records(path: Path) -> list:
 
 
 START_LINE = re.compile(r"pgrun: (tuned preset \S+ applied |\S+ on \S+, seed \d+, [\d,]+ env steps -> )")
-"""the lines a new run prints once it is built (pgrun.cli.print_start)"""
+"""the lines a new run prints once it is built (pgrun.cli.train.print_start)"""
 
 
 def after_start(stderr: str) -> list[str]:

@@ -1,0 +1,222 @@
+"""The optimizers of the update rules (Adam, RMSprop, SGD), their learning-rate schedule and
+gradient clipping, all on one flat buffer per optimizer.
+
+An optimizer moves its parameters into one contiguous tensor (each parameter becomes a
+view of it) and gives them gradients that are views of a second one. Backward passes
+accumulate into those views in place, so clipping and the update rule are a handful of
+operations on two long vectors, however many layers the network has: torch's optimizers
+loop over the parameter tensors (or fuse them in a kernel that brings in torch._dynamo,
+about a second of start-up) and are several times slower at these network sizes.
+The update formulas are torch's, term for term (tests/test_optim.py compares them).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from pgrun.config import OptimizerConfig
+
+ADAM_BETAS = (0.9, 0.999)
+RMSPROP_ALPHA = 0.99
+ALIGNMENT = 16
+"""elements (64 bytes of float32) between the starts of parameters in the flat buffers"""
+CLIP_EPS = 1e-6
+"""added to the gradient norm in the clipping factor, as torch.nn.utils.clip_grad_norm_ does"""
+
+
+class OptimizerDetached(RuntimeError):
+    """A parameter no longer lives in its optimizer's flat buffer; the message is one line."""
+
+
+Modules = Mapping[str, torch.nn.Module]
+"""the networks an optimizer steps, by name ({"policy": policy, "critic": critic})"""
+
+
+class FlatOptimizer:
+    """Parameters and gradients as views of two flat buffers; subclasses define `update`.
+
+    The views are checked before the buffers are used (`ensure_bound`): a parameter whose
+    storage left the buffer (a module moved with .to(), cast with .double(), parameter.data
+    reassigned, vector_to_parameters) or that its module replaced (load_state_dict(assign=True))
+    would otherwise be silently left out of every step. When all of them moved together to
+    another device or dtype, the buffers are rebuilt there (`rebind`), statistics included;
+    any other departure is an OptimizerDetached error naming the parameter. A gradient that
+    left its view (module.zero_grad() sets it to None, and backward then makes a new one) is
+    copied back and bound again: the step uses exactly the gradient backward computed.
+    """
+
+    def __init__(self, modules: Modules, lr: float) -> None:
+        self.modules = dict(modules)
+        named = [item for name, module in self.modules.items() for item in module.named_parameters(name)]
+        self.names = [name for name, _ in named]
+        self.params = [param for _, param in named]
+        self.lr = lr
+        self.steps = 0
+        self.bind()
+
+    def bind(self) -> None:
+        """Make the flat buffers from the parameters' current values and devices, and every
+        parameter and gradient a view of them."""
+        # Each parameter starts on a 64-byte boundary, as a tensor of its own would: matrix
+        # kernels choose their code path (and so their rounding) by alignment, and a policy
+        # must compute the same numbers here as when loaded from its file. The gaps stay 0.
+        offsets = []
+        end = 0
+        for p in self.params:
+            offsets.append(end)
+            end += -(-p.numel() // ALIGNMENT) * ALIGNMENT
+        first = self.params[0] if self.params else torch.zeros(0)
+        self.flat = torch.zeros(end, dtype=first.dtype, device=first.device)
+        self.grad = torch.zeros_like(self.flat)
+        self.grad_views = []
+        for p, offset in zip(self.params, offsets, strict=True):
+            view = self.flat[offset : offset + p.numel()].view_as(p)
+            view.copy_(p.detach())
+            grad_view = self.grad[offset : offset + p.numel()].view_as(p)
+            if p.grad is not None:  # (a gradient computed before a move is kept)
+                grad_view.copy_(p.grad)
+            p.data, p.grad = view, grad_view
+            self.grad_views.append(grad_view)
+        self.addresses = [p.data_ptr() for p in self.params]
+
+    def rebind(self) -> None:
+        """Rebuild the buffers where the parameters are now (after a move of the whole
+        network to another device or dtype), carrying the statistics over."""
+        statistics = {name: value.clone() for name, value in self.statistics().items()}
+        self.bind()
+        for name, value in statistics.items():
+            setattr(self, name, value.to(self.flat))
+
+    def ensure_bound(self) -> None:
+        """Check the parameters' and gradients' views before the buffers are used (see the class)."""
+        current = [p for module in self.modules.values() for p in module.parameters()]
+        replaced = [i for i, (p, q) in enumerate(zip(self.params, current, strict=False)) if p is not q]
+        if replaced or len(current) != len(self.params):
+            name = self.names[replaced[0]] if replaced else "list"
+            raise OptimizerDetached(
+                f"parameter {name} of the optimizer's networks was replaced after the optimizer was "
+                "made (load_state_dict(assign=True), a new nn.Parameter), so steps would leave it "
+                "unchanged; load weights in place (load_state_dict without assign), or make a new optimizer"
+            )
+        left = [i for i, p in enumerate(self.params) if p.data_ptr() != self.addresses[i]]
+        if left:
+            moved = {(p.device, p.dtype) for p in self.params}
+            if (
+                len(left) == len(self.params)
+                and len(moved) == 1
+                and moved != {(self.flat.device, self.flat.dtype)}
+            ):
+                self.rebind()
+                return
+            raise OptimizerDetached(
+                f"parameter {self.names[left[0]]} no longer lives in its optimizer's flat buffer (moved, "
+                "cast or reassigned after the optimizer was made), so steps would leave it unchanged; "
+                "move every parameter of the optimizer together (then it rebuilds its buffers), or "
+                "make a new optimizer"
+            )
+        for p, view in zip(self.params, self.grad_views, strict=True):
+            if p.grad is not view:
+                if p.grad is not None:
+                    view.copy_(p.grad)
+                p.grad = view
+
+    def zero_grad(self) -> None:
+        self.ensure_bound()  # (a gradient a move made anew must be zeroed too)
+        self.grad.zero_()
+
+    def clip_grad_norm(self, max_norm: float | None) -> float:
+        """Scale the gradient to a global norm of at most max_norm (None: leave it), by
+        min(1, max_norm / (norm + 1e-6)); return the norm before clipping."""
+        self.ensure_bound()
+        norm = torch.linalg.vector_norm(self.grad).item()
+        scale = 1.0 if max_norm is None else max_norm / (norm + CLIP_EPS)
+        if scale < 1.0:  # (the factor is a Python number: no tensor arithmetic for a scalar)
+            self.grad.mul_(scale)
+        return norm
+
+    def step(self) -> None:
+        """One update of the parameters from the accumulated gradient."""
+        self.ensure_bound()
+        self.steps += 1
+        with torch.no_grad():
+            self.update()
+
+    def update(self) -> None:
+        raise NotImplementedError
+
+    def statistics(self) -> dict[str, Tensor]:
+        """The optimizer's running statistics, by name (empty for plain SGD)."""
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"lr": self.lr, "steps": self.steps} | {k: v.clone() for k, v in self.statistics().items()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.lr, self.steps = state["lr"], state["steps"]
+        for name, statistic in self.statistics().items():
+            statistic.copy_(state[name])
+
+
+class Adam(FlatOptimizer):
+    """Adam (Kingma & Ba 2015), in torch's form:
+    m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2
+    theta <- theta - (lr / (1 - b1^t)) m / (sqrt(v) / sqrt(1 - b2^t) + eps)"""
+
+    def __init__(self, modules: Modules, lr: float, eps: float = 1e-8) -> None:
+        super().__init__(modules, lr)
+        self.eps = eps
+        self.m, self.v = torch.zeros_like(self.flat), torch.zeros_like(self.flat)
+
+    def update(self) -> None:
+        b1, b2 = ADAM_BETAS
+        self.m.lerp_(self.grad, 1 - b1)
+        self.v.mul_(b2).addcmul_(self.grad, self.grad, value=1 - b2)
+        denominator = (self.v.sqrt() / math.sqrt(1 - b2**self.steps)).add_(self.eps)
+        self.flat.addcdiv_(self.m, denominator, value=-self.lr / (1 - b1**self.steps))
+
+    def statistics(self) -> dict[str, Tensor]:
+        return {"m": self.m, "v": self.v}
+
+
+class RMSprop(FlatOptimizer):
+    """RMSprop (Tieleman & Hinton 2012), in torch's form:
+    s <- alpha s + (1 - alpha) g^2;  theta <- theta - lr g / (sqrt(s) + eps)"""
+
+    def __init__(self, modules: Modules, lr: float, eps: float = 1e-8) -> None:
+        super().__init__(modules, lr)
+        self.eps = eps
+        self.square_avg = torch.zeros_like(self.flat)
+
+    def update(self) -> None:
+        self.square_avg.mul_(RMSPROP_ALPHA).addcmul_(self.grad, self.grad, value=1 - RMSPROP_ALPHA)
+        self.flat.addcdiv_(self.grad, self.square_avg.sqrt().add_(self.eps), value=-self.lr)
+
+    def statistics(self) -> dict[str, Tensor]:
+        return {"square_avg": self.square_avg}
+
+
+class SGD(FlatOptimizer):
+    """theta <- theta - lr g"""
+
+    def update(self) -> None:
+        self.flat.add_(self.grad, alpha=-self.lr)
+
+
+def make_optimizer(modules: Modules, config: OptimizerConfig) -> FlatOptimizer:
+    """Adam, RMSprop (smoothing constant 0.99, as in A2C) or SGD over the modules' parameters at config.lr."""
+    if config.name == "adam":
+        return Adam(modules, config.lr, config.eps)
+    if config.name == "rmsprop":
+        return RMSprop(modules, config.lr, config.eps)
+    return SGD(modules, config.lr)
+
+
+def scheduled_lr(config: OptimizerConfig, progress: float) -> float:
+    """The learning rate when a fraction `progress` of total_steps is done:
+    constant: lr; linear: lr * (1 - progress), reaching 0 at the end of the budget."""
+    return config.lr * (1.0 - progress) if config.lr_schedule == "linear" else config.lr

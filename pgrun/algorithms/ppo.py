@@ -1,0 +1,208 @@
+"""Proximal policy optimization: several epochs of minibatch steps on a surrogate objective.
+
+Both variants (Schulman et al. 2017) share the loop; they differ only in the loss:
+  clip:    L = -E[min(r_t A_t, clip(r_t, 1 - eps, 1 + eps) A_t)]
+  penalty: L = -E[r_t A_t] + beta E[KL(pi_old(.|s_t) || pi_theta(.|s_t))]
+with r_t = pi_theta(a_t|s_t) / pi_old(a_t|s_t) and A_t the estimator's GAE advantages.
+V(s) is fitted to the estimator's value targets: on the policy's own minibatches when its
+passes match the epochs, else after them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pgrun.algorithms.rule import Algorithm
+from pgrun.config import AlgoConfig, OptimizerConfig, ValueConfig, checked
+from pgrun.lazy import lazy_import
+
+torch = lazy_import("torch")
+losses = lazy_import("pgrun.algorithms.losses")
+batching = lazy_import("pgrun.batch")
+optim = lazy_import("pgrun.algorithms.optim")
+learned_value = lazy_import("pgrun.algorithms.value_fitting")
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from pgrun.algorithms.value_fitting import ValueFitting
+    from pgrun.estimation.estimators import Advantages
+    from pgrun.networks.policy import Policy
+    from pgrun.networks.value import ValueNetworkFactory
+
+
+@dataclass
+class PPOConfig(AlgoConfig):
+    """Proximal policy optimization (algo=ppo, algo=ppo_penalty)."""
+
+    estimator: str = checked("gae", choices=("gae",))
+    """gae: A_t by GAE(lambda) against the learned V"""
+    gae_lambda: float = checked(0.95, ge=0.0, le=1.0)
+    """GAE lambda: 1 gives reward-to-go minus V(s_t), 0 the one-step TD residual"""
+    value: ValueConfig = field(default_factory=ValueConfig)
+    optim: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(lr=3e-4))
+    ent_coef: float = checked(0.0, ge=0.0)
+    """entropy bonus coefficient c_H in the loss"""
+    minibatch_size: int | None = checked(64, ge=1)
+    """steps per Adam step within an epoch (shuffled); null: the whole batch"""
+    epochs: int = checked(10, ge=1)
+    """passes over the batch, each in shuffled minibatches of minibatch_size"""
+    variant: str = checked("clip", choices=("clip", "penalty"))
+    """clip: min(r A, clip(r, 1 - eps, 1 + eps) A); penalty: r A - beta KL(pi_old || pi), beta adapted"""
+    clip: float = checked(0.2, gt=0.0)
+    """clip: surrogate clip range epsilon"""
+    target_kl: float | None = checked(0.015, gt=0.0)
+    """clip: stop the batch's epochs once approx KL exceeds 1.5 * target_kl (null: never);
+    penalty: the KL that beta is adapted towards"""
+    kl_coef: float = checked(1.0, gt=0.0)
+    """penalty: initial beta; doubled when KL > 1.5 target_kl, halved when KL < target_kl / 1.5"""
+
+    def inconsistency(self) -> tuple[str, str] | None:
+        if self.variant == "penalty" and self.target_kl is None:
+            return "target_kl", "must be set: the penalty variant adapts its coefficient towards it"
+        return super().inconsistency()
+
+
+def clipped_surrogate(
+    logp: Tensor, logp_old: Tensor, advantages: Tensor, clip: float
+) -> tuple[Tensor, Tensor]:
+    """-mean(min(r A, clip(r, 1 - clip, 1 + clip) A)) and the fraction of clipped ratios."""
+    ratio = (logp - logp_old).exp()
+    clipped = ratio.clamp(1 - clip, 1 + clip)
+    loss = -torch.min(ratio * advantages, clipped * advantages).mean()
+    with torch.no_grad():
+        clip_frac = (clipped != ratio).float().mean()
+    return loss, clip_frac
+
+
+def kl_penalized_surrogate(
+    kl: Tensor, logp: Tensor, logp_old: Tensor, advantages: Tensor, beta: float
+) -> tuple[Tensor, dict]:
+    """-mean(r A) + beta * mean KL(pi_old(.|s) || pi_theta(.|s)), `kl` [n] per step, in the
+    direction of the trust region: expectations under the old policy, which collected the samples."""
+    kl = kl.mean()
+    loss = -losses.importance_surrogate(logp, logp_old, advantages) + beta * kl
+    return loss, {"train/kl_penalty": kl.item()}
+
+
+class PPO:
+    """config.epochs passes over the batch in shuffled minibatches, one optimizer step each.
+
+    clip variant: the passes stop early, before the step, once the approximate KL between
+    the batch's policy and the current one on the minibatch exceeds 1.5 * target_kl (as in
+    Spinning Up). penalty variant: after the update, beta doubles if the mean KL exceeded
+    1.5 * target_kl and halves if it stayed below target_kl / 1.5.
+    """
+
+    def __init__(self, config: PPOConfig, policy: Policy, make_value_network: ValueNetworkFactory) -> None:
+        self.config, self.policy = config, policy
+        self.optimizer = optim.make_optimizer({"policy": policy}, config.optim)
+        self.value = learned_value.FittedValue(config.value, make_value_network)
+        self.critic = self.value.net
+        self.kl_coef = config.kl_coef
+
+    def update(self, advantages: Advantages, progress: float) -> dict[str, float]:
+        """The policy's epochs, and V fitted to the value targets: on the same minibatches, one
+        backward pass for both, when the value's passes match the epochs (value.iters ==
+        epochs, same minibatch size); else after the epochs."""
+        batch = advantages.batch
+        obs, value_targets = batch.flat(batch.obs), batch.flat(advantages.value_targets)
+        fitting = learned_value.ValueFitting(self.value, obs, value_targets)
+        joint = self.value.shares_minibatches_with(self.config.epochs, self.config.minibatch_size)
+        info = self.policy_update(
+            obs, batch.flat(batch.actions), batch.flat(advantages.phi), progress, fitting if joint else None
+        )
+        fitting.finish()
+        return info | fitting.info()
+
+    def policy_update(
+        self,
+        obs: Tensor,
+        actions: Tensor,
+        advantages: Tensor,
+        progress: float,
+        value_fitting: ValueFitting | None = None,
+    ) -> dict[str, float]:
+        """The epochs of minibatch steps on the surrogate; with `value_fitting`, each step
+        also takes V's step on the same minibatch."""
+        config, policy = self.config, self.policy
+        self.optimizer.lr = optim.scheduled_lr(config.optim, progress)
+        with torch.no_grad():
+            old_params = policy.distribution_params(obs)
+            logp_old = policy.log_prob_from(old_params, actions)
+        n = len(advantages)
+        size = config.minibatch_size or n
+        per_epoch = -(-n // size)
+        steps, stopped, clip_fracs, grad_norms, last_loss = 0, False, [], [], torch.tensor(float("nan"))
+        early_stop = config.variant == "clip" and config.target_kl is not None
+        for _ in range(config.epochs):
+            for index in batching.shuffled_minibatches(n, size):
+                params = policy.distribution_params(obs[index])
+                logp = policy.log_prob_from(params, actions[index])
+                if early_stop and losses.approx_kl(logp_old[index], logp.detach()) > 1.5 * config.target_kl:
+                    stopped = True
+                    break
+                if config.variant == "clip":
+                    loss, clip_frac = clipped_surrogate(logp, logp_old[index], advantages[index], config.clip)
+                    clip_fracs.append(clip_frac)
+                else:
+                    kl = policy.kl_from(old_params[index], params)
+                    loss, _ = kl_penalized_surrogate(
+                        kl, logp, logp_old[index], advantages[index], self.kl_coef
+                    )
+                if config.ent_coef > 0:  # (no entropy graph to differentiate when it has no weight)
+                    loss = loss + losses.entropy_bonus(policy.entropy_from(params), config.ent_coef)
+                last_loss = loss.detach()
+                self.optimizer.zero_grad()
+                if value_fitting is not None:
+                    value_fitting.zero_grad()
+                    loss = loss + value_fitting.loss(index)
+                loss.backward()
+                grad_norms.append(self.optimizer.clip_grad_norm(config.optim.max_grad_norm))
+                self.optimizer.step()
+                if value_fitting is not None:
+                    value_fitting.step()
+                steps += 1
+            if stopped:
+                break
+        with torch.no_grad():
+            new_params = policy.distribution_params(obs)
+            kl_mean = policy.kl_from(old_params, new_params).mean().item()
+            approx = losses.approx_kl(logp_old, policy.log_prob_from(new_params, actions))
+        info = {
+            "train/loss": last_loss.item(),
+            "train/entropy": policy.entropy_from(old_params).mean().item(),
+            "train/approx_kl": approx,
+            "train/kl": kl_mean,
+            "train/epochs": steps / per_epoch,
+            "train/stopped_early": float(stopped),
+            "train/grad_norm": sum(grad_norms) / len(grad_norms) if grad_norms else 0.0,
+            "train/lr": self.optimizer.lr,
+        }
+        if config.variant == "clip":
+            info["train/clip_frac"] = torch.stack(clip_fracs).mean().item() if clip_fracs else 0.0
+        else:
+            info["train/kl_coef"] = self.kl_coef
+            if kl_mean > 1.5 * config.target_kl:
+                self.kl_coef *= 2.0
+            elif kl_mean < config.target_kl / 1.5:
+                self.kl_coef /= 2.0
+        return info
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "policy": self.policy.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "value": self.value.state_dict(),
+            "kl_coef": self.kl_coef,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.policy.load_state_dict(state["policy"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.value.load_state_dict(state["value"])
+        self.kl_coef = state["kl_coef"]
+
+
+ALGORITHMS = {"ppo": Algorithm(PPOConfig, PPO)}

@@ -1,0 +1,135 @@
+"""The Python API: train a run, continue it, and load a trained agent, from a notebook or a script.
+
+    import pgrun
+
+    result = pgrun.train(["algo=ppo", "env=cartpole", "total_steps=20000"])
+    result.final_eval_return, result.run_dir, result.metrics()[-1]
+    agent = pgrun.load(result.run_dir)          # or a policy.pt file
+    action = agent.act(observation)
+
+`train` takes the overrides the `pgrun` command takes (presets, `algo=null` and `2e6` step
+counts alike), composes them with Hydra's public compose API, and runs the same session the
+command runs (pgrun.training.session): the same run dir, files, checkpoints and numbers.
+Errors are raised, not printed: ConfigError and RunDirError for bad input (the run dir is
+left as it was), RunFailed for a run that failed, Interrupted for a stop (Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from pgrun.algorithms import register_schemas
+from pgrun.config import Config, config_dir, to_config
+from pgrun.config.overrides import hydra_overrides
+from pgrun.tracking.files import METRICS_FILE
+from pgrun.training.callbacks import Callback
+from pgrun.training.policy_file import POLICY_FILE, SavedPolicy, read_policy
+from pgrun.training.session import SUMMARY_FILE, new_run, resume_run
+
+
+@dataclass
+class RunResult:
+    """A finished run: its directory, summary (summary.json) and config."""
+
+    run_dir: Path
+    summary: dict[str, Any]
+    config: Config
+
+    @property
+    def final_eval_return(self) -> float | None:
+        return self.summary["final_eval_return"]
+
+    @property
+    def best_eval_return(self) -> float | None:
+        return self.summary["best_eval_return"]
+
+    def metrics(self) -> list[dict[str, float]]:
+        """The logged rows of metrics.jsonl: {"step": env steps, "eval/return": ..., ...}."""
+        lines = (self.run_dir / METRICS_FILE).read_text(encoding="utf-8").splitlines()
+        return [json.loads(line) for line in lines if line.strip()]
+
+
+def compose_config(overrides: Sequence[str] = ()) -> tuple[DictConfig, DictConfig]:
+    """The job's config and Hydra's node (run dir, group choices), composed from `overrides`
+    as the `pgrun` command composes them."""
+    register_schemas()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3", job_name="pgrun"):
+        cfg = compose("config", overrides=hydra_overrides(list(overrides)), return_hydra_config=True)
+    hydra_config = cfg.hydra
+    HydraConfig.instance().set_config(cfg)  # what ${hydra:...} in hydra.run.dir reads
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg, hydra_config
+
+
+def config_of(overrides: Sequence[str] = ()) -> Config:
+    """The validated config `overrides` compose, without running anything."""
+    return to_config(compose_config(overrides)[0])
+
+
+def train(
+    overrides: Sequence[str] = (), run_dir: str | Path | None = None, callbacks: Sequence[Callback] = ()
+) -> RunResult:
+    """Train one run as `pgrun OVERRIDES` would, in `run_dir` (default: hydra.run.dir, under
+    outputs/ of the current directory); `callbacks` are called after the built-in ones
+    (pgrun.training.callbacks.Callback). Returns the finished run."""
+    cfg, hydra_config = compose_config(overrides)
+    directory = Path(run_dir) if run_dir is not None else Path(hydra_config.run.dir)
+    config, summary = new_run(cfg, hydra_config, directory, callbacks=callbacks)
+    return RunResult(directory, summary, config)
+
+
+def resume(
+    run_dir: str | Path, overrides: Sequence[str] = (), callbacks: Sequence[Callback] = ()
+) -> RunResult:
+    """Continue the run in `run_dir` from its newest checkpoint, as `pgrun resume=RUN_DIR
+    OVERRIDES` would (only total_steps, log.* and checkpoint.* may change)."""
+    from pgrun.training.resume import resumed_config
+
+    directory = Path(run_dir)
+    summary = resume_run(directory, list(overrides), callbacks)
+    if summary is None:  # it had finished already
+        summary = json.loads((directory / SUMMARY_FILE).read_text(encoding="utf-8"))
+    return RunResult(directory, summary, resumed_config(directory, list(overrides))[0])
+
+
+class Agent:
+    """A trained policy with its observation preprocessing, ready to act in its env."""
+
+    def __init__(self, saved: SavedPolicy) -> None:
+        self.policy, self.preprocessor = saved.policy, saved.preprocessor
+        self.config, self.action_space = saved.config, saved.action_space
+        self.observation_space = saved.preprocessor.space
+
+    def act(self, observation: Any, deterministic: bool = True) -> Any:
+        """The action for one observation, as the env takes it (or for a batch of them,
+        [N, *observation shape] -> [N, ...]); deterministic: the distribution's mode (argmax,
+        mean), else a sample."""
+        import torch
+
+        obs = np.asarray(observation)
+        single = obs.shape == self.observation_space.shape
+        with torch.no_grad():
+            features = self.preprocessor(obs[None] if single else obs)
+            if deterministic:
+                action = self.policy.mode(features)
+            else:
+                action = self.policy.distribution(features).sample()
+        actions = self.policy.env_action(action)
+        return actions[0] if single else actions
+
+
+def load(path: str | Path) -> Agent:
+    """The agent in a run dir (its policy.pt) or a policy file; PolicyFileError (one line) if
+    there is none or it is not a pgrun policy file."""
+    path = Path(path)
+    return Agent(read_policy(path / POLICY_FILE if path.is_dir() else path))

@@ -1,0 +1,127 @@
+"""The `pgrun` command: Hydra composes the config (one run, or a sweep's jobs with -m) and
+each job runs through pgrun.training.session; `resume=<run dir>` continues a run from its
+checkpoint and `rerun=<run dir>` starts a new run with a finished run's config. Errors end
+in one line on stderr: exit 2 for bad input, 1 for a run that failed, 130/143 for a stop."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException
+from hydra.types import RunMode
+from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
+
+import pgrun
+from pgrun.algorithms import register_schemas
+from pgrun.cli.help import help_page
+from pgrun.cli.sweeps import report_sweep_failures
+from pgrun.config import ConfigError, config_dir, one_line
+from pgrun.config.overrides import hydra_overrides, integral_e_notation_as_int
+from pgrun.errors import CheckpointError, EnvNotReplayable, RunFailed
+from pgrun.training.interrupt import Interrupted
+from pgrun.training.rundir import RunDirError
+from pgrun.training.session import new_run, resume_run
+
+# torch, gymnasium and the training code are imported where a run starts, not here, so
+# that --help and a config error answer at once (pgrun.lazy has the algorithms' side)
+
+BAD_INPUT = (ConfigError, RunDirError, CheckpointError, HydraException, OmegaConfBaseException)
+
+
+register_schemas()
+
+
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
+def run(cfg: DictConfig) -> float | None:
+    """One job (the run, or one of a sweep's): pgrun.training.session.new_run; return the final
+    or best eval return (`objective`), which a sweeper such as Optuna maximizes."""
+    hydra_config = HydraConfig.get()
+    single_run = hydra_config.mode == RunMode.RUN
+    try:
+        config, summary = new_run(
+            cfg,
+            hydra_config,
+            Path(hydra_config.runtime.output_dir),
+            sweep_dir=None if single_run else Path(hydra_config.sweep.dir),
+        )
+    except (ConfigError, RunDirError) as error:
+        if single_run:
+            fail(error)
+        raise  # in a sweep, Hydra reports the failed job and the others go on
+    except RunFailed as error:
+        if single_run:
+            fail(error, status=1)
+        raise
+    return summary[f"{config.objective}_eval_return"]
+
+
+def fail(error: BaseException, status: int = 2) -> NoReturn:
+    """One line on stderr; exit 2 for bad input, 1 for a run that failed on its own."""
+    print(f"pgrun: error: {one_line(error)}", file=sys.stderr)
+    sys.exit(status)
+
+
+def stopped(interrupted: Interrupted) -> NoReturn:
+    """One line saying where the run stopped and how to resume it; exit 130 (SIGINT) or 143 (SIGTERM)."""
+    run_dir = getattr(interrupted, "run_dir", None)
+    if interrupted.checkpoint_step is None:
+        where = "before its first checkpoint; nothing to resume"
+        if run_dir is not None:
+            where += f" (start it again with: pgrun rerun={run_dir})"
+    else:
+        how = "stopped at once" if interrupted.immediate else "checkpoint written"
+        where = f"{how} at env step {interrupted.checkpoint_step:,}; resume with: pgrun resume={run_dir}"
+    print(f"pgrun: interrupted by {interrupted}: {where}", file=sys.stderr)
+    sys.exit(interrupted.exit_status)
+
+
+def main() -> None:
+    """Console entry point: errors in the user's config end in one line on stderr and exit 2."""
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # let errors reach us instead of Hydra's printer
+    arguments = [integral_e_notation_as_int(argument) for argument in sys.argv[1:]]
+    if "--help" in arguments or "-h" in arguments:
+        print(help_page(config_dir()))
+        return
+    if "--version" in arguments:
+        print(f"pgrun {pgrun.__version__}")
+        return
+    saved = {
+        key: value for key, _, value in (a.partition("=") for a in arguments) if key in ("resume", "rerun")
+    }
+    others = [a for a in arguments if a.partition("=")[0] not in saved]
+    try:
+        if len(saved) > 1:
+            raise ConfigError("resume= and rerun= cannot be given together")
+        if "resume" in saved:
+            if "-m" in others or "--multirun" in others:
+                raise ConfigError("resume= continues one run: resume the jobs of a sweep one by one")
+            resume_run(Path(saved["resume"]), others)
+            return
+        if "rerun" in saved:
+            from pgrun.training.resume import rerun_overrides
+
+            others = rerun_overrides(Path(saved["rerun"]), others)
+        sys.argv = [sys.argv[0], *hydra_overrides(others)]
+        run()
+    except Interrupted as interrupted:
+        stopped(interrupted)
+    except (RunFailed, EnvNotReplayable, *BAD_INPUT) as error:
+        if report_sweep_failures():
+            sys.exit(1)
+        fail(error, status=2 if isinstance(error, BAD_INPUT) else 1)
+    except OSError as error:  # e.g. a run dir that cannot be created
+        print(f"pgrun: error: {error.strerror or error}: {error.filename}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("pgrun: interrupted before training started", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

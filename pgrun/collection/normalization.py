@@ -1,0 +1,162 @@
+"""Normalization, in one place: running statistics of observations and returns, the
+observation preprocessing that applies them, and reward scaling.
+
+Observations: `ObservationPreprocessor` turns raw observations into float features
+(Box flattened, Discrete one-hot) and, with env.normalize_obs, standardizes them by running
+statistics. Rewards: `RewardScaler` divides them by a running std of the discounted return,
+as Engstrom et al. (2020, "Implementation Matters in Deep Policy Gradients") found common
+and important in PPO on MuJoCo: each env copy keeps its discounted return
+G_t = gamma * G_{t-1} + r_t (reset at episode ends), and the learner sees
+r_t / sqrt(Var[G] + 1e-8), clipped to [-clip, clip]. The mean is not subtracted: shifting
+rewards would change which policies are optimal.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+STD_EPS = 1e-8
+"""added to the variance before its square root: what observations and rewards are divided by"""
+
+
+class RunningMeanStd:
+    """Running mean and variance of feature vectors, merged batch by batch (Chan et al. 1979),
+    and std = sqrt(var + 1e-8).
+
+    Kept in float64 numpy arrays: the collector folds in every step, and tiny torch ops
+    would cost more in dispatch than the arithmetic; checkpoints get torch tensors.
+    """
+
+    def __init__(self, dim: int) -> None:
+        self.mean = np.zeros(dim)
+        self.var = np.ones(dim)
+        self.count = 1e-4
+        self.std = np.sqrt(self.var + STD_EPS)
+
+    def update(self, x: np.ndarray) -> None:
+        """Fold in a batch x [n, dim] of mean m_b and variance v_b: with n_0 the count so far,
+        n = n_0 + n_b and delta = m_b - mean,
+            mean <- mean + delta n_b / n
+            var  <- (var n_0 + v_b n_b + delta^2 n_0 n_b / n) / n"""
+        x = np.asarray(x, dtype=np.float64)
+        batch_count = float(len(x))
+        total = self.count + batch_count
+        if len(x) == 1:  # (one env copy: v_b = 0, the same formulas in fewer array operations)
+            delta = x[0] - self.mean
+            self.mean = self.mean + delta * (1.0 / total)
+            self.var = (self.var * self.count + delta * delta * (self.count / total)) / total
+        else:
+            batch_mean = x.sum(0) / batch_count
+            batch_var = ((x - batch_mean) ** 2).sum(0) / batch_count
+            delta = batch_mean - self.mean
+            self.mean = self.mean + delta * batch_count / total
+            m2 = self.var * self.count + batch_var * batch_count + delta**2 * self.count * batch_count / total
+            self.var = m2 / total
+        self.count = total
+        self.std = np.sqrt(self.var + STD_EPS)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {
+            "mean": torch.from_numpy(self.mean.copy()),
+            "var": torch.from_numpy(self.var.copy()),
+            "count": torch.tensor(self.count, dtype=torch.float64),
+        }
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.mean = state["mean"].numpy().astype(np.float64)
+        self.var = state["var"].numpy().astype(np.float64)
+        self.count = float(state["count"])
+        self.std = np.sqrt(self.var + STD_EPS)
+
+
+class ObservationPreprocessor:
+    """Turns a batch of raw observations [N, *shape] into float features [N, dim].
+
+    Box observations are flattened; Discrete ones are one-hot encoded. With `normalize`,
+    features are then standardized by running statistics, (x - mean) / sqrt(var + 1e-8)
+    clipped to [-clip, clip]; the collector updates the statistics (`update_and_encode`),
+    plain encoding only reads them, and they are saved with the policy.
+    """
+
+    def __init__(
+        self, space: gym.spaces.Box | gym.spaces.Discrete, normalize: bool = False, clip: float = 10.0
+    ) -> None:
+        self.space, self.clip = space, clip
+        self.dim = int(gym.spaces.flatdim(space))
+        self.statistics = RunningMeanStd(self.dim) if normalize else None
+        self.as_is = isinstance(space, gym.spaces.Box) and space.shape == (self.dim,) and not normalize
+        """vectors, not normalized: the features of [N, dim] observations are themselves, as float32"""
+
+    def features(self, obs: np.ndarray) -> np.ndarray:
+        """Flattened (Box) or one-hot (Discrete) features [N, dim], before normalization."""
+        if isinstance(self.space, gym.spaces.Discrete):
+            return np.eye(self.dim)[np.asarray(obs) - self.space.start]
+        return np.asarray(obs).reshape(-1, self.dim)
+
+    def update_and_encode(self, obs: np.ndarray, fold: np.ndarray | None = None) -> torch.Tensor:
+        """Fold raw observations [N, *shape] into the running statistics (if normalizing; only
+        the rows where `fold` [N] is true, if given), then encode them all with the updated
+        statistics."""
+        if self.as_is:  # (the collector calls this every step: the short way)
+            return torch.from_numpy(np.ascontiguousarray(obs, dtype=np.float32))
+        features = self.features(obs)
+        if self.statistics is not None and (fold is None or fold.any()):
+            self.statistics.update(features if fold is None else features[fold])
+        return self.standardize(features)
+
+    def __call__(self, obs: np.ndarray) -> torch.Tensor:
+        """Encode raw observations [N, *shape] with the statistics as they stand; never updates them."""
+        return self.standardize(self.features(obs))
+
+    def encode_array(self, obs: np.ndarray) -> np.ndarray:
+        """As __call__, as a float32 numpy array (for storage converted to torch in one piece)."""
+        if self.as_is:
+            return np.ascontiguousarray(obs, dtype=np.float32)
+        return self.standardize_array(self.features(obs))
+
+    def standardize(self, features: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(self.standardize_array(features))
+
+    def standardize_array(self, features: np.ndarray) -> np.ndarray:
+        """float32 features [N, dim]: (x - mean) / sqrt(var + 1e-8), clipped, when normalizing."""
+        if self.statistics is not None:
+            standardized = (features - self.statistics.mean) / self.statistics.std
+            features = np.clip(standardized, -self.clip, self.clip)
+        return np.ascontiguousarray(features, dtype=np.float32)
+
+
+class RewardScaler:
+    """Scales each step's rewards [N] of N env copies; the statistics go into checkpoints."""
+
+    def __init__(self, num_envs: int, gamma: float, clip: float | None) -> None:
+        self.gamma, self.clip = gamma, clip
+        self.returns = np.zeros(num_envs)
+        self.statistics = RunningMeanStd(1)
+
+    def __call__(self, reward: np.ndarray, ended: np.ndarray, active: np.ndarray | None = None) -> np.ndarray:
+        """The scaled rewards of one step; `ended`: the copies whose episode ended at it;
+        `active`: the copies that took a step (default all; a copy that only reset did not)."""
+        if active is None:
+            self.returns = self.gamma * self.returns + reward
+            self.statistics.update(self.returns.reshape(-1, 1))
+        elif active.any():
+            self.returns[active] = self.gamma * self.returns[active] + reward[active]
+            self.statistics.update(self.returns[active].reshape(-1, 1))
+        scaled = reward / self.statistics.std[0]
+        self.returns[ended] = 0.0
+        return scaled if self.clip is None else np.clip(scaled, -self.clip, self.clip)
+
+    def restart(self) -> None:
+        """Every copy starts a new episode (a batch of complete episodes resets the envs)."""
+        self.returns[:] = 0.0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"returns": torch.as_tensor(self.returns).clone(), "statistics": self.statistics.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.returns = state["returns"].numpy().copy()
+        self.statistics.load_state_dict(state["statistics"])

@@ -1,0 +1,20 @@
+"""Where pgrun's YAML config files are, and what they choose by default (read without composing)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+
+def config_dir() -> Path:
+    """configs/ inside the installed package (wheel), else the repository's (source, editable)."""
+    package = Path(__file__).resolve().parent.parent
+    packaged = package / "configs"
+    return packaged if packaged.is_dir() else package.parent / "configs"
+
+
+def default_choices(directory: Path) -> dict[str, str]:
+    """The groups configs/config.yaml chooses by default ({"algo": "vpg", "env": "cartpole", ...})."""
+    entries = OmegaConf.to_container(OmegaConf.load(directory / "config.yaml").defaults, resolve=False)
+    return {key: value for entry in entries if isinstance(entry, dict) for key, value in entry.items()}

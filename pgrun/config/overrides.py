@@ -1,0 +1,47 @@
+"""What pgrun does to overrides (the command line's, or the Python API's) before Hydra composes
+them: step counts written as floats, `algo=null` and `experiment=null`, and the tuned presets."""
+
+from __future__ import annotations
+
+import re
+
+from pgrun.config.files import config_dir
+from pgrun.config.presets import NULLS, preset_overrides
+from pgrun.config.schema import ConfigError
+
+
+def hydra_overrides(overrides: list[str]) -> list[str]:
+    """Overrides as Hydra should compose them: step counts written as floats made integers
+    (integral_e_notation_as_int), group nulls and presets settled (without_group_nulls,
+    preset_overrides)."""
+    arguments = [integral_e_notation_as_int(argument) for argument in overrides]
+    return preset_overrides(config_dir(), without_group_nulls(arguments))
+
+
+REQUIRED_GROUPS = ("algo", "env")
+
+
+def without_group_nulls(overrides: list[str]) -> list[str]:
+    """A ConfigError for `algo=null` or `env=null` (Hydra would raise a ValueError deep in
+    composition); `experiment=null` as Hydra's `~experiment` (no experiment)."""
+    for at, override in enumerate(overrides):
+        key, _, value = override.partition("=")
+        if value.lower() not in NULLS:
+            continue
+        if key in REQUIRED_GROUPS:
+            names = sorted(path.stem for path in (config_dir() / key).glob("*.yaml"))
+            raise ConfigError(f"{key}={value} is not allowed: choose one of {', '.join(names)}")
+        if key == "experiment":
+            overrides = [*overrides[:at], "~experiment", *overrides[at + 1 :]]
+    return overrides
+
+
+INTEGRAL_E_NOTATION = re.compile(r"^([^=]+=)(\d+(?:\.\d*)?[eE]\+?\d+)$")
+
+
+def integral_e_notation_as_int(argument: str) -> str:
+    """`total_steps=2e6` -> `total_steps=2000000`, so step counts can be written as floats."""
+    match = INTEGRAL_E_NOTATION.match(argument)
+    if match and float(match[2]).is_integer():
+        return f"{match[1]}{int(float(match[2]))}"
+    return argument

@@ -1,0 +1,216 @@
+"""The schema of pgrun's config: typed dataclasses that Hydra composes the YAML files into.
+
+Each field's type is enforced by OmegaConf while Hydra composes; `checked` attaches the
+ranges and choices that types cannot say, which pgrun.config.validation checks. Every
+algorithm extends AlgoConfig in its own module (pgrun.algorithms.*) with exactly the keys
+it uses. Imports neither torch nor any other part of pgrun.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import MISSING
+
+
+class ConfigError(ValueError):
+    """A configuration value outside what pgrun accepts; the message is one line."""
+
+
+def checked(default: Any = MISSING, **rules: Any) -> Any:
+    """A dataclass field whose value `validate` checks against `rules`.
+
+    Rules: ge, gt, le, lt (bounds), choices (allowed values). None values always pass,
+    so an Optional field means "off" when set to null.
+    """
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=rules)
+    return field(default=default, metadata=rules)
+
+
+@dataclass
+class EnvConfig:
+    id: str = MISSING
+    """gymnasium id ("CartPole-v1"), "module:Id-v0" (import module, then make Id-v0),
+    or "module:ClassName" (a gymnasium.Env subclass, registered on the fly)"""
+    num_envs: int = checked(4, ge=1)
+    """parallel copies stepped by the collector's vector env"""
+    vectorization: str = checked("sync", choices=("sync", "async", "native"))
+    """gymnasium vector env: sync steps copies in this process, async in subprocesses, native
+    uses the env's own vectorized implementation where it has one (CartPole-v1: all copies
+    in a few numpy operations)"""
+    max_episode_steps: int | None = checked(None, ge=1)
+    """override the env's time limit (truncation); null keeps the registered one"""
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    """keyword arguments passed to gymnasium.make"""
+    normalize_obs: bool = False
+    """standardize observations by running mean and std (saved with the policy)"""
+    clip_obs: float = checked(10.0, gt=0.0)
+    """with normalize_obs: standardized observations are clipped to [-clip_obs, clip_obs]"""
+    normalize_reward: bool = False
+    """divide the rewards the learner sees by a running std of each copy's discounted return
+    (gamma = algo.gamma); logged returns stay raw"""
+    clip_reward: float | None = checked(10.0, gt=0.0)
+    """with normalize_reward: scaled rewards are clipped to [-clip_reward, clip_reward]; null: not clipped"""
+
+
+@dataclass
+class OptimizerConfig:
+    """The optimizer of an update rule's gradient steps, and what is done to each step."""
+
+    name: str = checked("adam", choices=("adam", "rmsprop", "sgd"))
+    """adam, rmsprop (smoothing constant 0.99) or plain sgd"""
+    lr: float = checked(1e-3, gt=0.0)
+    """learning rate"""
+    lr_schedule: str = checked("constant", choices=("constant", "linear"))
+    """linear anneals the learning rate to 0 at total_steps"""
+    eps: float = checked(1e-8, gt=0.0)
+    """epsilon in Adam's and RMSprop's denominators (unused by sgd)"""
+    max_grad_norm: float | None = checked(None, gt=0.0)
+    """clip the global gradient norm before each step; null: no clipping"""
+
+
+@dataclass
+class ValueNetworkConfig:
+    """The value network V_phi(s) of an actor-critic trained in the policy's own loss (a2c)."""
+
+    hidden_sizes: list[int] = checked([64, 64], ge=1)
+
+
+@dataclass
+class ValueConfig(ValueNetworkConfig):
+    """V_phi(s) fitted on its own after each policy update, by MSE to the estimator's value targets."""
+
+    lr: float = checked(1e-3, gt=0.0)
+    """its own Adam learning rate"""
+    iters: int = checked(80, ge=1)
+    """passes over the batch per iteration"""
+    minibatch_size: int | None = checked(None, ge=1)
+    """steps per gradient step within a pass (shuffled); null: the whole batch"""
+    max_grad_norm: float | None = checked(None, gt=0.0)
+    clip_range: float | None = checked(None, gt=0.0)
+    """value clipping: the loss is max((V - R)^2, (V_old + clip(V - V_old, -c, c) - R)^2); null: plain MSE"""
+
+
+@dataclass
+class AlgoConfig:
+    """What every algorithm has: an estimator of the per-step coefficients Phi_t, and its batches.
+
+    Each algorithm extends this with exactly the keys it uses (pgrun/algos/*.py); a key
+    that the chosen algorithm lacks is an error.
+    """
+
+    estimator: str = MISSING
+    """the estimator of Phi_t (pgrun.estimation.estimators.ESTIMATORS); each algorithm lists
+    those it accepts"""
+    gamma: float = checked(0.99, ge=0.0, le=1.0)
+    """discount in the returns"""
+    normalize_advantages: bool = True
+    """shift and scale Phi_t over the batch to zero mean and unit std"""
+    batch_unit: str = checked("steps", choices=("steps", "episodes"))
+    """steps: batch_size env steps (episodes cut at the batch edge);
+    episodes: batch_size complete episodes"""
+    batch_size: int = checked(5000, ge=1)
+
+    def inconsistency(self) -> tuple[str, str] | None:
+        """(field, why) if the fields do not fit together, else None."""
+        return None
+
+
+@dataclass
+class PolicyConfig:
+    hidden_sizes: list[int] = checked([64, 64], ge=1)
+    activation: str = checked("tanh", choices=("tanh", "relu", "elu", "gelu", "silu"))
+    init: str = checked("orthogonal", choices=("orthogonal", "default"))
+    """orthogonal: gain sqrt(2) hidden layers, 0.01 output layer; default: torch's"""
+    log_std_init: float = -0.5
+    """initial log standard deviation of the Gaussian policy (Box actions)"""
+    clip_actions: bool = True
+    """Box actions: clip the sampled action to the bounds before the env gets it (the update
+    still uses the log-prob of the unclipped sample); false: the env gets the raw sample"""
+
+
+@dataclass
+class EvalConfig:
+    every: int = checked(10_000, ge=1)
+    """evaluate every this many env steps (and once at the end)"""
+    episodes: int = checked(10, ge=1)
+    """episodes per evaluation, run in parallel on their own env copies"""
+    deterministic: bool = True
+    """act with the distribution's mode (argmax / mean) instead of sampling"""
+    video: bool = False
+    """record one evaluation episode (an env copy of its own, rendered headless) as an MP4
+    in <run dir>/videos/ and as a clip in TensorBoard; needs moviepy (pgrun[video])"""
+    video_every: int = checked(100_000, ge=1)
+    """with video: record at the first evaluation at or after every this many env steps,
+    and at the last one"""
+
+
+@dataclass
+class LogConfig:
+    every: int = checked(1000, ge=1)
+    """log an iteration once this many env steps have passed since the last logged one
+    (every evaluation is logged too); episodes of the iterations between are included"""
+    console: bool = True
+    """one line per logged iteration on stderr, under a progress bar"""
+    tensorboard: bool = True
+    save_policy: bool = True
+    """write policy.pt (parameters + config) to the run dir at the end"""
+    wandb: bool = False
+    """also send the scalars, the config and videos to Weights & Biases (extra pgrun[wandb]);
+    with WANDB_MODE=offline they stay in <run dir>/wandb for `wandb sync`"""
+    wandb_project: str = "pgrun"
+    wandb_entity: str | None = None
+    """W&B user or team (None: your default entity)"""
+    wandb_group: str | None = None
+    """W&B group (None: a sweep's jobs are grouped by their sweep dir, a single run has none)"""
+
+
+@dataclass
+class CheckpointConfig:
+    every: int = checked(50_000, ge=1)
+    """write a checkpoint (checkpoints/step_<env steps>.pt) every this many env steps, and at the end"""
+    keep: int = checked(3, ge=1)
+    """how many of the newest checkpoints to keep"""
+
+
+@dataclass
+class Config:
+    algo: AlgoConfig = MISSING
+    env: EnvConfig = MISSING
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    seed: int = checked(0, ge=0, le=2**32 - 1)
+    """seeds torch, numpy, python and the envs"""
+    total_steps: int = checked(300_000, ge=1)
+    """env steps to train for"""
+    target_return: float | None = None
+    """record the env steps and seconds at which an evaluation first reaches this"""
+    stop_at_target: bool = False
+    """stop training once target_return is reached"""
+    objective: str = checked("final", choices=("final", "best"))
+    """what a run returns to a sweeper (Optuna maximizes it): its final or best eval return"""
+    device: str = checked("cpu", choices=("cpu",))
+    """pgrun runs its networks on the cpu"""
+    torch_threads: int = checked(1, ge=1)
+    """intra-op threads; 1 is fastest for small MLPs and keeps parallel jobs apart"""
+
+    def inconsistency(self) -> tuple[str, str] | None:
+        """(key, why) if the batch and the env copies do not fit the budget, else None."""
+        algo, num_envs = self.algo, self.env.num_envs
+        if num_envs > algo.batch_size:
+            return "env.num_envs", (
+                f"must be at most algo.batch_size={algo.batch_size} ({algo.batch_unit} per batch): "
+                "each env copy contributes at least one"
+            )
+        if algo.batch_unit == "steps":
+            batch_steps = -(-algo.batch_size // num_envs) * num_envs
+            if batch_steps > self.total_steps:
+                return "algo.batch_size", (
+                    f"must be at most total_steps={self.total_steps} (one batch is {batch_steps} env steps "
+                    f"with env.num_envs={num_envs})"
+                )
+        return None

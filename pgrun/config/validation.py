@@ -1,0 +1,115 @@
+"""Checking a composed config: unknown keys, the ranges and choices of `checked` fields,
+and the fields that must fit together; each violation is one line naming the key, the value
+and what is allowed.
+
+OmegaConf enforces the types and rejects unknown keys while Hydra composes the config;
+`to_config` then checks what types cannot say and returns the typed `Config`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+from typing import Any
+
+from hydra.errors import MissingConfigException, OverrideParseException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+
+from pgrun.config.schema import Config, ConfigError
+from pgrun.errors import first_line
+
+
+def slug(text: str) -> str:
+    """A file-name-safe form of `text` ("my_pkg.envs:Corridor-v0" -> "my_pkg.envs_Corridor-v0")."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text)
+
+
+def _violation(rules: dict[str, Any], value: Any) -> str | None:
+    if "choices" in rules and value not in rules["choices"]:
+        return "must be one of " + ", ".join(map(str, rules["choices"]))
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if rules.get("gt") is not None and not value > rules["gt"]:
+        return f"must be > {rules['gt']}"
+    if rules.get("ge") is not None and not value >= rules["ge"]:
+        return f"must be >= {rules['ge']}"
+    if rules.get("le") is not None and not value <= rules["le"]:
+        return f"must be <= {rules['le']}"
+    if rules.get("lt") is not None and not value < rules["lt"]:
+        return f"must be < {rules['lt']}"
+    return None
+
+
+def validate(node: Any, prefix: str = "") -> None:
+    """Check every `checked` field of a dataclass tree; raise ConfigError on the first violation."""
+    for f in dataclasses.fields(node):
+        value = getattr(node, f.name)
+        key = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            validate(value, prefix=f"{key}.")
+            continue
+        for item in value if isinstance(value, list) else [value]:
+            if item is not None and (problem := _violation(dict(f.metadata), item)):
+                raise ConfigError(f"{key}={value!r} is not allowed: {problem}")
+    if hasattr(node, "inconsistency") and (found := node.inconsistency()):
+        name, problem = found
+        value = functools.reduce(getattr, name.split("."), node)
+        raise ConfigError(f"{prefix}{name}={value!r} is not allowed: {problem}")
+
+
+def unknown_key(node: DictConfig, prefix: str = "") -> str | None:
+    """The first key whose dataclass schema lacks it (a key added with '+key=...')."""
+    schema = OmegaConf.get_type(node)
+    if not dataclasses.is_dataclass(schema):
+        return None  # a free-form dict such as env.kwargs
+    names = {f.name for f in dataclasses.fields(schema)}
+    for key in node:
+        if key not in names:
+            return f"{prefix}{key}"
+        child = node[key]
+        if isinstance(child, DictConfig) and (found := unknown_key(child, f"{prefix}{key}.")):
+            return found
+    return None
+
+
+def to_config(cfg: DictConfig) -> Config:
+    """Turn a composed DictConfig into a validated `Config` instance."""
+    extra = unknown_key(cfg)
+    if extra:
+        raise ConfigError(f"{extra} is not a known key of pgrun's config")
+    try:
+        config = OmegaConf.to_object(cfg)
+    except OmegaConfBaseException as error:  # e.g. a required value left missing
+        message = str(error).splitlines()[0]
+        raise ConfigError(f"{getattr(error, 'full_key', '') or 'config'}: {message}") from error
+    if not isinstance(config, Config):
+        raise ConfigError("config: the composed config is not a pgrun config")
+    validate(config)
+    return config
+
+
+def as_plain_dict(config: Config) -> dict[str, Any]:
+    """The config as nested dicts of plain values (for checkpoints and hparams)."""
+    return dataclasses.asdict(config)
+
+
+def one_line(error: BaseException) -> str:
+    """A single line naming the bad key or value and, where known, what is allowed."""
+    if isinstance(error, MissingConfigException) and error.options:
+        group, _, value = str(error.missing_cfg_file).rpartition("/")
+        return f"{group}={value} is not allowed: must be one of {', '.join(error.options)}"
+    if isinstance(error, OverrideParseException):
+        return f"cannot parse override {error.override!r}: {str(error).splitlines()[0]}"
+    first = first_line(error) or type(error).__name__
+    cause = error.__cause__
+    if isinstance(cause, (ConfigKeyError, ConfigAttributeError)) and cause.full_key:
+        # object_type is the schema of the node that lacks the key (PPOConfig for algo=ppo)
+        if dataclasses.is_dataclass(cause.object_type):
+            allowed = ", ".join(f.name for f in dataclasses.fields(cause.object_type))
+            return f"{cause.full_key} is not a known key: known keys are {allowed}"
+        return f"{cause.full_key} is not a known key (add a key to a dict such as env.kwargs with +key=value)"
+    if isinstance(cause, OmegaConfBaseException) and cause.full_key:
+        return f"{cause.full_key}: {str(cause).splitlines()[0]}"
+    return first

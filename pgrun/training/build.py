@@ -1,0 +1,111 @@
+"""The builder: from a validated config to the parts of a run, made in a fixed order.
+
+The order is part of the run's reproducibility: the global generators are seeded first,
+then every part that draws from them is made in the same sequence (the policy's and the
+value network's initial weights, the envs' first reset).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+import torch
+from gymnasium.vector import VectorEnv
+
+from pgrun.algorithms import make_update_rule
+from pgrun.algorithms.rule import UpdateRule
+from pgrun.collection.collector import Collector
+from pgrun.collection.envs import episode_step_limit, make_vector_env
+from pgrun.collection.evaluator import EVAL_SEED_OFFSET, Evaluator
+from pgrun.collection.normalization import ObservationPreprocessor, RewardScaler
+from pgrun.config import Config
+from pgrun.estimation.estimators import Estimator, make_estimator
+from pgrun.networks.policy import Policy, make_policy
+from pgrun.networks.value import value_networks
+from pgrun.tracking.video import check_rendering, require_moviepy
+from pgrun.training.rng import seed_everything
+
+
+@dataclass
+class RunParts:
+    """What one iteration is made of: collector -> estimator -> update rule, and evaluation."""
+
+    envs: VectorEnv
+    eval_envs: VectorEnv
+    preprocessor: ObservationPreprocessor
+    policy: Policy
+    rule: UpdateRule
+    estimate: Estimator
+    collector: Collector
+    evaluate: Evaluator
+
+    def close(self) -> None:
+        """Shut the envs (and async workers) down."""
+        self.envs.close()
+        self.eval_envs.close()
+
+
+def warn_if_no_time_limit(config: Config) -> None:
+    limit, guard = episode_step_limit(config.env)
+    if guard:
+        print(
+            f"pgrun: warning: env {config.env.id!r} has no time limit; episodes are truncated at "
+            f"{limit:,} steps (set env.max_episode_steps to choose)",
+            file=sys.stderr,
+        )
+
+
+def build_parts(config: Config) -> RunParts:
+    """Seed the generators, make the envs, the networks, the estimator, the update rule, the
+    collector and the evaluator; a failure closes the envs made so far."""
+    warn_if_no_time_limit(config)
+    seed_everything(config.seed)
+    torch.set_num_threads(config.torch_threads)
+    if config.eval.video:
+        require_moviepy("eval.video=true")
+        check_rendering(config.env)
+    envs = make_vector_env(config.env, config.env.num_envs)
+    eval_envs = make_vector_env(config.env, config.eval.episodes)
+    try:
+        return build_learners(config, envs, eval_envs)
+    except BaseException:
+        envs.close()
+        eval_envs.close()
+        raise
+
+
+def build_learners(config: Config, envs: VectorEnv, eval_envs: VectorEnv) -> RunParts:
+    observations = envs.single_observation_space
+    preprocessor = ObservationPreprocessor(
+        observations, normalize=config.env.normalize_obs, clip=config.env.clip_obs
+    )
+    policy = make_policy(preprocessor.dim, envs.single_action_space, config.policy, observations)
+    rule = make_update_rule(config.algo, policy, value_networks(preprocessor.dim, config.policy))
+    estimate = make_estimator(config.algo, policy)
+    reward_scaler = (
+        RewardScaler(config.env.num_envs, config.algo.gamma, config.env.clip_reward)
+        if config.env.normalize_reward
+        else None
+    )
+    collector = Collector(
+        envs,
+        policy,
+        preprocessor,
+        config.algo.batch_unit,
+        config.algo.batch_size,
+        seed=config.seed,
+        reward_scaler=reward_scaler,
+    )
+    return RunParts(
+        envs=envs,
+        eval_envs=eval_envs,
+        preprocessor=preprocessor,
+        policy=policy,
+        rule=rule,
+        estimate=estimate,
+        collector=collector,
+        evaluate=Evaluator(
+            eval_envs, preprocessor, config.seed + EVAL_SEED_OFFSET, config.eval.deterministic
+        ),
+    )

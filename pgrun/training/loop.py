@@ -1,0 +1,282 @@
+"""The training loop: collector -> estimator -> update rule, once per iteration, then the
+callbacks (pgrun.training.callbacks); with checkpoints a run resumes from exactly."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pgrun.algorithms import schema_name
+from pgrun.collection.collector import EnvFault
+from pgrun.config import Config, LogConfig, as_plain_dict
+from pgrun.errors import RunFailed
+from pgrun.tracking.logger import Logger
+from pgrun.training.build import RunParts, build_parts
+from pgrun.training.callbacks import Callback, builtin_callbacks
+from pgrun.training.checkpoint import save_checkpoint
+from pgrun.training.interrupt import Interrupted, StopRequests
+from pgrun.training.rng import load_rng_state, rng_state
+
+
+class EpisodeStats:
+    """Returns and lengths of the episodes finished since the last logged iteration."""
+
+    def __init__(self) -> None:
+        self.returns: list[float] = []
+        self.lengths: list[int] = []
+
+    def add(self, returns: list[float], lengths: list[int]) -> None:
+        self.returns += returns
+        self.lengths += lengths
+
+    def scalars(self) -> dict[str, float]:
+        """Their means (NaN, i.e. not logged, if none finished) and count; then start afresh."""
+        returns, lengths = self.returns, self.lengths
+        self.returns, self.lengths = [], []
+        return {
+            "charts/episodic_return": float(np.mean(returns)) if returns else float("nan"),
+            "charts/episodic_length": float(np.mean(lengths)) if lengths else float("nan"),
+            "charts/episodes": float(len(returns)),
+        }
+
+
+@dataclass
+class Progress:
+    """The loop's counters and the summary's bookkeeping."""
+
+    steps: int = 0
+    iteration: int = 0
+    next_eval: int = 0
+    next_log: int = 0
+    next_video: int = 0
+    evals: list[float] = field(default_factory=list)
+    reached_at_step: int | None = None
+    reached_at_seconds: float | None = None
+    reached_at_training_seconds: float | None = None
+    """reached_at_seconds less the time spent evaluating"""
+    seconds: float = 0.0
+    """training seconds up to the last checkpoint, carried into a resumed run's time/elapsed"""
+    phase_seconds: dict[str, float] = field(default_factory=dict)
+    """seconds spent collecting (of them, stepping the envs), updating and evaluating"""
+
+    @contextmanager
+    def timed(self, phase: str) -> Iterator[None]:
+        """Add the seconds the block takes to phase_seconds[phase]."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add_seconds(phase, time.perf_counter() - start)
+
+    def add_seconds(self, phase: str, seconds: float) -> None:
+        self.phase_seconds[phase] = self.phase_seconds.get(phase, 0.0) + seconds
+
+
+def wandb_settings(log: LogConfig) -> dict[str, Any]:
+    return {"project": log.wandb_project, "entity": log.wandb_entity, "group": log.wandb_group}
+
+
+class Training:
+    """One run between iterations: its parts (pgrun.training.build), logger, counters and callbacks.
+
+    `state_dict()` is everything the next iteration depends on, so a run restored from it
+    (`resume`) continues exactly as the uninterrupted run would (CPU, same code).
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        run_dir: Path,
+        resume: dict[str, Any] | None = None,
+        choices: dict[str, Any] | None = None,
+        callbacks: Sequence[Callback] = (),
+    ) -> None:
+        """`choices`: the config groups chosen ({"algo": "rtg", ...}; the HParams view names the
+        algorithm); `callbacks`: the user's, called after the built-in ones."""
+        self.config, self.run_dir = config, run_dir
+        self.algorithm = (choices or {}).get("algo") or schema_name(config.algo)
+        """the algo group chosen (vpg, rtg, ...; several share a schema), else the schema's name"""
+        self.parts: RunParts = build_parts(config)
+        self.policy, self.rule = self.parts.policy, self.parts.rule
+        try:
+            self.progress = Progress(
+                next_eval=config.eval.every, next_log=config.log.every, next_video=config.eval.video_every
+            )
+            self.episodes = EpisodeStats()
+            if resume is not None:
+                self.load_state_dict(resume)
+            self.checkpoint_step: int | None = self.progress.steps if resume is not None else None
+            self.logger = Logger(
+                self.run_dir,
+                as_plain_dict(config) | {"algorithm": self.algorithm},  # HParams: which algorithm ran
+                config.total_steps,
+                config.log.console,
+                config.log.tensorboard,
+                resume_step=self.checkpoint_step,
+                wandb=wandb_settings(config.log) if config.log.wandb else None,
+            )
+        except BaseException:
+            self.parts.close()
+            raise
+        self.callbacks: list[Callback] = [*builtin_callbacks(config), *callbacks]
+        self.stop = StopRequests()
+        self.started = time.perf_counter()
+        """the perf_counter value at which training (earlier sessions included) began"""
+        self.should_stop = False
+        """set by a callback to end the run after this iteration, as a finished run"""
+
+    @property
+    def at_budget(self) -> bool:
+        """total_steps are done."""
+        return self.progress.steps >= self.config.total_steps
+
+    @property
+    def done(self) -> bool:
+        """Training is over: total_steps are done, the target is reached with stop_at_target,
+        or a callback asked to stop."""
+        reached = self.config.stop_at_target and self.progress.reached_at_step is not None
+        return self.at_budget or reached or self.should_stop
+
+    def state_dict(self) -> dict[str, Any]:
+        parts = self.parts
+        statistics = parts.preprocessor.statistics
+        return {
+            "config": as_plain_dict(self.config),
+            "algorithm": schema_name(self.config.algo),
+            "rule": self.rule.state_dict(),
+            "estimator": parts.estimate.state_dict(),
+            "observation_statistics": statistics.state_dict() if statistics else {},
+            "collector": parts.collector.state_dict(),
+            "rng": rng_state(),
+            "progress": asdict(self.progress),
+            "episodes": {"returns": list(self.episodes.returns), "lengths": list(self.episodes.lengths)},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        parts = self.parts
+        self.rule.load_state_dict(state["rule"])
+        parts.estimate.load_state_dict(state["estimator"])
+        if parts.preprocessor.statistics is not None:
+            parts.preprocessor.statistics.load_state_dict(state["observation_statistics"])
+        parts.collector.load_state_dict(state["collector"])
+        load_rng_state(state["rng"])
+        self.progress = Progress(**state["progress"])
+        self.episodes.add(state["episodes"]["returns"], state["episodes"]["lengths"])
+
+    def iterate(self) -> dict[str, float]:
+        """Collect, estimate, update; then the callbacks. Returns the iteration's scalars."""
+        config, progress, parts = self.config, self.progress, self.parts
+        try:
+            with progress.timed("collect"):
+                batch = parts.collector.collect()
+            progress.add_seconds("env", parts.collector.env_seconds)
+        except EnvFault as fault:
+            where = f"env step {progress.steps + fault.env_steps:,} (iteration {progress.iteration + 1})"
+            raise RunFailed(
+                f"{fault} at {where}: the env {config.env.id!r} is at fault, not the algorithm; "
+                f"{self.kept_checkpoint()}"
+            ) from fault
+        with progress.timed("update"):
+            advantages = parts.estimate(batch, self.rule.critic)
+            scalars = advantages.info | self.rule.update(
+                advantages, progress=progress.steps / config.total_steps
+            )
+        progress.steps += batch.env_steps
+        progress.iteration += 1
+        self.episodes.add(batch.episode_returns, batch.episode_lengths)
+        for callback in self.callbacks:
+            callback.after_iteration(self, scalars)
+        return scalars
+
+    def kept_checkpoint(self) -> str:
+        if self.checkpoint_step is None:
+            return "no checkpoint was written yet"
+        return f"the last checkpoint (env step {self.checkpoint_step:,}) is kept"
+
+    def checkpoint(self) -> None:
+        self.progress.seconds = time.perf_counter() - self.started
+        save_checkpoint(self.run_dir, self.state_dict(), self.progress.steps, self.config.checkpoint.keep)
+        self.checkpoint_step = self.progress.steps
+
+    def run(
+        self, stop: StopRequests | None = None, on_start: Callable[[Training], None] | None = None
+    ) -> dict[str, Any]:
+        """Train until done (`done`), calling the callbacks; on a stop request, checkpoint
+        and raise Interrupted. `on_start(self)` is called once everything is built, before
+        the callbacks' on_start. Returns the run's summary."""
+        progress = self.progress
+        self.stop = stop if stop is not None else StopRequests()
+        try:
+            if on_start is not None:
+                on_start(self)
+            self.started = time.perf_counter() - progress.seconds
+            for callback in self.callbacks:
+                callback.on_start(self)
+            while not self.done:
+                self.iterate()
+                if self.stop.requested and not self.done:
+                    raise Interrupted(self.stop.signum, self.checkpoint_step, immediate=False)
+            for callback in self.callbacks:
+                callback.on_end(self)
+        except OSError as error:
+            self.close(quietly=True)
+            raise RunFailed(
+                f"cannot write the run's files ({error.strerror or error}: {error.filename}); "
+                f"{self.kept_checkpoint()}"
+            ) from error
+        except BaseException:
+            self.close(quietly=True)
+            raise
+        self.close()
+        return self.summary()
+
+    def summary(self) -> dict[str, Any]:
+        progress = self.progress
+        return {
+            "final_eval_return": progress.evals[-1] if progress.evals else None,
+            "best_eval_return": max(progress.evals) if progress.evals else None,
+            "target_reached_at_step": progress.reached_at_step,
+            "target_reached_at_seconds": progress.reached_at_seconds,
+            "target_reached_at_training_seconds": progress.reached_at_training_seconds,
+            "env_steps": progress.steps,
+            "seconds": time.perf_counter() - self.started,
+            "seconds_by_phase": dict(progress.phase_seconds),
+        }
+
+    def close(self, quietly: bool = False) -> None:
+        """Flush and close the logs, shut the envs (and async workers) down; `quietly`: while
+        another error is on its way (the run failed or was stopped), one from closing would
+        only hide it."""
+        for close in (lambda: self.logger.close(failed=quietly), self.parts.close):
+            try:
+                close()
+            except Exception:
+                if not quietly:
+                    raise
+
+
+def train(
+    config: Config,
+    run_dir: Path,
+    resume: dict[str, Any] | None = None,
+    stop: StopRequests | None = None,
+    choices: dict[str, Any] | None = None,
+    on_start: Callable[[Training], None] | None = None,
+    callbacks: Sequence[Callback] = (),
+) -> dict[str, Any]:
+    """Train one agent as configured (continuing from a checkpoint's state if `resume`),
+    writing logs, checkpoints and the policy to `run_dir`.
+
+    `choices`: the config groups chosen ({"algo": "rtg", ...}): the HParams view names the
+    algorithm. `on_start(training)`: called once the run is built, before it trains.
+    Returns a summary: final and best evaluation returns, the env steps and seconds at
+    which an evaluation first reached target_return (None if never), total env steps.
+    """
+    training = Training(config, run_dir, resume, choices, callbacks)
+    return training.run(stop, on_start)

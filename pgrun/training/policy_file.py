@@ -1,0 +1,154 @@
+"""The policy file (policy.pt): what a finished run leaves to act with. Its parameters, the
+observation statistics, the spaces it was trained on and the run's config, as tensors and
+plain values written atomically; read back with torch.load(weights_only=True), which
+executes no pickled code, and rebuilt without making the env."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from pgrun.collection.normalization import ObservationPreprocessor
+from pgrun.config import PolicyConfig
+from pgrun.errors import first_line
+from pgrun.networks.policy import Policy, make_policy
+from pgrun.training.checkpoint import atomic_save, read_payload
+
+POLICY_FILE = "policy.pt"
+
+
+class PolicyFileError(ValueError):
+    """A policy file that is missing, truncated, foreign or unsafe; the message is one line."""
+
+
+def describe_space(space: gym.Space) -> dict[str, Any]:
+    """A Box or Discrete space as plain values and tensors (what weights_only loading accepts)."""
+    if isinstance(space, gym.spaces.Discrete):
+        return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
+    return {
+        "type": "Box",
+        "low": torch.as_tensor(space.low, dtype=torch.float32),
+        "high": torch.as_tensor(space.high, dtype=torch.float32),
+    }
+
+
+def rebuild_space(description: dict[str, Any]) -> gym.spaces.Box | gym.spaces.Discrete:
+    """The space `describe_space` described."""
+    if description["type"] == "Discrete":
+        return gym.spaces.Discrete(description["n"], start=description["start"])
+    return gym.spaces.Box(description["low"].numpy(), description["high"].numpy(), dtype=np.float32)
+
+
+def save_policy(
+    path: Path,
+    policy: Policy,
+    config: dict[str, Any],
+    preprocessor: ObservationPreprocessor,
+    action_space: gym.Space,
+    critic: torch.nn.Module | None = None,
+) -> None:
+    """Write the policy atomically: a crash leaves no partial file.
+
+    Keys: state_dict (policy), config, spaces (observation and action, described by
+    describe_space), obs_dim, obs_statistics (empty unless env.normalize_obs) and obs_clip,
+    value_state_dict (the value network V(s) of algorithms with a critic). Everything is a
+    tensor or a plain value, so torch.load(path, weights_only=True) reads it.
+    """
+    payload = {
+        "state_dict": policy.state_dict(),
+        "config": config,
+        "spaces": {"observation": describe_space(preprocessor.space), "action": describe_space(action_space)},
+        "obs_dim": preprocessor.dim,
+        "obs_statistics": preprocessor.statistics.state_dict() if preprocessor.statistics is not None else {},
+        "obs_clip": preprocessor.clip,
+    }
+    if critic is not None:
+        payload["value_state_dict"] = critic.state_dict()
+    atomic_save(payload, path)
+
+
+@dataclass
+class SavedPolicy:
+    """What a policy file holds, rebuilt: the policy, its observation preprocessing (with the run's
+    observation statistics, frozen), the run's config and the spaces it was trained on."""
+
+    policy: Policy
+    preprocessor: ObservationPreprocessor
+    config: dict[str, Any]
+    action_space: gym.spaces.Box | gym.spaces.Discrete
+
+    def mismatch(self, observation_space: gym.Space, action_space: gym.Space) -> str | None:
+        """Why an env with these spaces cannot run this policy (one line), or None.
+
+        Box spaces must have the saved shape, Discrete ones the saved size and start; the
+        bounds of a Box may differ (a Box action is clipped to the saved bounds)."""
+        for what, saved, given in (
+            ("observation", self.preprocessor.space, observation_space),
+            ("action", self.action_space, action_space),
+        ):
+            if not same_kind_of_space(saved, given):
+                return f"its {what} space is {space_text(given)}, the policy's is {space_text(saved)}"
+        return None
+
+
+def space_text(space: gym.Space) -> str:
+    """A space in a few words: Discrete(3), Discrete(3, start=1), Box of shape (4,)."""
+    if isinstance(space, gym.spaces.Box):
+        return f"Box of shape {space.shape}"
+    return repr(space) if isinstance(space, gym.spaces.Discrete) else type(space).__name__
+
+
+def same_kind_of_space(saved: gym.Space, given: gym.Space) -> bool:
+    if isinstance(saved, gym.spaces.Discrete):
+        return isinstance(given, gym.spaces.Discrete) and (given.n, given.start) == (saved.n, saved.start)
+    return isinstance(given, gym.spaces.Box) and given.shape == saved.shape
+
+
+def read_policy(path: Path) -> SavedPolicy:
+    """Rebuild the saved policy and its observation preprocessing from what the file stores.
+
+    The file is read with torch.load(weights_only=True), which refuses any pickled object
+    other than tensors and plain values; the policy is rebuilt from the stored spaces,
+    sizes and statistics, without making the env and without importing anything the
+    file names. Act with: policy.mode(preprocessor(obs)) or policy.distribution(preprocessor(obs)).sample().
+    Raises PolicyFileError (one line) for a missing, truncated, foreign or unsafe file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise PolicyFileError(f"{path}: no such policy file")
+    try:
+        payload = read_payload(path)
+    except ValueError as error:  # truncated, foreign, or a pickle weights_only refuses
+        raise PolicyFileError(f"{path}: not a readable pgrun policy file ({error})") from error
+    missing = {"state_dict", "config", "spaces", "obs_statistics"} - set(payload)
+    if missing:
+        raise PolicyFileError(f"{path}: not a pgrun policy file (missing {', '.join(sorted(missing))})")
+    try:
+        config = payload["config"]
+        preprocessor = ObservationPreprocessor(
+            rebuild_space(payload["spaces"]["observation"]),
+            normalize=bool(payload["obs_statistics"]),
+            clip=payload.get("obs_clip", 10.0),
+        )
+        if preprocessor.statistics is not None:
+            preprocessor.statistics.load_state_dict(payload["obs_statistics"])
+        action_space = rebuild_space(payload["spaces"]["action"])
+        policy = make_policy(preprocessor.dim, action_space, PolicyConfig(**config["policy"]))
+        policy.load_state_dict(payload["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:  # keys of a policy, other contents
+        reason = first_line(error) or type(error).__name__
+        raise PolicyFileError(
+            f"{path}: not a pgrun policy file ({type(error).__name__}: {reason})"
+        ) from error
+    return SavedPolicy(policy, preprocessor, config, action_space)
+
+
+def load_policy(path: Path) -> tuple[Policy, ObservationPreprocessor, dict[str, Any]]:
+    """The policy, observation preprocessing and config of a policy file (see `read_policy`)."""
+    saved = read_policy(path)
+    return saved.policy, saved.preprocessor, saved.config
