@@ -20,9 +20,8 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
@@ -31,9 +30,11 @@ from pgrun.algorithms import register_schemas
 from pgrun.config import Config, config_dir, to_config
 from pgrun.config.overrides import hydra_overrides
 from pgrun.tracking.files import METRICS_FILE
-from pgrun.training.callbacks import Callback
-from pgrun.training.policy_file import POLICY_FILE, SavedPolicy, read_policy
 from pgrun.training.session import SUMMARY_FILE, new_run, resume_run
+
+if TYPE_CHECKING:
+    from pgrun.training.callbacks import Callback
+    from pgrun.training.policy_file import SavedPolicy
 
 
 @dataclass
@@ -83,7 +84,7 @@ def train(
     outputs/ of the current directory); `callbacks` are called after the built-in ones
     (pgrun.training.callbacks.Callback). Returns the finished run."""
     cfg, hydra_config = compose_config(overrides)
-    directory = Path(run_dir) if run_dir is not None else Path(hydra_config.run.dir)
+    directory = Path(run_dir if run_dir is not None else hydra_config.run.dir).absolute()
     config, summary = new_run(cfg, hydra_config, directory, callbacks=callbacks)
     return RunResult(directory, summary, config)
 
@@ -114,6 +115,7 @@ class Agent:
         """The action for one observation, as the env takes it (or for a batch of them,
         [N, *observation shape] -> [N, ...]); deterministic: the distribution's mode (argmax,
         mean), else a sample."""
+        import numpy as np
         import torch
 
         obs = np.asarray(observation)
@@ -131,5 +133,7 @@ class Agent:
 def load(path: str | Path) -> Agent:
     """The agent in a run dir (its policy.pt) or a policy file; PolicyFileError (one line) if
     there is none or it is not a pgrun policy file."""
+    from pgrun.training.policy_file import POLICY_FILE, read_policy
+
     path = Path(path)
     return Agent(read_policy(path / POLICY_FILE if path.is_dir() else path))

@@ -1,5 +1,8 @@
 """The policies' closed-form sampling, log-probs and entropies against torch.distributions."""
 
+import json
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -7,6 +10,7 @@ import torch
 
 from pgrun.config import PolicyConfig
 from pgrun.networks.policy import make_policy
+from pgrun.training.policy_file import read_policy
 
 SPACES = {
     "categorical": gym.spaces.Discrete(4, start=-1),
@@ -134,3 +138,47 @@ def test_tanh_is_torchs_tanh_in_value_gradient_and_hessian(rows):
     torch.testing.assert_close(grad, torch_grad, rtol=1e-5, atol=1e-6)
     # 1 - tanh^2 near saturation turns tanh's 2e-7 into a few 1e-6 here (of values up to ~10)
     torch.testing.assert_close(second, torch_second, rtol=1e-4, atol=1e-5)
+
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def legacy_state_dict(policy) -> dict[str, torch.Tensor]:
+    """The state_dict as the policies before the encoder/head split named it: one MLP
+    (`logits` or `mean`, linear layers at even indices) and log_std, low, high at the top."""
+    prefix = "mean" if hasattr(policy.action_distribution, "log_std") else "logits"
+    layers = [*policy.encoder.layers, policy.head]
+    state = {}
+    for index, layer in enumerate(layers):
+        state[f"{prefix}.{2 * index}.weight"] = layer.weight.detach().clone()
+        state[f"{prefix}.{2 * index}.bias"] = layer.bias.detach().clone()
+    for name, value in policy.action_distribution.state_dict().items():
+        state[name] = value.clone()
+    return state
+
+
+@pytest.mark.parametrize("name", SPACES)
+def test_a_state_dict_of_the_policies_before_the_split_loads_unchanged(name):
+    torch.manual_seed(1)
+    old = make_policy(5, SPACES[name], PolicyConfig(hidden_sizes=[7, 6], log_std_init=-0.2))
+    torch.manual_seed(2)
+    new = make_policy(5, SPACES[name], PolicyConfig(hidden_sizes=[7, 6]))
+    new.load_state_dict(legacy_state_dict(old))
+    obs = torch.randn(9, 5)
+    assert torch.equal(new.distribution_params(obs), old.distribution_params(obs))
+    assert new.state_dict().keys() == old.state_dict().keys()
+
+
+def test_a_policy_file_written_before_the_redesign_acts_as_it_did():
+    """tests/data/legacy_policy_b26c809.pt: PPO on Pendulum-v1 (normalized observations, one
+    hidden layer of 8), written by pgrun at b26c809; the .json holds what that version
+    computed from it for five observations: the same numbers, bit for bit."""
+    saved = read_policy(DATA / "legacy_policy_b26c809.pt")
+    expected = json.loads((DATA / "legacy_policy_b26c809.json").read_text())
+    obs = np.array(expected["obs"], dtype=np.float32)
+    with torch.no_grad():
+        features = saved.preprocessor(obs)
+        params = saved.policy.distribution_params(features)
+        actions = saved.policy.env_action(saved.policy.mode(features))
+    assert params.tolist() == expected["params"]
+    assert actions.tolist() == expected["env_actions"]

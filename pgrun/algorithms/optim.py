@@ -40,21 +40,27 @@ Modules = Mapping[str, torch.nn.Module]
 class FlatOptimizer:
     """Parameters and gradients as views of two flat buffers; subclasses define `update`.
 
-    The views are checked before the buffers are used (`ensure_bound`): a parameter whose
-    storage left the buffer (a module moved with .to(), cast with .double(), parameter.data
-    reassigned, vector_to_parameters) or that its module replaced (load_state_dict(assign=True))
-    would otherwise be silently left out of every step. When all of them moved together to
-    another device or dtype, the buffers are rebuilt there (`rebind`), statistics included;
-    any other departure is an OptimizerDetached error naming the parameter. A gradient that
-    left its view (module.zero_grad() sets it to None, and backward then makes a new one) is
-    copied back and bound again: the step uses exactly the gradient backward computed.
+    The views are checked by zero_grad and step (`ensure_bound`; clip_grad_norm checks the
+    gradients'): a parameter whose storage left the buffer (a module moved with .to(), cast
+    with .double(), parameter.data reassigned, vector_to_parameters) or that its module
+    replaced (load_state_dict(assign=True)) would otherwise be silently left out of every step.
+    When all of them moved together to another device or dtype, the buffers are rebuilt there
+    (`rebind`), statistics included; any other departure is an OptimizerDetached error naming
+    the parameter. A gradient that left its view (module.zero_grad() sets it to None, and
+    backward then makes a new one) is copied back and bound again: the step uses exactly the
+    gradient backward computed.
     """
 
     def __init__(self, modules: Modules, lr: float) -> None:
-        self.modules = dict(modules)
-        named = [item for name, module in self.modules.items() for item in module.named_parameters(name)]
-        self.names = [name for name, _ in named]
-        self.params = [param for _, param in named]
+        self.owners: list[tuple[torch.nn.Module, str]] = []
+        """where each parameter lives: (the module that holds it, its attribute name)"""
+        self.names, self.params = [], []
+        for prefix, network in modules.items():
+            for module_name, module in network.named_modules(prefix=prefix):
+                for name, param in module.named_parameters(recurse=False):
+                    self.owners.append((module, name))
+                    self.names.append(f"{module_name}.{name}")
+                    self.params.append(param)
         self.lr = lr
         self.steps = 0
         self.bind()
@@ -94,36 +100,46 @@ class FlatOptimizer:
 
     def ensure_bound(self) -> None:
         """Check the parameters' and gradients' views before the buffers are used (see the class)."""
-        current = [p for module in self.modules.values() for p in module.parameters()]
-        replaced = [i for i, (p, q) in enumerate(zip(self.params, current, strict=False)) if p is not q]
-        if replaced or len(current) != len(self.params):
-            name = self.names[replaced[0]] if replaced else "list"
-            raise OptimizerDetached(
-                f"parameter {name} of the optimizer's networks was replaced after the optimizer was "
-                "made (load_state_dict(assign=True), a new nn.Parameter), so steps would leave it "
-                "unchanged; load weights in place (load_state_dict without assign), or make a new optimizer"
-            )
-        left = [i for i, p in enumerate(self.params) if p.data_ptr() != self.addresses[i]]
-        if left:
-            moved = {(p.device, p.dtype) for p in self.params}
-            if (
-                len(left) == len(self.params)
-                and len(moved) == 1
-                and moved != {(self.flat.device, self.flat.dtype)}
-            ):
-                self.rebind()
+        params, addresses = self.params, self.addresses
+        for i, (module, name) in enumerate(self.owners):
+            if getattr(module, name) is not params[i]:
+                raise OptimizerDetached(
+                    f"parameter {self.names[i]} was replaced in its module after the optimizer was made "
+                    "(load_state_dict(assign=True), a new nn.Parameter), so steps would leave it "
+                    "unchanged; load weights in place (load_state_dict without assign), or make a new "
+                    "optimizer"
+                )
+            if params[i].data_ptr() != addresses[i]:
+                self.rebind_moved()
                 return
-            raise OptimizerDetached(
-                f"parameter {self.names[left[0]]} no longer lives in its optimizer's flat buffer (moved, "
-                "cast or reassigned after the optimizer was made), so steps would leave it unchanged; "
-                "move every parameter of the optimizer together (then it rebuilds its buffers), or "
-                "make a new optimizer"
-            )
+        self.ensure_gradients_bound()
+
+    def ensure_gradients_bound(self) -> None:
+        """Copy a gradient that backward made anew (after module.zero_grad()) into its view."""
         for p, view in zip(self.params, self.grad_views, strict=True):
             if p.grad is not view:
                 if p.grad is not None:
                     view.copy_(p.grad)
                 p.grad = view
+
+    def rebind_moved(self) -> None:
+        """Rebuild the buffers if every parameter moved to one other device or dtype; else an
+        OptimizerDetached error naming the first parameter that left."""
+        left = [i for i, p in enumerate(self.params) if p.data_ptr() != self.addresses[i]]
+        moved = {(p.device, p.dtype) for p in self.params}
+        if (
+            len(left) == len(self.params)
+            and len(moved) == 1
+            and moved != {(self.flat.device, self.flat.dtype)}
+        ):
+            self.rebind()
+            return
+        raise OptimizerDetached(
+            f"parameter {self.names[left[0]]} no longer lives in its optimizer's flat buffer (moved, "
+            "cast or reassigned after the optimizer was made), so steps would leave it unchanged; "
+            "move every parameter of the optimizer together (then it rebuilds its buffers), or "
+            "make a new optimizer"
+        )
 
     def zero_grad(self) -> None:
         self.ensure_bound()  # (a gradient a move made anew must be zeroed too)
@@ -132,7 +148,7 @@ class FlatOptimizer:
     def clip_grad_norm(self, max_norm: float | None) -> float:
         """Scale the gradient to a global norm of at most max_norm (None: leave it), by
         min(1, max_norm / (norm + 1e-6)); return the norm before clipping."""
-        self.ensure_bound()
+        self.ensure_gradients_bound()
         norm = torch.linalg.vector_norm(self.grad).item()
         scale = 1.0 if max_norm is None else max_norm / (norm + CLIP_EPS)
         if scale < 1.0:  # (the factor is a Python number: no tensor arithmetic for a scalar)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -179,7 +180,7 @@ def near(mask: np.ndarray) -> np.ndarray:
     return wide
 
 
-def draw_curve(axes, curve: Curve) -> bool:
+def draw_curve(axes: Any, curve: Curve) -> bool:
     """The curve: thick where every run is present, thin where some have ended (or not yet
     started), a tick at each run's end, and the band. True if any part is thin."""
     full = curve.runs_at == curve.seeds

@@ -20,6 +20,8 @@ from pgrun.config import ConfigError, EnvConfig
 from pgrun.errors import first_line
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from pgrun.training.policy_file import SavedPolicy
 
 PROG = "pgrun-eval"
@@ -102,7 +104,9 @@ def env_config_of(saved_config: dict[str, Any], env_id: str | None) -> EnvConfig
     return EnvConfig(**{key: value for key, value in saved_config["env"].items() if key in known})
 
 
-def summary_lines(env_id: str, seed: int, deterministic: bool, returns, lengths) -> list[str]:
+def summary_lines(
+    env_id: str, seed: int, deterministic: bool, returns: np.ndarray, lengths: np.ndarray
+) -> list[str]:
     n = len(returns)
     seeds = f"seed {seed:,}" if n == 1 else f"seeds {seed:,} to {seed + n - 1:,}"
     mode = "deterministic" if deterministic else "stochastic"

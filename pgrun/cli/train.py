@@ -1,7 +1,10 @@
-"""The `pgrun` command: Hydra composes the config (one run, or a sweep's jobs with -m) and
-each job runs through pgrun.training.session; `resume=<run dir>` continues a run from its
-checkpoint and `rerun=<run dir>` starts a new run with a finished run's config. Errors end
-in one line on stderr: exit 2 for bad input, 1 for a run that failed, 130/143 for a stop."""
+"""The `pgrun` command, a thin caller of the run session (pgrun.training.session) that the
+Python API calls too: a run given as overrides alone is composed as pgrun.train composes it
+(`run_composed`); a sweep (-m) and anything else of Hydra's own (--cfg, --config-dir,
+hydra.* keys) go through Hydra's app, whose jobs run the same session. `resume=<run dir>`
+continues a run from its checkpoint and `rerun=<run dir>` starts a new run with a finished
+run's config. Errors end in one line on stderr: exit 2 for bad input, 1 for a run that
+failed, 130/143 for a stop."""
 
 from __future__ import annotations
 
@@ -61,6 +64,26 @@ def run(cfg: DictConfig) -> float | None:
     return summary[f"{config.objective}_eval_return"]
 
 
+def composes_by_itself(arguments: list[str]) -> bool:
+    """Whether the command line is one run given as overrides alone (hydra.run.dir included):
+    no flag (-m, --cfg, --config-dir, ...) and no other hydra.* key, which Hydra's app handles."""
+    for argument in arguments:
+        key = argument.partition("=")[0].lstrip("+~")
+        if argument.startswith("-") or (key.startswith("hydra") and key != "hydra.run.dir"):
+            return False
+    return True
+
+
+def run_composed(overrides: list[str]) -> None:
+    """One run, composed once with Hydra's public compose API as pgrun.train composes it, and
+    run through the same session (Hydra's app composes a config twice: once only to read
+    hydra.mode); bad input and failures are raised, for main to report."""
+    from pgrun.api import compose_config
+
+    cfg, hydra_config = compose_config(overrides)
+    new_run(cfg, hydra_config, Path(hydra_config.run.dir).absolute())
+
+
 def fail(error: BaseException, status: int = 2) -> NoReturn:
     """One line on stderr; exit 2 for bad input, 1 for a run that failed on its own."""
     print(f"pgrun: error: {one_line(error)}", file=sys.stderr)
@@ -107,8 +130,11 @@ def main() -> None:
             from pgrun.training.resume import rerun_overrides
 
             others = rerun_overrides(Path(saved["rerun"]), others)
-        sys.argv = [sys.argv[0], *hydra_overrides(others)]
-        run()
+        if composes_by_itself(others):
+            run_composed(others)
+        else:
+            sys.argv = [sys.argv[0], *hydra_overrides(others)]
+            run()
     except Interrupted as interrupted:
         stopped(interrupted)
     except (RunFailed, EnvNotReplayable, *BAD_INPUT) as error:

@@ -97,7 +97,7 @@ class ValueConfig(ValueNetworkConfig):
 class AlgoConfig:
     """What every algorithm has: an estimator of the per-step coefficients Phi_t, and its batches.
 
-    Each algorithm extends this with exactly the keys it uses (pgrun/algos/*.py); a key
+    Each algorithm extends this with exactly the keys it uses (pgrun/algorithms/*.py); a key
     that the chosen algorithm lacks is an error.
     """
 

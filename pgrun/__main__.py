@@ -1,0 +1,5 @@
+"""`python -m pgrun ...`: the `pgrun` command."""
+
+from pgrun.cli.train import main
+
+main()

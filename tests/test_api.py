@@ -1,0 +1,152 @@
+"""The Python API (pgrun.train, resume, load, config_of) against the command it mirrors, and the
+README's examples run as written."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from tests_support import TINY, learning_rows, pgrun
+
+import pgrun as api
+from pgrun.config import ConfigError
+from pgrun.training.callbacks import Callback
+from pgrun.training.policy_file import PolicyFileError, read_policy
+
+REPO = Path(__file__).resolve().parent.parent
+RUN = ["algo=ppo", "env=cartpole", *TINY, "algo.batch_size=400", "tuned=null"]
+
+
+@pytest.mark.slow
+def test_train_runs_what_the_command_runs(tmp_path):
+    """The same overrides through pgrun.train and through `pgrun` give the same numbers, files
+    and summary: both run the same session."""
+    result = api.train(RUN, run_dir=tmp_path / "api")
+    done = pgrun(*RUN, f"hydra.run.dir={tmp_path / 'cli'}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert learning_rows(tmp_path / "api") == learning_rows(tmp_path / "cli")
+    assert result.run_dir == tmp_path / "api"
+    assert result.summary == json.loads((tmp_path / "api" / "summary.json").read_text())
+    assert result.final_eval_return == result.metrics()[-1]["eval/return"]
+    assert result.summary["env_steps"] == result.config.total_steps == 1200
+    for name in ("policy.pt", "run.json", ".hydra/config.yaml", ".hydra/overrides.yaml"):
+        assert (tmp_path / "api" / name).is_file(), name
+    record = json.loads((tmp_path / "api" / "run.json").read_text())
+    assert record["status"] == "finished" and record["choices"]["algo"] == "ppo"
+
+
+def test_bad_input_is_a_config_error_and_leaves_nothing(tmp_path):
+    with pytest.raises(ConfigError, match=r"algo\.clip=-1\.0 is not allowed: must be > 0\.0"):
+        api.train([*RUN, "algo.clip=-1"], run_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(ConfigError, match=r"algo=null is not allowed: choose one of a2c, baseline"):
+        api.config_of(["algo=null"])
+
+
+def test_config_of_composes_as_the_command_does():
+    config = api.config_of(["algo=ppo", "env=cartpole", "total_steps=2e5"])
+    assert config.total_steps == 200_000  # e-notation made an integer, as on the command line
+    assert config.algo.gamma == 0.98 and config.env.vectorization == "native"  # the tuned preset applied
+    assert api.config_of(["algo=ppo", "env=cartpole", "tuned=null"]).algo.gamma == 0.99
+
+
+class StopAfter(Callback):
+    """Records what it sees and ends the run after `iterations` iterations."""
+
+    def __init__(self, iterations: int) -> None:
+        self.iterations, self.seen, self.started, self.ended = iterations, [], False, False
+
+    def on_start(self, training) -> None:
+        self.started = True
+
+    def after_iteration(self, training, scalars) -> None:
+        self.seen.append((training.progress.steps, sorted(scalars)))
+        if training.progress.iteration >= self.iterations:
+            training.should_stop = True
+
+    def on_end(self, training) -> None:
+        self.ended = True
+
+
+@pytest.mark.slow
+def test_a_user_callback_sees_every_iteration_and_can_end_the_run(tmp_path):
+    callback = StopAfter(iterations=2)
+    overrides = [*RUN, "total_steps=4000", "log.every=1000000", "eval.every=800"]
+    result = api.train(overrides, run_dir=tmp_path / "run", callbacks=[callback])
+    assert callback.started and callback.ended
+    assert [steps for steps, _ in callback.seen] == [400, 800]
+    assert "train/loss" in callback.seen[0][1] and "eval/return" not in callback.seen[0][1]
+    assert (
+        "eval/return" in callback.seen[1][1] and "time/sps" in callback.seen[1][1]
+    )  # it comes after logging
+    assert result.summary["env_steps"] == 800  # ended as a finished run: checkpoint and policy written
+    assert (tmp_path / "run" / "checkpoints" / "step_000000000800.pt").is_file()
+    assert (tmp_path / "run" / "policy.pt").is_file()
+
+
+@pytest.mark.slow
+def test_resume_continues_the_run(tmp_path):
+    """A run stopped at 800 steps and resumed to 1,200 logs what a 1,200-step run logs (with a
+    constant learning rate: a linear schedule's horizon is total_steps)."""
+    constant = [*RUN, "algo.optim.lr_schedule=constant"]
+    first = api.train([*constant, "total_steps=800"], run_dir=tmp_path / "run")
+    assert first.summary["env_steps"] == 800
+    resumed = api.resume(tmp_path / "run", ["total_steps=1200"])
+    assert resumed.summary["env_steps"] == resumed.config.total_steps == 1200
+    api.train(constant, run_dir=tmp_path / "whole")  # total_steps=1200 from the start
+    assert learning_rows(tmp_path / "run") == learning_rows(tmp_path / "whole")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("env", ["cartpole", "pendulum"])
+def test_a_loaded_agent_acts_as_its_policy(tmp_path, env):
+    result = api.train(
+        ["algo=ppo", f"env={env}", *TINY, "algo.batch_size=400", "env.normalize_obs=true"],
+        run_dir=tmp_path / "run",
+    )
+    agent = api.load(result.run_dir)
+    saved = read_policy(result.run_dir / "policy.pt")
+    envs = gym.make(result.config.env.id)
+    obs, _ = envs.reset(seed=3)
+    observations = np.stack([obs, *(envs.observation_space.sample() for _ in range(4))])
+    with torch.no_grad():
+        expected = saved.policy.env_action(saved.policy.mode(saved.preprocessor(observations)))
+    np.testing.assert_array_equal(agent.act(observations), expected)  # a batch
+    # one observation (a one-row matrix product may round differently from a five-row one)
+    np.testing.assert_allclose(agent.act(observations[0]), expected[0], rtol=1e-6, atol=1e-7)
+    envs.step(agent.act(obs))  # what the env takes
+    sampled = np.stack([agent.act(observations[0], deterministic=False) for _ in range(50)])
+    assert len(np.unique(sampled, axis=0)) > 1  # stochastic: not always the mode
+    if env == "pendulum":
+        assert np.all(np.abs(sampled) <= 2.0)  # clipped to the Box, as the env gets it
+
+
+def test_load_refuses_what_is_not_a_policy(tmp_path):
+    with pytest.raises(PolicyFileError, match="no such policy file"):
+        api.load(tmp_path)
+    (tmp_path / "policy.pt").write_bytes(b"not a torch file")
+    with pytest.raises(PolicyFileError, match="not a readable pgrun policy file"):
+        api.load(tmp_path / "policy.pt")
+
+
+def readme_python_examples() -> list[str]:
+    """The ```python blocks of the README's "Python API" section."""
+    text = (REPO / "README.md").read_text()
+    section = text.split("\n## Python API", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", section, re.S)
+
+
+@pytest.mark.slow
+def test_the_readme_python_examples_run_as_written(tmp_path):
+    examples = readme_python_examples()
+    assert len(examples) >= 2
+    for example in examples:
+        done = subprocess.run(
+            [sys.executable, "-c", example], cwd=tmp_path, capture_output=True, text=True, timeout=600
+        )
+        assert done.returncode == 0, f"{example}\n{done.stderr[-3000:]}"
