@@ -133,13 +133,17 @@ def worker_inference(env: str, num_envs: int, calls: int) -> dict:
     import torch
 
     from pgrun.config import PolicyConfig
-    from pgrun.networks.policy import make_policy
+
+    try:
+        from pgrun.networks.policy import make_policy
+    except ImportError:  # pgrun before the redesign of issue #21
+        from pgrun.policies import make_policy
 
     def sample(policy, obs):  # the collector's call: policy.sample; older pgruns had other ones
         if hasattr(policy, "sample"):
             return policy.sample(obs)
         try:
-            from pgrun.networks.policy import sample_with_log_prob
+            from pgrun.policies import sample_with_log_prob
         except ImportError:
             distribution = policy.distribution(obs)
             action = distribution.sample()

@@ -49,3 +49,8 @@ def __getattr__(name: str) -> Any:
     import importlib
 
     return getattr(importlib.import_module(API[name]), name)
+
+
+def __dir__() -> list[str]:
+    """The module's names with the API's (tab completion in a notebook offers pgrun.train)."""
+    return sorted({*globals(), *API})

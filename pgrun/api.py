@@ -17,14 +17,17 @@ left as it was), RunFailed for a run that failed, Interrupted for a stop (Ctrl-C
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from hydra.types import RunMode
+from omegaconf import DictConfig, open_dict, read_write
 
 from pgrun.algorithms import register_schemas
 from pgrun.config import Config, config_dir, to_config
@@ -60,13 +63,27 @@ class RunResult:
 
 
 def compose_config(overrides: Sequence[str] = ()) -> tuple[DictConfig, DictConfig]:
-    """The job's config and Hydra's node (run dir, group choices), composed from `overrides`
-    as the `pgrun` command composes them."""
+    """The job's config and Hydra's node (its run dir resolved, group choices), composed from
+    `overrides` as the `pgrun` command composes them. Hydra's global state is left as it was,
+    so this works inside another Hydra application too."""
     register_schemas()
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3", job_name="pgrun"):
-        cfg = compose("config", overrides=hydra_overrides(list(overrides)), return_hydra_config=True)
-    hydra_config = cfg.hydra
-    HydraConfig.instance().set_config(cfg)  # what ${hydra:...} in hydra.run.dir reads
+    global_hydra = GlobalHydra.instance()
+    outer_hydra = global_hydra.hydra if global_hydra.is_initialized() else None
+    outer_config = HydraConfig.instance().cfg
+    global_hydra.clear()
+    try:
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3", job_name="pgrun"):
+            cfg = compose("config", overrides=hydra_overrides(list(overrides)), return_hydra_config=True)
+        HydraConfig.instance().set_config(cfg)  # what ${hydra:...} in hydra.run.dir reads
+        hydra_config = cfg.hydra
+        with read_write(hydra_config), open_dict(hydra_config):
+            hydra_config.run.dir = str(hydra_config.run.dir)  # resolved while ${hydra:} can be read
+            hydra_config.mode = RunMode.RUN
+    finally:
+        HydraConfig.instance().cfg = outer_config
+        if outer_hydra is not None:  # (initialize_config_dir puts back a copy of its own)
+            GlobalHydra.instance().clear()
+            GlobalHydra.instance().initialize(outer_hydra)
     with open_dict(cfg):
         del cfg["hydra"]
     return cfg, hydra_config
@@ -83,9 +100,18 @@ def train(
     """Train one run as `pgrun OVERRIDES` would, in `run_dir` (default: hydra.run.dir, under
     outputs/ of the current directory); `callbacks` are called after the built-in ones
     (pgrun.training.callbacks.Callback). Returns the finished run."""
+    return run_overrides(overrides, run_dir, callbacks, from_command=False)
+
+
+def run_overrides(
+    overrides: Sequence[str], run_dir: str | Path | None, callbacks: Sequence[Callback], from_command: bool
+) -> RunResult:
+    """`train`, and the `pgrun` command's single run (`from_command`: see session.execute)."""
     cfg, hydra_config = compose_config(overrides)
-    directory = Path(run_dir if run_dir is not None else hydra_config.run.dir).absolute()
-    config, summary = new_run(cfg, hydra_config, directory, callbacks=callbacks)
+    directory = Path(os.path.abspath(run_dir if run_dir is not None else hydra_config.run.dir))
+    with read_write(hydra_config), open_dict(hydra_config):
+        hydra_config.run.dir = hydra_config.runtime.output_dir = str(directory)  # as Hydra's app records it
+    config, summary = new_run(cfg, hydra_config, directory, callbacks=callbacks, from_command=from_command)
     return RunResult(directory, summary, config)
 
 
@@ -94,13 +120,11 @@ def resume(
 ) -> RunResult:
     """Continue the run in `run_dir` from its newest checkpoint, as `pgrun resume=RUN_DIR
     OVERRIDES` would (only total_steps, log.* and checkpoint.* may change)."""
-    from pgrun.training.resume import resumed_config
-
-    directory = Path(run_dir)
-    summary = resume_run(directory, list(overrides), callbacks)
-    if summary is None:  # it had finished already
+    directory = Path(os.path.abspath(run_dir))
+    config, summary = resume_run(directory, list(overrides), callbacks, from_command=False)
+    if summary is None:  # it had nothing left to do
         summary = json.loads((directory / SUMMARY_FILE).read_text(encoding="utf-8"))
-    return RunResult(directory, summary, resumed_config(directory, list(overrides))[0])
+    return RunResult(directory, summary, config)
 
 
 class Agent:

@@ -2,7 +2,9 @@
 README's examples run as written."""
 
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +18,7 @@ from tests_support import TINY, learning_rows, pgrun
 import pgrun as api
 from pgrun.config import ConfigError
 from pgrun.training.callbacks import Callback
+from pgrun.training.interrupt import Interrupted
 from pgrun.training.policy_file import PolicyFileError, read_policy
 
 REPO = Path(__file__).resolve().parent.parent
@@ -150,3 +153,42 @@ def test_the_readme_python_examples_run_as_written(tmp_path):
             [sys.executable, "-c", example], cwd=tmp_path, capture_output=True, text=True, timeout=600
         )
         assert done.returncode == 0, f"{example}\n{done.stderr[-3000:]}"
+
+
+class InterruptAt(Callback):
+    """Sends the process a SIGINT (Ctrl-C) after the iteration that reaches `steps`."""
+
+    def __init__(self, steps: int) -> None:
+        self.steps = steps
+
+    def after_iteration(self, training, scalars) -> None:
+        if training.progress.steps == self.steps:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_run_with_a_checkpoint_and_leaves_ctrl_c_working(tmp_path):
+    """From Python the first Ctrl-C stops at the end of the iteration (checkpoint written, as on
+    the command line) and raises Interrupted; afterwards Ctrl-C is the caller's again (the
+    command ignores further signals on its way out; a notebook kernel must not)."""
+    handler = signal.getsignal(signal.SIGINT)
+    with pytest.raises(Interrupted) as stopped:
+        api.train([*RUN, "total_steps=4000"], run_dir=tmp_path / "run", callbacks=[InterruptAt(800)])
+    assert stopped.value.checkpoint_step == 800 and not stopped.value.immediate
+    assert (tmp_path / "run" / "checkpoints" / "step_000000000800.pt").is_file()
+    assert signal.getsignal(signal.SIGINT) is handler
+    resumed = api.resume(tmp_path / "run", ["total_steps=1200"])
+    assert resumed.summary["env_steps"] == 1200 and resumed.run_dir == tmp_path / "run"
+
+
+def test_config_of_works_inside_another_hydra_application(tmp_path):
+    """A user's own Hydra app (initialize/compose, or @hydra.main) keeps its global state."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    (tmp_path / "mine.yaml").write_text("answer: 42\n")
+    with initialize_config_dir(config_dir=str(tmp_path), version_base="1.3"):
+        before = GlobalHydra.instance().hydra
+        assert api.config_of(["algo=trpo"]).algo.max_kl == 0.01
+        assert GlobalHydra.instance().hydra is before
+        assert compose("mine").answer == 42

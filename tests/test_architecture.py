@@ -43,6 +43,9 @@ def test_the_contracts_hold_on_the_package():
         ("config/schema.py", "import torch", "The config"),
         ("algorithms/rule.py", "from pgrun.cli import train", "Layers"),
         ("training/rng.py", "from pgrun.training import loop", "No import cycles"),  # loop -> build -> rng
+        ("algorithms/ppo.py", "from pgrun.collection import envs", "The algorithms learn"),
+        ("tracking/logger.py", "import pgrun.estimation.functional", "Tracking records"),
+        ("training/loop.py", "import pgrun.analysis.stats", "Only the commands read analysis"),
     ],
 )
 def test_a_forbidden_import_breaks_its_contract(tmp_path, module, line, contract):

@@ -170,10 +170,10 @@ def test_a_state_dict_of_the_policies_before_the_split_loads_unchanged(name):
 
 
 def test_a_policy_file_written_before_the_redesign_acts_as_it_did():
-    """tests/data/legacy_policy_b26c809.pt: PPO on Pendulum-v1 (normalized observations, one
+    """tests/data/legacy_run_b26c809/policy.pt: PPO on Pendulum-v1 (normalized observations, one
     hidden layer of 8), written by pgrun at b26c809; the .json holds what that version
     computed from it for five observations: the same numbers, bit for bit."""
-    saved = read_policy(DATA / "legacy_policy_b26c809.pt")
+    saved = read_policy(DATA / "legacy_run_b26c809" / "policy.pt")
     expected = json.loads((DATA / "legacy_policy_b26c809.json").read_text())
     obs = np.array(expected["obs"], dtype=np.float32)
     with torch.no_grad():

@@ -233,3 +233,34 @@ def test_a_second_sigint_stops_at_once_and_leaves_every_checkpoint_whole(tmp_pat
     assert not list((run_dir / "checkpoints").glob(".*.tmp"))
     resumed = pgrun(f"resume={run_dir}", f"total_steps={stopped_at + 2000}", cwd=tmp_path)
     assert resumed.returncode == 0 and f"from step_{stopped_at:012d}.pt" in resumed.stderr
+
+
+@pytest.mark.slow
+def test_a_run_of_the_version_before_the_redesign_resumes_as_that_version_resumed_it(tmp_path):
+    """tests/data/legacy_run_b26c809: a PPO Pendulum-v1 run dir written by pgrun at b26c809
+    (checkpoint format 2, the policy's keys before the encoder/head split). Resumed from 4,096
+    to 8,192 env steps it logs, value for value, the rows b26c809 logged resuming it
+    (tests/data/legacy_run_b26c809_resumed.json)."""
+    data = Path(__file__).resolve().parent / "data"
+    run_dir = tmp_path / "run"
+    shutil.copytree(data / "legacy_run_b26c809", run_dir)
+    result = pgrun(f"resume={run_dir}", "total_steps=8192", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "code has changed since its last session" in result.stderr  # its run.json names b26c809
+    assert learning_rows(run_dir) == json.loads((data / "legacy_run_b26c809_resumed.json").read_text())
+
+
+@pytest.mark.slow
+def test_a_run_that_stopped_at_its_target_has_nothing_to_resume(tmp_path):
+    run_dir = tmp_path / "run"
+    first = pgrun(
+        *TINY, "algo=ppo", "algo.batch_size=400", "target_return=1", "stop_at_target=true",
+        f"hydra.run.dir={run_dir}", cwd=tmp_path,
+    )  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    rows = metrics(run_dir)
+    assert rows[-1]["step"] == 800 and rows[-1]["eval/return"] >= 1  # the first evaluation (eval.every=600)
+    again = pgrun(f"resume={run_dir}", "total_steps=5000", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "reached its target_return=1.0 at env step 800 and stopped there" in again.stderr
+    assert metrics(run_dir) == rows

@@ -44,20 +44,25 @@ class FlatOptimizer:
     gradients'): a parameter whose storage left the buffer (a module moved with .to(), cast
     with .double(), parameter.data reassigned, vector_to_parameters) or that its module
     replaced (load_state_dict(assign=True)) would otherwise be silently left out of every step.
-    When all of them moved together to another device or dtype, the buffers are rebuilt there
-    (`rebind`), statistics included; any other departure is an OptimizerDetached error naming
-    the parameter. A gradient that left its view (module.zero_grad() sets it to None, and
-    backward then makes a new one) is copied back and bound again: the step uses exactly the
-    gradient backward computed.
+    When all of them left together (a network moved or cast as a whole), the buffers are
+    rebuilt where they are now (`rebind`), statistics included; one that left alone, or was
+    replaced, is an OptimizerDetached error naming it. A gradient that left its view
+    (module.zero_grad() sets it to None, and backward then makes a new one) is copied back and
+    bound again (zero if backward never reached it): the step uses exactly the gradient
+    backward computed.
     """
 
     def __init__(self, modules: Modules, lr: float) -> None:
         self.owners: list[tuple[torch.nn.Module, str]] = []
         """where each parameter lives: (the module that holds it, its attribute name)"""
         self.names, self.params = [], []
+        seen: set[int] = set()
         for prefix, network in modules.items():
             for module_name, module in network.named_modules(prefix=prefix):
                 for name, param in module.named_parameters(recurse=False):
+                    if id(param) in seen:  # a parameter tied between modules is stepped once
+                        continue
+                    seen.add(id(param))
                     self.owners.append((module, name))
                     self.names.append(f"{module_name}.{name}")
                     self.params.append(param)
@@ -115,30 +120,29 @@ class FlatOptimizer:
         self.ensure_gradients_bound()
 
     def ensure_gradients_bound(self) -> None:
-        """Copy a gradient that backward made anew (after module.zero_grad()) into its view."""
+        """Copy a gradient that backward made anew (after module.zero_grad()) into its view;
+        one left at None (a parameter no backward pass reached since) is zero."""
         for p, view in zip(self.params, self.grad_views, strict=True):
             if p.grad is not view:
-                if p.grad is not None:
+                if p.grad is None:
+                    view.zero_()
+                else:
                     view.copy_(p.grad)
                 p.grad = view
 
     def rebind_moved(self) -> None:
-        """Rebuild the buffers if every parameter moved to one other device or dtype; else an
-        OptimizerDetached error naming the first parameter that left."""
+        """Rebuild the buffers where the parameters are now if every one of them left (the
+        networks were moved or cast as a whole: .to(device), .double(), a round trip, or
+        vector_to_parameters); else an OptimizerDetached error naming the first that left."""
         left = [i for i, p in enumerate(self.params) if p.data_ptr() != self.addresses[i]]
-        moved = {(p.device, p.dtype) for p in self.params}
-        if (
-            len(left) == len(self.params)
-            and len(moved) == 1
-            and moved != {(self.flat.device, self.flat.dtype)}
-        ):
+        if len(left) == len(self.params) and len({(p.device, p.dtype) for p in self.params}) == 1:
             self.rebind()
             return
         raise OptimizerDetached(
-            f"parameter {self.names[left[0]]} no longer lives in its optimizer's flat buffer (moved, "
-            "cast or reassigned after the optimizer was made), so steps would leave it unchanged; "
-            "move every parameter of the optimizer together (then it rebuilds its buffers), or "
-            "make a new optimizer"
+            f"parameter {self.names[left[0]]} no longer lives in its optimizer's flat buffer (its "
+            "data was moved, cast or reassigned after the optimizer was made, but not the other "
+            "parameters'), so steps would leave it unchanged; move or cast the networks as a whole "
+            "(the optimizer then rebuilds its buffers), or make a new optimizer"
         )
 
     def zero_grad(self) -> None:

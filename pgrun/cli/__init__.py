@@ -1,4 +1,5 @@
-"""The commands: `pgrun` (`train`), `pgrun-eval` (`evaluate`), their help page, and sweeps.
+"""The commands: `pgrun` (`train`), `pgrun-eval` (`evaluate`), `pgrun-plot` (`plot`), the
+help page, and the sweeps' Hydra callbacks.
 
 Owns: parsing command lines, Hydra's application and its sweep callbacks, one-line errors
 and exit codes. Thin callers of the Python API (pgrun.api) and the training lifecycle; may

@@ -66,22 +66,26 @@ def run(cfg: DictConfig) -> float | None:
 
 def composes_by_itself(arguments: list[str]) -> bool:
     """Whether the command line is one run given as overrides alone (hydra.run.dir included):
-    no flag (-m, --cfg, --config-dir, ...) and no other hydra.* key, which Hydra's app handles."""
+    no flag (-m, --cfg, --config-dir, ...), no other hydra.* key and no experiment (whose
+    file may set hydra.* keys), which Hydra's app handles."""
     for argument in arguments:
         key = argument.partition("=")[0].lstrip("+~")
-        if argument.startswith("-") or (key.startswith("hydra") and key != "hydra.run.dir"):
+        if (
+            argument.startswith("-")
+            or key == "experiment"
+            or (key.startswith("hydra") and key != "hydra.run.dir")
+        ):
             return False
     return True
 
 
 def run_composed(overrides: list[str]) -> None:
-    """One run, composed once with Hydra's public compose API as pgrun.train composes it, and
-    run through the same session (Hydra's app composes a config twice: once only to read
-    hydra.mode); bad input and failures are raised, for main to report."""
-    from pgrun.api import compose_config
+    """One run, composed once with Hydra's public compose API and run as pgrun.train runs it
+    (Hydra's app composes a config twice: once only to read hydra.mode); bad input and
+    failures are raised, for main to report."""
+    from pgrun.api import run_overrides
 
-    cfg, hydra_config = compose_config(overrides)
-    new_run(cfg, hydra_config, Path(hydra_config.run.dir).absolute())
+    run_overrides(overrides, None, (), from_command=True)
 
 
 def fail(error: BaseException, status: int = 2) -> NoReturn:

@@ -41,9 +41,11 @@ class RunParts:
     evaluate: Evaluator
 
     def close(self) -> None:
-        """Shut the envs (and async workers) down."""
-        self.envs.close()
-        self.eval_envs.close()
+        """Shut the envs (and async workers) down: both sets, even if closing the first fails."""
+        try:
+            self.envs.close()
+        finally:
+            self.eval_envs.close()
 
 
 def warn_if_no_time_limit(config: Config) -> None:

@@ -8,7 +8,8 @@ The loop (pgrun.training.loop) calls, on every callback in order:
 The built-in ones are, in this order: the divergence guard, evaluation, video, logging, the
 target tracker, checkpointing and the policy file; a user's callbacks come after them, so
 they see every scalar that was logged. A callback may end the run early by setting
-`training.should_stop = True` (it then ends as a finished run does).
+`training.should_stop = True`: it then ends as a finished run does (the last checkpoint and
+the policy file are written), without an evaluation of its own.
 """
 
 from __future__ import annotations

@@ -16,9 +16,12 @@ import torch
 from pgrun.errors import CheckpointError
 from pgrun.training.rundir import CHECKPOINT_DIR
 
-CHECKPOINT_FORMAT = "pgrun-checkpoint-2"
+CHECKPOINT_FORMAT = "pgrun-checkpoint-3"
 """bumped whenever a state_dict's layout changes; 2: flat optimizer buffers, native vector
-env state, the collector's reset mask (pgrun 0.1.0 after session 5 of its development)"""
+env state, the collector's reset mask (pgrun 0.1.0 after session 5 of its development);
+3: the policy's state_dict keys of the encoder/head/distribution split (issue #21)"""
+READABLE_FORMATS = (CHECKPOINT_FORMAT, "pgrun-checkpoint-2")
+"""formats this version resumes exactly (a format-2 policy's keys are renamed on load)"""
 
 
 def current_umask() -> int:
@@ -94,13 +97,13 @@ def load_checkpoint(run_dir: Path) -> tuple[dict[str, Any], Path]:
         try:
             state = read_payload(path)
             written_by = str(state.get("format", ""))
-            if written_by.startswith("pgrun-checkpoint-") and written_by != CHECKPOINT_FORMAT:
+            if written_by.startswith("pgrun-checkpoint-") and written_by not in READABLE_FORMATS:
                 raise CheckpointError(
                     f"{path} was written by another version of pgrun (format {written_by}; this one "
-                    f"reads {CHECKPOINT_FORMAT}): it cannot continue exactly; start the run again "
+                    f"reads {', '.join(READABLE_FORMATS)}): it cannot continue exactly; start the run again "
                     f"with: pgrun rerun={run_dir}"
                 )
-            if written_by != CHECKPOINT_FORMAT:
+            if written_by not in READABLE_FORMATS:
                 raise ValueError("not a pgrun checkpoint")
             return state, path
         except ValueError as error:

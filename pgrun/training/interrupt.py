@@ -33,7 +33,10 @@ class StopRequests:
     killing the process; a second one raises Interrupted(immediate=True) at once.
     Outside the main thread (where Python cannot handle signals) it does nothing."""
 
-    def __init__(self) -> None:
+    def __init__(self, ignore_after_stop: bool = True) -> None:
+        """`ignore_after_stop`: after an Interrupted, leave SIGINT and SIGTERM ignored (a
+        command on its way out); False restores the previous handlers (a notebook's kernel)."""
+        self.ignore_after_stop = ignore_after_stop
         self.signum: int | None = None
         self.last_checkpoint_step: int | None = None
         self.previous: dict[int, object] = {}
@@ -61,5 +64,6 @@ class StopRequests:
     ) -> None:
         """Restore the previous handlers; but on the way out after a stop, ignore further
         signals, so that another Ctrl-C cannot turn a clean exit into a traceback."""
+        ignore = self.ignore_after_stop and isinstance(error, Interrupted)
         for signum, handler in self.previous.items():
-            signal.signal(signum, signal.SIG_IGN if isinstance(error, Interrupted) else handler)
+            signal.signal(signum, signal.SIG_IGN if ignore else handler)

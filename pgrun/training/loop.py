@@ -129,7 +129,8 @@ class Training:
         self.started = time.perf_counter()
         """the perf_counter value at which training (earlier sessions included) began"""
         self.should_stop = False
-        """set by a callback to end the run after this iteration, as a finished run"""
+        """set by a callback to end the run after this iteration, as a finished run (its last
+        checkpoint and policy file are written; no evaluation is added)"""
 
     @property
     def at_budget(self) -> bool:
@@ -208,8 +209,9 @@ class Training:
         self, stop: StopRequests | None = None, on_start: Callable[[Training], None] | None = None
     ) -> dict[str, Any]:
         """Train until done (`done`), calling the callbacks; on a stop request, checkpoint
-        and raise Interrupted. `on_start(self)` is called once everything is built, before
-        the callbacks' on_start. Returns the run's summary."""
+        and raise Interrupted (a request during the last iteration lets the run finish).
+        `on_start(self)` is called once everything is built, before the callbacks' on_start.
+        Returns the run's summary."""
         progress = self.progress
         self.stop = stop if stop is not None else StopRequests()
         try:
@@ -221,6 +223,8 @@ class Training:
             while not self.done:
                 self.iterate()
                 if self.stop.requested and not self.done:
+                    if self.checkpoint_step != progress.steps:  # (a signal during a later callback)
+                        self.checkpoint()
                     raise Interrupted(self.stop.signum, self.checkpoint_step, immediate=False)
             for callback in self.callbacks:
                 callback.on_end(self)

@@ -52,11 +52,13 @@ def new_run(
     run_dir: Path,
     sweep_dir: Path | None = None,
     callbacks: Sequence[Callback] = (),
+    from_command: bool = True,
 ) -> tuple[Config, dict[str, Any]]:
     """One new run of a composed config: validate, claim the run dir, train, write
     summary.json; the config and the summary. `hydra_config`: the `hydra` node it was composed
     with (written to .hydra/ with it; its runtime.choices name the algorithm); `sweep_dir`:
-    the sweep the run is a job of (its W&B group by default), None for a single run.
+    the sweep the run is a job of (its W&B group by default), None for a single run;
+    `from_command`: as in `execute`.
 
     Bad input (ConfigError, RunDirError) leaves the run dir as it was: what this run wrote
     in it is removed, and so is a dir that holds nothing else."""
@@ -68,7 +70,7 @@ def new_run(
         lock = claim_new_run_dir(run_dir)
         write_hydra_files(run_dir, cfg, OmegaConf.create({"hydra": hydra_config}))
         choices = dict(hydra_config.runtime.choices)
-        return config, execute(config, run_dir, choices=choices, callbacks=callbacks)
+        return config, execute(config, run_dir, None, choices, callbacks, from_command)
     except (ConfigError, RunDirError):
         if lock is not None:
             discard_new_run(run_dir)  # the run never started
@@ -86,9 +88,12 @@ def execute(
     resume: dict[str, Any] | None = None,
     choices: dict[str, Any] | None = None,
     callbacks: Sequence[Callback] = (),
+    from_command: bool = True,
 ) -> dict[str, Any]:
     """Train in `run_dir` (claimed and locked), keeping run.json's status and writing
-    summary.json; `callbacks`: the user's (pgrun.training.callbacks)."""
+    summary.json; `callbacks`: the user's (pgrun.training.callbacks). `from_command`: the
+    process ends after a stop, so further signals are ignored on the way out (else, from
+    Python, the previous handlers are restored: a notebook keeps its interrupt button)."""
     from pgrun.training.loop import train
 
     record = RunRecord(run_dir)
@@ -103,7 +108,7 @@ def execute(
             print_start(training, (choices or {}).get("tuned"))
         started = True
 
-    with StopRequests() as stop:
+    with StopRequests(ignore_after_stop=from_command) as stop:
         try:
             summary = train(config, run_dir, resume, stop, choices, on_start=on_start, callbacks=callbacks)
         except ConfigError as error:
@@ -163,10 +168,11 @@ def duration(seconds: float) -> str:
 
 
 def resume_run(
-    run_dir: Path, overrides: list[str], callbacks: Sequence[Callback] = ()
-) -> dict[str, Any] | None:
+    run_dir: Path, overrides: list[str], callbacks: Sequence[Callback] = (), from_command: bool = True
+) -> tuple[Config, dict[str, Any] | None]:
     """Continue the run in `run_dir` from its newest readable checkpoint, with `overrides`
-    (total_steps, log.*, checkpoint.*); its summary, or None if it had nothing left to do."""
+    (total_steps, log.*, checkpoint.*); its config and summary (None if it had nothing left
+    to do). `from_command`: as in `execute`."""
     from pgrun.training.resume import resumed_config
 
     if not (run_dir / PROVENANCE_FILE).is_file() and not (run_dir / CHECKPOINT_DIR).is_dir():
@@ -181,7 +187,15 @@ def resume_run(
                 "pass a larger total_steps to extend it",
                 file=sys.stderr,
             )
-            return None
+            return config, None
+        if config.stop_at_target and state["progress"]["reached_at_step"] is not None:
+            print(
+                f"pgrun: {run_dir} reached its target_return={config.target_return} at env step "
+                f"{state['progress']['reached_at_step']:,} and stopped there (stop_at_target=true): "
+                "nothing to resume",
+                file=sys.stderr,
+            )
+            return config, None
         print(f"pgrun: resuming {run_dir} from {path.name} (env step {steps:,})", file=sys.stderr)
         if changes := RunRecord(run_dir).code_changes():
             print(
@@ -190,7 +204,7 @@ def resume_run(
                 file=sys.stderr,
             )
         (run_dir / SUMMARY_FILE).unlink(missing_ok=True)
-        return execute(config, run_dir, resume=state, callbacks=callbacks)
+        return config, execute(config, run_dir, state, callbacks=callbacks, from_command=from_command)
     finally:
         lock.release()
 
