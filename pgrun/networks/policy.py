@@ -19,6 +19,7 @@ import gymnasium as gym
 import numpy as np
 from torch import Tensor, nn
 from torch.distributions import Distribution
+from torch.nn import functional as F
 
 from pgrun.config import PolicyConfig
 from pgrun.networks.distributions import ActionDistribution, make_distribution
@@ -99,32 +100,40 @@ class StochasticPolicy(nn.Module):
         self.register_load_state_dict_pre_hook(upgrade_legacy_keys)
 
     def output(self, obs: Tensor) -> Tensor:
-        return self.head(self.encoder(obs))
+        """head(encoder(obs)), [..., distribution size].
+
+        The collector calls this every env step, where nn.Module's attribute lookup of
+        submodules and a second module call cost ~5 us of a ~30 us policy step: the
+        submodules are read from the module's registry (always the current ones) and the
+        head is applied as the function nn.Linear applies (the same numbers)."""
+        modules = self._modules
+        head = modules["head"]
+        return F.linear(modules["encoder"](obs), head.weight, head.bias)
 
     def forward(self, obs: Tensor) -> Tensor:
         return self.distribution_params(obs)
 
     def distribution_params(self, obs: Tensor) -> Tensor:
-        return self.action_distribution.params(self.output(obs))
+        return self._modules["action_distribution"].params(self.output(obs))
 
     def sample(self, obs: Tensor) -> tuple[Tensor, Tensor]:
         output = self.output(obs)
-        return self.action_distribution.sample(output), output
+        return self._modules["action_distribution"].sample(output), output
 
     def params_from_output(self, output: Tensor) -> Tensor:
         return self.action_distribution.params(output)
 
     def log_prob_from(self, params: Tensor, actions: Tensor) -> Tensor:
-        return self.action_distribution.log_prob(params, actions)
+        return self._modules["action_distribution"].log_prob(params, actions)
 
     def log_prob_of(self, obs: Tensor, actions: Tensor) -> Tensor:
         return self.log_prob_from(self.distribution_params(obs), actions)
 
     def entropy_from(self, params: Tensor) -> Tensor:
-        return self.action_distribution.entropy(params)
+        return self._modules["action_distribution"].entropy(params)
 
     def kl_from(self, old_params: Tensor, new_params: Tensor) -> Tensor:
-        return self.action_distribution.kl(old_params, new_params)
+        return self._modules["action_distribution"].kl(old_params, new_params)
 
     def distribution_from(self, params: Tensor) -> Distribution:
         return self.action_distribution.torch_distribution(params)
@@ -136,7 +145,7 @@ class StochasticPolicy(nn.Module):
         return self.action_distribution.mode(self.output(obs))
 
     def env_action(self, action: Tensor) -> np.ndarray:
-        return self.action_distribution.env_action(action)
+        return self._modules["action_distribution"].env_action(action)  # (every env step: see output)
 
 
 LEGACY_LAYER = re.compile(r"^(logits|mean)\.(\d+)\.(weight|bias)$")
