@@ -32,18 +32,43 @@ API = {
     "Agent": "pgrun.api",
     "RunResult": "pgrun.api",
     "Callback": "pgrun.training.callbacks",
+    "ConfigError": "pgrun.config",
+    "RunDirError": "pgrun.training.rundir",
+    "RunFailed": "pgrun.errors",
+    "Interrupted": "pgrun.training.interrupt",
+    "PolicyFileError": "pgrun.training.policy_file",
 }
 """the public names, and the module each lives in"""
 
-__all__ = ["Agent", "Callback", "RunResult", "__version__", "config_of", "load", "resume", "train"]
+__all__ = [
+    "Agent",
+    "Callback",
+    "ConfigError",
+    "Interrupted",
+    "PolicyFileError",
+    "RunDirError",
+    "RunFailed",
+    "RunResult",
+    "__version__",
+    "config_of",
+    "load",
+    "resume",
+    "train",
+]
 
 if TYPE_CHECKING:
     from pgrun.api import Agent, RunResult, config_of, load, resume, train
+    from pgrun.config import ConfigError
+    from pgrun.errors import RunFailed
     from pgrun.training.callbacks import Callback
+    from pgrun.training.interrupt import Interrupted
+    from pgrun.training.policy_file import PolicyFileError
+    from pgrun.training.rundir import RunDirError
 
 
 def __getattr__(name: str) -> Any:
-    """The API's names, imported at first use (so that `pgrun --help` never imports torch)."""
+    """The API's names (and the errors it raises), imported at first use (so that
+    `pgrun --help` never imports torch)."""
     if name not in API:
         raise AttributeError(f"module 'pgrun' has no attribute {name!r}")
     import importlib

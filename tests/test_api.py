@@ -44,7 +44,8 @@ def test_train_runs_what_the_command_runs(tmp_path):
 
 
 def test_bad_input_is_a_config_error_and_leaves_nothing(tmp_path):
-    with pytest.raises(ConfigError, match=r"algo\.clip=-1\.0 is not allowed: must be > 0\.0"):
+    assert api.ConfigError is ConfigError  # the errors the API raises are pgrun's names too
+    with pytest.raises(api.ConfigError, match=r"algo\.clip=-1\.0 is not allowed: must be > 0\.0"):
         api.train([*RUN, "algo.clip=-1"], run_dir=tmp_path / "run")
     assert not (tmp_path / "run").exists()
     with pytest.raises(ConfigError, match=r"algo=null is not allowed: choose one of a2c, baseline"):
@@ -130,6 +131,7 @@ def test_a_loaded_agent_acts_as_its_policy(tmp_path, env):
 
 
 def test_load_refuses_what_is_not_a_policy(tmp_path):
+    assert api.PolicyFileError is PolicyFileError
     with pytest.raises(PolicyFileError, match="no such policy file"):
         api.load(tmp_path)
     (tmp_path / "policy.pt").write_bytes(b"not a torch file")

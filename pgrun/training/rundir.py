@@ -96,7 +96,7 @@ def now() -> str:
 def source_commit() -> dict[str, Any] | None:
     """The git commit of pgrun's source and whether it had uncommitted changes, when pgrun
     runs from a git checkout (an editable install); None for an installed wheel."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]  # pgrun/training/rundir.py -> the checkout
     if not (root / ".git").exists():
         return None
     try:
