@@ -175,12 +175,11 @@ def test_a_move_of_the_whole_network_rebuilds_the_buffers_with_their_statistics(
             opt.step()
     assert optimizer.flat.dtype == optimizer.m.dtype == torch.float64 and optimizer.steps == 6
     for a, b in zip(net.parameters(), twin.parameters(), strict=True):
-        assert a.dtype == torch.float64 and a.data_ptr() != 0
+        assert a.dtype == torch.float64
         torch.testing.assert_close(a.float(), b, rtol=1e-4, atol=1e-6)
     before = [p.detach().clone() for p in net.parameters()]
-    steps_of_64 = [loss64(net, 6)]
     optimizer.zero_grad()
-    steps_of_64[0].backward()
+    loss64(net, 6).backward()
     optimizer.step()
     assert all(not torch.equal(p, old) for p, old in zip(net.parameters(), before, strict=True))
 
@@ -202,7 +201,7 @@ def test_module_zero_grad_between_steps_keeps_the_gradient_backward_computed():
         assert norm > 0
     for a, b in zip(ours.parameters(), reference.parameters(), strict=True):
         torch.testing.assert_close(a, b)
-        assert a.grad is not None and a.grad.data_ptr() != 0
+        assert any(a.grad is view for view in optimizer.grad_views)  # bound to the flat gradient again
 
 
 def test_a_parameter_backward_did_not_reach_after_module_zero_grad_does_not_move():
