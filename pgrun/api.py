@@ -137,15 +137,22 @@ class Agent:
 
     def act(self, observation: Any, deterministic: bool = True) -> Any:
         """The action for one observation, as the env takes it (or for a batch of them,
-        [N, *observation shape] -> [N, ...]); deterministic: the distribution's mode (argmax,
+        [N, *observation shape] -> [N, ...]; a Dict space's batch is a dict of such arrays);
+        deterministic: the distribution's mode (argmax,
         mean), else a sample."""
+        import gymnasium as gym
         import numpy as np
         import torch
 
-        obs = np.asarray(observation)
-        single = obs.shape == self.observation_space.shape
+        from pgrun.collection.observation_trees import add_batch_axis
+
+        space = self.observation_space
+        if isinstance(space, (gym.spaces.Box, gym.spaces.Discrete)):
+            single = np.shape(observation) == space.shape
+        else:
+            single = space.contains(observation)
         with torch.no_grad():
-            features = self.preprocessor(obs[None] if single else obs)
+            features = self.preprocessor(add_batch_axis(observation) if single else observation)
             if deterministic:
                 action = self.policy.mode(features)
             else:

@@ -7,7 +7,7 @@ Estimators and update rules read batches; they never need the collector that mad
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -17,9 +17,10 @@ from torch import Tensor
 class Batch:
     """One batch of experience; shapes [T, N, ...].
 
-    obs, next_obs   [T, N, obs_dim]  encoded s_t and s_{t+1} (the true final obs at an episode end),
-                    both encoded with the observation statistics in force when a_t was chosen
-    actions         [T, N] or [T, N, act_dim]  sampled a_t (unclipped)
+    obs, next_obs   [T, N, dim]  encoded s_t and s_{t+1} (the true final obs at an episode end),
+                    both encoded with the observation statistics in force when a_t was chosen;
+                    float32, or uint8 for byte-valued images (pgrun.networks.observations)
+    actions         [T, N] (Discrete) or [T, N, entries]  sampled a_t (unclipped)
     logp            [T, N]  log pi_old(a_t|s_t) under the collecting policy
     rewards         [T, N]  r_t
     terminated      [T, N]  s_{t+1} is terminal: no reward follows
@@ -37,6 +38,8 @@ class Batch:
     valid: Tensor
     episode_returns: list[float]
     episode_lengths: list[int]
+    episode_info: dict[str, list[float]] = field(default_factory=dict)
+    """per-episode values of log.info_keys the env reported at the episodes' ends"""
 
     @property
     def done(self) -> Tensor:
@@ -84,6 +87,10 @@ def concat_batches(batches: Sequence[Batch]) -> Batch:
         **fields,
         episode_returns=[ret for batch in batches for ret in batch.episode_returns],
         episode_lengths=[steps for batch in batches for steps in batch.episode_lengths],
+        episode_info={
+            key: [value for batch in batches for value in batch.episode_info.get(key, [])]
+            for key in dict.fromkeys(key for batch in batches for key in batch.episode_info)
+        },
     )
 
 

@@ -15,6 +15,8 @@ from pgrun.training.policy_file import read_policy
 SPACES = {
     "categorical": gym.spaces.Discrete(4, start=-1),
     "gaussian": gym.spaces.Box(low=-1.0, high=1.0, shape=(3,)),
+    "multi_categorical": gym.spaces.MultiDiscrete([3, 2, 4], start=[0, -1, 2]),
+    "bernoulli": gym.spaces.MultiBinary(3),
 }
 
 
@@ -157,7 +159,7 @@ def legacy_state_dict(policy) -> dict[str, torch.Tensor]:
     return state
 
 
-@pytest.mark.parametrize("name", SPACES)
+@pytest.mark.parametrize("name", ["categorical", "gaussian"])  # the action spaces pgrun had then
 def test_a_state_dict_of_the_policies_before_the_split_loads_unchanged(name):
     torch.manual_seed(1)
     old = make_policy(5, SPACES[name], PolicyConfig(hidden_sizes=[7, 6], log_std_init=-0.2))
@@ -172,7 +174,9 @@ def test_a_state_dict_of_the_policies_before_the_split_loads_unchanged(name):
 def test_a_policy_file_written_before_the_redesign_acts_as_it_did():
     """tests/data/legacy_run_b26c809/policy.pt: PPO on Pendulum-v1 (normalized observations, one
     hidden layer of 8), written by pgrun at b26c809; the .json holds what that version
-    computed from it for five observations: the same numbers, bit for bit."""
+    computed from it for five observations: the same numbers, bit for bit on the Intel Xeon
+    that computed them, to float32 rounding (1e-6) on other CPUs (an AMD EPYC's BLAS differs
+    in the last bit of one of the ten)."""
     saved = read_policy(DATA / "legacy_run_b26c809" / "policy.pt")
     expected = json.loads((DATA / "legacy_policy_b26c809.json").read_text())
     obs = np.array(expected["obs"], dtype=np.float32)
@@ -180,5 +184,5 @@ def test_a_policy_file_written_before_the_redesign_acts_as_it_did():
         features = saved.preprocessor(obs)
         params = saved.policy.distribution_params(features)
         actions = saved.policy.env_action(saved.policy.mode(features))
-    assert params.tolist() == expected["params"]
-    assert actions.tolist() == expected["env_actions"]
+    torch.testing.assert_close(params, torch.tensor(expected["params"]), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(actions, expected["env_actions"], rtol=1e-6, atol=1e-7)

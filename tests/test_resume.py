@@ -239,15 +239,24 @@ def test_a_second_sigint_stops_at_once_and_leaves_every_checkpoint_whole(tmp_pat
 def test_a_run_of_the_version_before_the_redesign_resumes_as_that_version_resumed_it(tmp_path):
     """tests/data/legacy_run_b26c809: a PPO Pendulum-v1 run dir written by pgrun at b26c809
     (checkpoint format 2, the policy's keys before the encoder/head split). Resumed from 4,096
-    to 8,192 env steps it logs, value for value, the rows b26c809 logged resuming it
-    (tests/data/legacy_run_b26c809_resumed.json)."""
+    to 8,192 env steps it logs the rows b26c809 logged resuming it
+    (tests/data/legacy_run_b26c809_resumed.json): bit for bit on the Intel Xeon that wrote
+    them; on another CPU, whose BLAS kernels round float32 products differently in the last
+    bit, within 1e-3 relative (measured on an AMD EPYC: 5e-5 at most, in the small KLs). A
+    lost optimizer state, a wrongly mapped layer or an unrestored env moves them by percents."""
     data = Path(__file__).resolve().parent / "data"
     run_dir = tmp_path / "run"
     shutil.copytree(data / "legacy_run_b26c809", run_dir)
     result = pgrun(f"resume={run_dir}", "total_steps=8192", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "code has changed since its last session" in result.stderr  # its run.json names b26c809
-    assert learning_rows(run_dir) == json.loads((data / "legacy_run_b26c809_resumed.json").read_text())
+    rows, expected = (
+        learning_rows(run_dir),
+        json.loads((data / "legacy_run_b26c809_resumed.json").read_text()),
+    )
+    assert [row.keys() for row in rows] == [row.keys() for row in expected]
+    for row, expected_row in zip(rows, expected, strict=True):
+        assert row == pytest.approx(expected_row, rel=1e-3, abs=1e-9), row["step"]
 
 
 @pytest.mark.slow

@@ -24,6 +24,8 @@ OBS_DIM = 3
 SPACES = {
     "categorical": gym.spaces.Discrete(4),
     "gaussian": gym.spaces.Box(low=-1.0, high=1.0, shape=(2,), dtype=np.float32),
+    "multi_categorical": gym.spaces.MultiDiscrete([3, 2, 4], start=[0, -1, 2]),
+    "bernoulli": gym.spaces.MultiBinary(3),
 }
 
 

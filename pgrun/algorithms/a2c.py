@@ -27,6 +27,15 @@ if TYPE_CHECKING:
 
 
 @dataclass
+class A2CValueConfig(ValueNetworkConfig):
+    """V_phi of A2C: a network of its own, or a head on the policy's encoder."""
+
+    share_encoder: bool = False
+    """one encoder for the policy and V (pays for images): V is a linear head on the policy's
+    features, and the joint loss trains the encoder through both"""
+
+
+@dataclass
 class A2CConfig(AlgoConfig):
     """Advantage actor-critic (algo=a2c): one joint policy and value step per n-step batch."""
 
@@ -38,7 +47,7 @@ class A2CConfig(AlgoConfig):
     batch_unit: str = checked("steps", choices=("steps",))
     """steps: batch_size = n steps of every env copy (n = batch_size / env.num_envs)"""
     batch_size: int = checked(20, ge=1)
-    value: ValueNetworkConfig = field(default_factory=ValueNetworkConfig)
+    value: A2CValueConfig = field(default_factory=A2CValueConfig)
     value_coef: float = checked(0.5, ge=0.0)
     """c_V, the weight of the value loss in the joint loss"""
     ent_coef: float = checked(0.0, ge=0.0)
@@ -53,8 +62,11 @@ class A2C:
 
     def __init__(self, config: A2CConfig, policy: Policy, make_value_network: ValueNetworkFactory) -> None:
         self.config, self.policy = config, policy
-        self.critic = make_value_network(config.value.hidden_sizes)
-        self.optimizer = optim.make_optimizer({"policy": policy, "critic": self.critic}, config.optim)
+        shared_encoder = policy.encoder if config.value.share_encoder else None
+        self.critic = make_value_network(config.value.hidden_sizes, shared_encoder)
+        # (a shared encoder is the policy's: the critic adds only its head)
+        critic_parameters = self.critic if shared_encoder is None else self.critic.head
+        self.optimizer = optim.make_optimizer({"policy": policy, "critic": critic_parameters}, config.optim)
 
     def update(self, advantages: Advantages, progress: float) -> dict[str, float]:
         config, batch = self.config, advantages.batch

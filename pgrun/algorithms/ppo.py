@@ -33,6 +33,19 @@ if TYPE_CHECKING:
 
 
 @dataclass
+class PPOValueConfig(ValueConfig):
+    """V_phi of PPO: fitted on its own (ValueConfig), or a head on the policy's encoder."""
+
+    share_encoder: bool = False
+    """one encoder for the policy and V (as CleanRL's Atari PPO; pays for images): V is a linear
+    head on the policy's features, coef times its loss joins the policy's loss on each
+    minibatch, and algo.optim steps both (value.lr and value.max_grad_norm are not used);
+    needs value.iters == epochs and value.minibatch_size == minibatch_size"""
+    coef: float = checked(0.5, ge=0.0)
+    """with share_encoder: c_V, the weight of the value loss in the joint loss"""
+
+
+@dataclass
 class PPOConfig(AlgoConfig):
     """Proximal policy optimization (algo=ppo, algo=ppo_penalty)."""
 
@@ -40,7 +53,7 @@ class PPOConfig(AlgoConfig):
     """gae: A_t by GAE(lambda) against the learned V"""
     gae_lambda: float = checked(0.95, ge=0.0, le=1.0)
     """GAE lambda: 1 gives reward-to-go minus V(s_t), 0 the one-step TD residual"""
-    value: ValueConfig = field(default_factory=ValueConfig)
+    value: PPOValueConfig = field(default_factory=PPOValueConfig)
     optim: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(lr=3e-4))
     ent_coef: float = checked(0.0, ge=0.0)
     """entropy bonus coefficient c_H in the loss"""
@@ -61,6 +74,13 @@ class PPOConfig(AlgoConfig):
     def inconsistency(self) -> tuple[str, str] | None:
         if self.variant == "penalty" and self.target_kl is None:
             return "target_kl", "must be set: the penalty variant adapts its coefficient towards it"
+        value = self.value
+        if value.share_encoder and (value.iters, value.minibatch_size) != (self.epochs, self.minibatch_size):
+            return "value.share_encoder", (
+                f"needs value.iters == epochs ({value.iters} vs {self.epochs}) and value.minibatch_size == "
+                f"minibatch_size ({value.minibatch_size} vs {self.minibatch_size}): a shared encoder is "
+                "fitted on the policy's minibatches"
+            )
         return super().inconsistency()
 
 
@@ -97,9 +117,17 @@ class PPO:
 
     def __init__(self, config: PPOConfig, policy: Policy, make_value_network: ValueNetworkFactory) -> None:
         self.config, self.policy = config, policy
-        self.optimizer = optim.make_optimizer({"policy": policy}, config.optim)
-        self.value = learned_value.FittedValue(config.value, make_value_network)
+        shared_encoder = policy.encoder if config.value.share_encoder else None
+        self.value = learned_value.FittedValue(
+            config.value, make_value_network, shared_encoder, config.value.coef
+        )
         self.critic = self.value.net
+        learned = (
+            {"policy": policy}
+            if shared_encoder is None
+            else {"policy": policy, "value_head": self.critic.head}
+        )
+        self.optimizer = optim.make_optimizer(learned, config.optim)
         self.kl_coef = config.kl_coef
 
     def update(self, advantages: Advantages, progress: float) -> dict[str, float]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from pgrun.algorithms.optim import Adam
 from pgrun.batch import shuffled_minibatches
@@ -29,12 +29,24 @@ class FittedValue:
 
     Each call makes config.iters passes over the batch, in shuffled minibatches of
     config.minibatch_size steps (one gradient step per minibatch).
+
+    With `shared_encoder` (the policy's), V_phi is a head on the policy's features and has no
+    optimizer of its own: the update rule adds `coef` times its loss to the policy's on the
+    same minibatches and steps both with its optimizer (pgrun.algorithms.ppo).
     """
 
-    def __init__(self, config: ValueConfig, make_network: ValueNetworkFactory) -> None:
+    def __init__(
+        self,
+        config: ValueConfig,
+        make_network: ValueNetworkFactory,
+        shared_encoder: nn.Module | None = None,
+        coef: float = 1.0,
+    ) -> None:
         self.config = config
-        self.net = make_network(config.hidden_sizes)
-        self.optimizer = Adam({"value": self.net}, config.lr)
+        self.net = make_network(config.hidden_sizes, shared_encoder)
+        self.shared = shared_encoder is not None
+        self.coef = coef if self.shared else 1.0
+        self.optimizer = None if self.shared else Adam({"value": self.net}, config.lr)
 
     def fit(self, obs: Tensor, targets: Tensor) -> dict[str, float]:
         """Fit to targets [n] at obs [n, obs_dim]; return the loss of the last pass."""
@@ -48,11 +60,13 @@ class FittedValue:
         return self.config.iters == epochs and self.config.minibatch_size == minibatch_size
 
     def state_dict(self) -> dict[str, Any]:
-        return {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict()}
+        optimizer = self.optimizer.state_dict() if self.optimizer is not None else {}
+        return {"net": self.net.state_dict(), "optimizer": optimizer}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.net.load_state_dict(state["net"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        if self.optimizer is not None:
+            self.optimizer.load_state_dict(state["optimizer"])
 
 
 class ValueFitting:
@@ -73,24 +87,30 @@ class ValueFitting:
             self.old_values = value.net(obs)
 
     def zero_grad(self) -> None:
-        self.value.optimizer.zero_grad()
+        if self.value.optimizer is not None:  # (shared: the rule's optimizer zeroes V's head)
+            self.value.optimizer.zero_grad()
 
     def loss(self, index: Tensor | slice) -> Tensor:
-        """The value loss on minibatch `index` (indices, or a slice), to be added to the rule's loss."""
+        """The value loss on minibatch `index` (indices, or a slice), to be added to the rule's
+        loss (times coef, when V shares the policy's encoder)."""
         config = self.value.config
         targets = self.targets[index]
         loss = value_loss(self.value.net(self.obs[index]), targets, self.old_values[index], config.clip_range)
         self.losses.append((loss.detach(), len(targets)))
-        return loss
+        return loss if self.value.coef == 1.0 else self.value.coef * loss
 
     def step(self) -> None:
-        """Clip V's gradients and take its optimizer step."""
-        self.value.optimizer.clip_grad_norm(self.value.config.max_grad_norm)
-        self.value.optimizer.step()
+        """Clip V's gradients and take its optimizer step (shared: the rule's step took it)."""
+        if self.value.optimizer is not None:
+            self.value.optimizer.clip_grad_norm(self.value.config.max_grad_norm)
+            self.value.optimizer.step()
         self.steps_taken += 1
 
     def finish(self) -> None:
-        """Take the steps of the config.iters passes not taken yet, in fresh shuffles."""
+        """Take the steps of the config.iters passes not taken yet, in fresh shuffles. A V that
+        shares the policy's encoder takes none alone: after the rule's early stop, it stops too."""
+        if self.value.shared:
+            return
         size = self.value.config.minibatch_size
         total = self.value.config.iters * self.steps_per_pass
         while self.steps_taken < total:

@@ -10,8 +10,10 @@ bootstrap exactly where an episode was truncated.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium.vector import VectorEnv
@@ -21,6 +23,7 @@ from pgrun.batch import Batch
 from pgrun.collection.env_state import episode_records, restore
 from pgrun.collection.envs import next_step_autoreset
 from pgrun.collection.normalization import ObservationPreprocessor, RewardScaler
+from pgrun.collection.observation_trees import all_finite, replace_rows, space_leaves, to_arrays, to_tensors
 from pgrun.errors import first_line
 from pgrun.networks.policy import Policy
 
@@ -60,6 +63,7 @@ class Collector:
         size: int,
         seed: int,
         reward_scaler: RewardScaler | None = None,
+        info_keys: Sequence[str] = (),
     ) -> None:
         self.envs, self.policy, self.preprocessor = envs, policy, preprocessor
         self.reward_scaler = reward_scaler
@@ -68,7 +72,14 @@ class Collector:
         self.obs, _ = envs.reset(seed=seed)
         envs.action_space.seed(seed)
         self.next_step_autoreset = next_step_autoreset(envs)
-        self.float_obs = np.issubdtype(envs.single_observation_space.dtype, np.floating)
+        space = envs.single_observation_space
+        self.obs_is_array = isinstance(space, gym.spaces.Box)
+        """observations come as one array (else as dicts or tuples of arrays, or integers)"""
+        self.float_obs = any(
+            leaf.dtype is not None and np.issubdtype(leaf.dtype, np.floating)
+            for _, leaf in space_leaves(space)
+        )
+        self.info_keys = tuple(info_keys)
         self.resetting = np.zeros(self.num_envs, dtype=bool)
         """the copies whose next envs.step only resets them (NEXT_STEP autoreset)"""
         self.running_return = np.zeros(self.num_envs)
@@ -98,6 +109,7 @@ class Collector:
         }  # fmt: skip
         episode_returns: list[float] = []
         episode_lengths: list[int] = []
+        episode_info: dict[str, list[float]] = {key: [] for key in self.info_keys}
         self.env_seconds = 0.0
         with torch.no_grad():
             while True:
@@ -132,15 +144,16 @@ class Collector:
                     self.resetting = ended
                     truncated = truncated | resetting  # a reset step is a closed segment of its own
                 elif any_ended:
-                    true_next_obs = next_obs.copy()
-                    for i in np.flatnonzero(ended):
-                        true_next_obs[i] = info["final_obs"][i]
+                    rows = np.flatnonzero(ended)
+                    true_next_obs = replace_rows(next_obs, rows, [info["final_obs"][i] for i in rows])
                 self.running_return += reward
                 self.running_length += 1 if stepping is None else stepping
                 if any_ended:
                     finished = ended & valid
                     episode_returns += self.running_return[finished].tolist()
                     episode_lengths += self.running_length[finished].tolist()
+                    if self.info_keys:
+                        self.record_info(episode_info, info, finished)
                     self.running_return[ended] = 0.0
                     self.running_length[ended] = 0
                     if quota is not None:
@@ -164,7 +177,22 @@ class Collector:
         fields["truncated"][-1] |= ~fields["terminated"][-1]
         # Padding steps form segments of their own, closed before the next valid step.
         fields["rewards"] = fields["rewards"] * fields["valid"]
-        return Batch(**fields, episode_returns=episode_returns, episode_lengths=episode_lengths)
+        return Batch(
+            **fields,
+            episode_returns=episode_returns,
+            episode_lengths=episode_lengths,
+            episode_info=episode_info,
+        )
+
+    def record_info(self, episode_info: dict[str, list[float]], info: dict, finished: np.ndarray) -> None:
+        """Append the log.info_keys values of the episodes that `finished` at this step: from
+        the final step's info (gymnasium's final_info; a native vector env's own info), where
+        the env reported the key."""
+        final = info if self.next_step_autoreset else info.get("final_info", {})
+        for key in self.info_keys:
+            if key in final:
+                reported = finished & final.get(f"_{key}", finished)
+                episode_info[key] += np.asarray(final[key])[reported].astype(float).tolist()
 
     def step(self, action: Tensor, env_steps: int) -> tuple[Any, ...]:
         """envs.step, with an env's exception or a non-finite reward or observation turned
@@ -181,7 +209,9 @@ class Collector:
         if not np.isfinite(reward).all():
             bad = reward[~np.isfinite(reward)][0]
             raise EnvFault(f"the env returned a non-finite reward ({bad})", env_steps)
-        if self.float_obs and not np.isfinite(next_obs).all():
+        if self.float_obs and not (
+            np.isfinite(next_obs).all() if self.obs_is_array else all_finite(next_obs)
+        ):
             raise EnvFault("the env returned a non-finite observation", env_steps)
         return next_obs, reward, terminated, truncated, info
 
@@ -189,7 +219,7 @@ class Collector:
         """Where the envs are: their current observations, the returns and lengths of the
         episodes under way, and each copy's episode record (pgrun.collection.env_state)."""
         return {
-            "obs": torch.as_tensor(self.obs).clone(),
+            "obs": to_tensors(self.obs),
             "running_return": torch.as_tensor(self.running_return).clone(),
             "running_length": torch.as_tensor(self.running_length).clone(),
             "resetting": torch.as_tensor(self.resetting).clone(),
@@ -199,7 +229,7 @@ class Collector:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Replay each copy's episode so the envs are where `state_dict` found them."""
-        self.obs = state["obs"].numpy()
+        self.obs = to_arrays(state["obs"])
         restore(self.envs, state["envs"], self.obs)
         self.running_return = state["running_return"].numpy().copy()
         self.running_length = state["running_length"].numpy().copy()

@@ -12,6 +12,7 @@ brings the env, its wrappers (time limits) and its random generator to where the
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -19,20 +20,22 @@ import numpy as np
 import torch
 from gymnasium.vector import AsyncVectorEnv, SyncVectorEnv, VectorEnv
 
+from pgrun.collection.observation_trees import stacked_equal
 from pgrun.errors import EnvNotReplayable
 
 
 class EpisodeRecorder(gym.Wrapper):
     """Records how the current episode started and the actions taken since (outermost wrapper).
 
-    Its steps pass no info dict on: pgrun reads none, and a vector env merges every copy's
-    info into arrays at every step (HalfCheetah's six entries: ~13 us a step, a tenth of
-    what collecting a step costs with one copy). The vector env still adds its own
-    final_obs when a copy's episode ends.
+    Its steps pass on only the info entries named in `info_keys` (log.info_keys): a vector env
+    merges every copy's info into arrays at every step (HalfCheetah's six entries: ~13 us a
+    step, a tenth of what collecting a step costs with one copy). The vector env still adds
+    its own final_obs when a copy's episode ends.
     """
 
-    def __init__(self, env: gym.Env) -> None:
+    def __init__(self, env: gym.Env, info_keys: Sequence[str] = ()) -> None:
         super().__init__(env)
+        self.info_keys = tuple(info_keys)
         self.episode_start: dict[str, Any] = {"seed": None, "rng": None}
         self.episode_actions: list[np.ndarray] = []
         self.pending_record: dict[str, Any] | None = None
@@ -45,8 +48,10 @@ class EpisodeRecorder(gym.Wrapper):
 
     def step(self, action: Any) -> Any:
         self.episode_actions.append(np.array(action, copy=True))
-        obs, reward, terminated, truncated, _ = self.env.step(action)
-        return obs, reward, terminated, truncated, {}
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if not self.info_keys:
+            return obs, reward, terminated, truncated, {}
+        return obs, reward, terminated, truncated, {key: info[key] for key in self.info_keys if key in info}
 
     def episode_record(self) -> dict[str, Any]:
         """The episode so far: {"seed", "rng", "actions" (tensor [steps, *action shape])}."""
@@ -79,17 +84,14 @@ def episode_records(envs: VectorEnv) -> list[dict[str, Any]] | dict[str, Any]:
     return list(envs.call("episode_record"))
 
 
-def restore(
-    envs: VectorEnv, records: list[dict[str, Any]] | dict[str, Any], expected_obs: np.ndarray
-) -> None:
+def restore(envs: VectorEnv, records: list[dict[str, Any]] | dict[str, Any], expected_obs: Any) -> None:
     """Bring every copy back to its recorded episode; raise EnvNotReplayable unless each
     reaches the observation it had when the records were taken (`expected_obs`, [N, ...])."""
     if is_native(envs):
         load_native_state(envs, records)
         return
     envs.set_attr("pending_record", records)
-    reached = np.stack(envs.call("replay_pending_record"))
-    if reached.shape != expected_obs.shape or not np.array_equal(reached, expected_obs):
+    if not stacked_equal(envs.call("replay_pending_record"), expected_obs):
         raise EnvNotReplayable(
             "the env did not come back to its saved state when its episodes were replayed: it has "
             "randomness outside env.np_random or state a reset does not clear, so this run cannot "

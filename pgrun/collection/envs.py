@@ -10,15 +10,18 @@ import multiprocessing
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import gymnasium as gym
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
 
 from pgrun.collection.env_state import EpisodeRecorder
+from pgrun.collection.suites import register_suite, suite_wrappers
 from pgrun.config import ConfigError, EnvConfig
+from pgrun.errors import first_line
 from pgrun.networks.distributions import unsupported_action_space
+from pgrun.networks.observations import UnsupportedSpace, observation_layout
 
 GUARD_MAX_EPISODE_STEPS = 100_000
 """the time limit of an env that has none registered and none configured: without one, a
@@ -35,6 +38,10 @@ def resolve_env_id(env_id: str) -> str:
     package, PYTHONPATH, or the current directory.
     """
     if ":" not in env_id:
+        if env_id in gym.registry:
+            return env_id
+        if (problem := register_suite(env_id)) is not None:
+            raise ConfigError(f"env.id={env_id!r} {problem}")
         if env_id in gym.registry:
             return env_id
         close = difflib.get_close_matches(env_id, list(gym.registry), n=3)
@@ -112,6 +119,7 @@ def make_vector_env(
     num_envs: int,
     render_mode: str | None = None,
     wrap: Callable[[gym.Env, int], gym.Env] | None = None,
+    info_keys: Sequence[str] = (),
 ) -> VectorEnv:
     """`num_envs` copies of the configured env, auto-resetting in the same step.
 
@@ -120,7 +128,9 @@ def make_vector_env(
     copy records its current episode (pgrun.collection.env_state) so that a checkpoint can restore it.
     Async workers ignore SIGINT and SIGTERM: the main process decides when to stop, and
     closes them. `render_mode` is passed to gymnasium.make; `wrap(env, index)`, if given,
-    wraps copy `index` (e.g. to record it; not with env.vectorization=native).
+    wraps copy `index` (e.g. to record it; not with env.vectorization=native). Each copy is
+    gymnasium.make's env, then FilterObservation (env.obs_keys), the suite's wrappers and
+    env.wrappers, innermost first; `info_keys` are the info entries its steps pass on.
     """
     env_id = resolve_env_id(config.id)
     make_kwargs = dict(config.kwargs)
@@ -129,8 +139,15 @@ def make_vector_env(
         make_kwargs["render_mode"] = render_mode
     route_mujoco_warnings(env_id)
 
+    wrappers = [*suite_wrappers(env_id), *(import_wrapper(name) for name in config.wrappers)]
+
     def make_plain() -> gym.Env:
-        return EpisodeRecorder(gym.make(env_id, **make_kwargs))
+        env = gym.make(env_id, **make_kwargs)
+        if config.obs_keys is not None:
+            env = keep_obs_keys(env, config.obs_keys)
+        for wrapper in wrappers:
+            env = wrapper(env)
+        return EpisodeRecorder(env, info_keys)
 
     def make_one(index: int) -> gym.Env:
         return make_plain() if wrap is None else wrap(make_plain(), index)
@@ -148,6 +165,11 @@ def make_vector_env(
     except TypeError as error:  # unexpected keyword in env.kwargs
         raise ConfigError(f"env.kwargs={dict(config.kwargs)!r}: {error}") from error
     if config.vectorization == "native":
+        if config.obs_keys is not None or config.wrappers:
+            raise ConfigError(
+                "env.vectorization=native runs the env's own vector implementation, which takes no "
+                "wrappers: use sync or async with env.obs_keys or env.wrappers"
+            )
         if wrap is not None:
             raise ValueError("env copies cannot be wrapped one by one with env.vectorization=native")
         return make_native_vector_env(env_id, num_envs, make_kwargs)
@@ -180,7 +202,41 @@ def check_spaces(env: gym.Env) -> None:
     """Raise ConfigError unless pgrun has a policy for the env's spaces."""
     obs_space, act_space = env.observation_space, env.action_space
     env.close()
-    if not isinstance(obs_space, (gym.spaces.Box, gym.spaces.Discrete)):
-        raise ConfigError(f"env observation space {obs_space} is not supported: use Box or Discrete")
+    try:
+        observation_layout(obs_space)
+    except UnsupportedSpace as error:
+        raise ConfigError(
+            f"{error}{OBS_KEYS_HINT if isinstance(obs_space, gym.spaces.Dict) else ''}"
+        ) from None
     if (problem := unsupported_action_space(act_space)) is not None:
         raise ConfigError(problem)
+
+
+OBS_KEYS_HINT = "; env.obs_keys=[...] keeps only the entries you name"
+
+
+def keep_obs_keys(env: gym.Env, keys: Sequence[str]) -> gym.Env:
+    """gymnasium's FilterObservation, with a one-line ConfigError for a key the env lacks."""
+    space = env.observation_space
+    if not isinstance(space, gym.spaces.Dict):
+        raise ConfigError(f"env.obs_keys={list(keys)!r} needs a Dict observation space; the env's is {space}")
+    if missing := [key for key in keys if key not in space.spaces]:
+        raise ConfigError(
+            f"env.obs_keys: {missing[0]!r} is not an entry of the observation; "
+            f"it has {', '.join(space.spaces)}"
+        )
+    return gym.wrappers.FilterObservation(env, list(keys))
+
+
+def import_wrapper(name: str) -> Callable[[gym.Env], gym.Env]:
+    """The wrapper "module:Name" names (a gymnasium.Wrapper subclass or a function env -> env)."""
+    module_name, _, attribute = name.partition(":")
+    try:
+        target = getattr(import_from_here(module_name), attribute) if attribute else None
+    except (ImportError, AttributeError) as error:
+        raise ConfigError(f"env.wrappers: cannot import {name!r} ({first_line(error)})") from error
+    if not callable(target):
+        raise ConfigError(
+            f"env.wrappers: {name!r} must name a wrapper class or a function env -> env (module:Name)"
+        )
+    return target

@@ -19,6 +19,9 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from pgrun.collection.observation_trees import pick, space_leaves
+from pgrun.networks.observations import observation_layout
+
 STD_EPS = 1e-8
 """added to the variance before its square root: what observations and rewards are divided by"""
 
@@ -74,46 +77,75 @@ class RunningMeanStd:
 
 
 class ObservationPreprocessor:
-    """Turns a batch of raw observations [N, *shape] into float features [N, dim].
+    """Turns a batch of raw observations [N, ...] into the flat vectors [N, dim] the batch
+    stores and the networks read, laid out as pgrun.networks.observations describes: Box
+    flattened, Discrete one-hot, Dict and Tuple entries side by side; images kept in their
+    own bytes (uint8), scaled to [0, 1] only inside the network.
 
-    Box observations are flattened; Discrete ones are one-hot encoded. With `normalize`,
-    features are then standardized by running statistics, (x - mean) / sqrt(var + 1e-8)
-    clipped to [-clip, clip]; the collector updates the statistics (`update_and_encode`),
-    plain encoding only reads them, and they are saved with the policy.
+    With `normalize`, the vector features are then standardized by running statistics,
+    (x - mean) / sqrt(var + 1e-8) clipped to [-clip, clip]; never images, whose entries pass
+    as they are (the vector is then float32). The collector updates the statistics
+    (`update_and_encode`), plain encoding only reads them, and they are saved with the policy.
     """
 
-    def __init__(
-        self, space: gym.spaces.Box | gym.spaces.Discrete, normalize: bool = False, clip: float = 10.0
-    ) -> None:
+    def __init__(self, space: gym.Space, normalize: bool = False, clip: float = 10.0) -> None:
         self.space, self.clip = space, clip
-        self.dim = int(gym.spaces.flatdim(space))
-        self.statistics = RunningMeanStd(self.dim) if normalize else None
-        self.as_is = isinstance(space, gym.spaces.Box) and space.shape == (self.dim,) and not normalize
+        self.layout = observation_layout(space)
+        self.dim = self.layout.dim
+        self.leaves = space_leaves(space)
+        self.normalized_columns: np.ndarray | None = None
+        """the columns standardized when normalizing (None: all of them)"""
+        if normalize and not self.layout.is_vector:
+            self.normalized_columns = np.concatenate(
+                [
+                    np.arange(part.start, part.start + part.size)
+                    for part in self.layout.parts
+                    if part.kind == "vector"
+                ]
+                or [np.zeros(0, dtype=np.int64)]
+            )
+        self.statistics = (
+            RunningMeanStd(self.dim if self.normalized_columns is None else len(self.normalized_columns))
+            if normalize
+            else None
+        )
+        self.dtype = self.layout.dtype if self.statistics is None else np.dtype(np.float32)
+        """how the encoded vectors are stored: uint8 for byte-valued images, else float32"""
+        self.whole_box = isinstance(space, gym.spaces.Box)
+        """a Box: its features are the observation itself, flattened"""
+        self.as_is = self.whole_box and space.shape == (self.dim,) and not normalize
         """vectors, not normalized: the features of [N, dim] observations are themselves, as float32"""
 
-    def features(self, obs: np.ndarray) -> np.ndarray:
-        """Flattened (Box) or one-hot (Discrete) features [N, dim], before normalization."""
+    def features(self, obs: Any) -> np.ndarray:
+        """The flat features [N, dim], before normalization (uint8 or float)."""
+        if self.whole_box:
+            flat = np.asarray(obs).reshape(-1, self.dim)
+            return flat.view(np.uint8) if flat.dtype == np.bool_ and flat.flags.c_contiguous else flat
         if isinstance(self.space, gym.spaces.Discrete):
             return np.eye(self.dim)[np.asarray(obs) - self.space.start]
-        return np.asarray(obs).reshape(-1, self.dim)
+        columns = [leaf_features(leaf, pick(obs, path)) for path, leaf in self.leaves]
+        return np.concatenate([column.astype(self.layout.dtype, copy=False) for column in columns], axis=1)
 
-    def update_and_encode(self, obs: np.ndarray, fold: np.ndarray | None = None) -> torch.Tensor:
-        """Fold raw observations [N, *shape] into the running statistics (if normalizing; only
+    def update_and_encode(self, obs: Any, fold: np.ndarray | None = None) -> torch.Tensor:
+        """Fold raw observations [N, ...] into the running statistics (if normalizing; only
         the rows where `fold` [N] is true, if given), then encode them all with the updated
         statistics."""
         if self.as_is:  # (the collector calls this every step: the short way)
             return torch.from_numpy(np.ascontiguousarray(obs, dtype=np.float32))
         features = self.features(obs)
         if self.statistics is not None and (fold is None or fold.any()):
-            self.statistics.update(features if fold is None else features[fold])
+            folded = features if fold is None else features[fold]
+            if self.normalized_columns is not None:
+                folded = folded[:, self.normalized_columns]
+            self.statistics.update(folded)
         return self.standardize(features)
 
-    def __call__(self, obs: np.ndarray) -> torch.Tensor:
-        """Encode raw observations [N, *shape] with the statistics as they stand; never updates them."""
+    def __call__(self, obs: Any) -> torch.Tensor:
+        """Encode raw observations [N, ...] with the statistics as they stand; never updates them."""
         return self.standardize(self.features(obs))
 
-    def encode_array(self, obs: np.ndarray) -> np.ndarray:
-        """As __call__, as a float32 numpy array (for storage converted to torch in one piece)."""
+    def encode_array(self, obs: Any) -> np.ndarray:
+        """As __call__, as a numpy array (for storage converted to torch in one piece)."""
         if self.as_is:
             return np.ascontiguousarray(obs, dtype=np.float32)
         return self.standardize_array(self.features(obs))
@@ -122,11 +154,35 @@ class ObservationPreprocessor:
         return torch.from_numpy(self.standardize_array(features))
 
     def standardize_array(self, features: np.ndarray) -> np.ndarray:
-        """float32 features [N, dim]: (x - mean) / sqrt(var + 1e-8), clipped, when normalizing."""
-        if self.statistics is not None:
+        """The stored features [N, dim]: (x - mean) / sqrt(var + 1e-8), clipped, when
+        normalizing (the vector columns only, if there are images), as float32; else the
+        features in the layout's dtype."""
+        if self.statistics is None:
+            return np.ascontiguousarray(features, dtype=self.dtype)
+        if self.normalized_columns is None:
             standardized = (features - self.statistics.mean) / self.statistics.std
-            features = np.clip(standardized, -self.clip, self.clip)
-        return np.ascontiguousarray(features, dtype=np.float32)
+            return np.ascontiguousarray(np.clip(standardized, -self.clip, self.clip), dtype=np.float32)
+        encoded = np.array(features, dtype=np.float32)
+        columns = self.normalized_columns
+        standardized = (features[:, columns] - self.statistics.mean) / self.statistics.std
+        encoded[:, columns] = np.clip(standardized, -self.clip, self.clip)
+        return encoded
+
+
+def leaf_features(space: gym.Space, values: np.ndarray) -> np.ndarray:
+    """[N, flatdim] features of one entry: Box and MultiBinary flattened, Discrete one-hot,
+    MultiDiscrete a one-hot per entry."""
+    n = len(values)
+    if isinstance(space, gym.spaces.Discrete):
+        return np.eye(int(space.n), dtype=np.uint8)[values - space.start]
+    if isinstance(space, gym.spaces.MultiDiscrete):
+        nvec, start = space.nvec.reshape(-1), np.asarray(space.start).reshape(-1)
+        entries = (values.reshape(n, -1) - start).astype(np.int64)
+        return np.concatenate(
+            [np.eye(int(size), dtype=np.uint8)[entries[:, j]] for j, size in enumerate(nvec)], axis=1
+        )
+    flat = values.reshape(n, -1)
+    return flat.astype(np.uint8) if flat.dtype == np.bool_ else flat
 
 
 class RewardScaler:

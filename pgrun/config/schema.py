@@ -44,8 +44,15 @@ class EnvConfig:
     """override the env's time limit (truncation); null keeps the registered one"""
     kwargs: dict[str, Any] = field(default_factory=dict)
     """keyword arguments passed to gymnasium.make"""
+    obs_keys: list[str] | None = None
+    """keep only these entries of a Dict observation (gymnasium's FilterObservation), e.g. to
+    drop MiniGrid's text mission; null keeps them all"""
+    wrappers: list[str] = field(default_factory=list)
+    """"module:Name" of gymnasium wrappers (or functions env -> env) applied to each copy,
+    innermost first, after obs_keys"""
     normalize_obs: bool = False
-    """standardize observations by running mean and std (saved with the policy)"""
+    """standardize observations by running mean and std (saved with the policy); the vector
+    entries only: images are scaled to [0, 1] in the network instead"""
     clip_obs: float = checked(10.0, gt=0.0)
     """with normalize_obs: standardized observations are clipped to [-clip_obs, clip_obs]"""
     normalize_reward: bool = False
@@ -124,6 +131,11 @@ class PolicyConfig:
     activation: str = checked("tanh", choices=("tanh", "relu", "elu", "gelu", "silu"))
     init: str = checked("orthogonal", choices=("orthogonal", "default"))
     """orthogonal: gain sqrt(2) hidden layers, 0.01 output layer; default: torch's"""
+    encoder: str = checked("auto", choices=("auto", "mlp", "nature_cnn", "small_cnn", "multi_input"))
+    """what reads the observations (pgrun.networks.encoders): auto picks mlp for vectors, a CNN
+    for an image (nature_cnn if both sides >= 36, else small_cnn) and multi_input for Dict or
+    Tuple observations with an image; mlp feeds images flat (scaled to [0, 1]) only when named.
+    hidden_sizes are the layers after mlp and multi_input; a CNN of one image has none"""
     log_std_init: float = -0.5
     """initial log standard deviation of the Gaussian policy (Box actions)"""
     clip_actions: bool = True
@@ -152,6 +164,9 @@ class LogConfig:
     every: int = checked(1000, ge=1)
     """log an iteration once this many env steps have passed since the last logged one
     (every evaluation is logged too); episodes of the iterations between are included"""
+    info_keys: list[str] = field(default_factory=list)
+    """per-episode values the env reports in its info at an episode's end, logged as means
+    under env/<key> (is_success as env/success_rate)"""
     console: bool = True
     """one line per logged iteration on stderr, under a progress bar"""
     tensorboard: bool = True

@@ -23,8 +23,9 @@ from torch.nn import functional as F
 
 from pgrun.config import PolicyConfig
 from pgrun.networks.distributions import ActionDistribution, make_distribution
-from pgrun.networks.encoders import Encoder, encoder_name, make_encoder
+from pgrun.networks.encoders import Encoder, make_encoder, vector_layout
 from pgrun.networks.layers import linear
+from pgrun.networks.observations import ObservationLayout
 
 POLICY_HEAD_GAIN = 0.01
 """orthogonal gain of the head: small, so that a new policy starts near uniform (or near mean 0)"""
@@ -33,8 +34,12 @@ POLICY_HEAD_GAIN = 0.01
 class Policy(Protocol):
     """What the collector, the estimators, the update rules and evaluation use of a policy.
 
-    obs [..., obs_dim] are encoded features; params [..., P] define pi(.|s); actions are
-    as the batch stores them ([...] for Discrete, [..., act_dim] for Box)."""
+    obs [..., dim] are stored observation vectors (pgrun.networks.observations); params
+    [..., P] define pi(.|s); actions are as the batch stores them ([...] for Discrete,
+    [..., entries] for Box, MultiDiscrete and MultiBinary)."""
+
+    encoder: nn.Module
+    """what reads the observations (pgrun.networks.encoders); a value network may share it"""
 
     def __call__(self, obs: Tensor) -> Tensor:
         """The params of pi(.|s) (as `distribution_params`)."""
@@ -172,9 +177,12 @@ def upgrade_legacy_keys(module: nn.Module, state_dict: dict[str, Any], prefix: s
 
 
 def make_policy(
-    obs_dim: int, action_space: gym.Space, config: PolicyConfig, observation_space: gym.Space | None = None
+    observations: int | ObservationLayout, action_space: gym.Space, config: PolicyConfig
 ) -> StochasticPolicy:
-    """The policy over `obs_dim` features for an action space: the encoder the observation
-    space gets (pgrun.networks.encoders.encoder_name) and the action space's distribution."""
-    encoder = make_encoder(encoder_name(observation_space), obs_dim, config)
-    return StochasticPolicy(encoder, make_distribution(action_space, config), config.init)
+    """The policy for an observation layout (or a float vector of that many features) and an
+    action space: the encoder policy.encoder names (auto: by the layout,
+    pgrun.networks.encoders.encoder_name) and the action space's distribution."""
+    layout = vector_layout(observations) if isinstance(observations, int) else observations
+    return StochasticPolicy(
+        make_encoder(layout, config), make_distribution(action_space, config), config.init
+    )

@@ -67,7 +67,7 @@ def build_parts(config: Config) -> RunParts:
     if config.eval.video:
         require_moviepy("eval.video=true")
         check_rendering(config.env)
-    envs = make_vector_env(config.env, config.env.num_envs)
+    envs = make_vector_env(config.env, config.env.num_envs, info_keys=config.log.info_keys)
     eval_envs = make_vector_env(config.env, config.eval.episodes)
     try:
         return build_learners(config, envs, eval_envs)
@@ -82,8 +82,14 @@ def build_learners(config: Config, envs: VectorEnv, eval_envs: VectorEnv) -> Run
     preprocessor = ObservationPreprocessor(
         observations, normalize=config.env.normalize_obs, clip=config.env.clip_obs
     )
-    policy = make_policy(preprocessor.dim, envs.single_action_space, config.policy, observations)
-    rule = make_update_rule(config.algo, policy, value_networks(preprocessor.dim, config.policy))
+    if config.env.normalize_obs and preprocessor.layout.images:
+        print(
+            "pgrun: env.normalize_obs standardizes the vector entries only; images are scaled "
+            "to [0, 1] inside the network",
+            file=sys.stderr,
+        )
+    policy = make_policy(preprocessor.layout, envs.single_action_space, config.policy)
+    rule = make_update_rule(config.algo, policy, value_networks(preprocessor.layout, config.policy))
     estimate = make_estimator(config.algo, policy)
     reward_scaler = (
         RewardScaler(config.env.num_envs, config.algo.gamma, config.env.clip_reward)
@@ -98,6 +104,7 @@ def build_learners(config: Config, envs: VectorEnv, eval_envs: VectorEnv) -> Run
         config.algo.batch_size,
         seed=config.seed,
         reward_scaler=reward_scaler,
+        info_keys=config.log.info_keys,
     )
     return RunParts(
         envs=envs,

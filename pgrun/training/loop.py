@@ -25,25 +25,36 @@ from pgrun.training.rng import load_rng_state, rng_state
 
 
 class EpisodeStats:
-    """Returns and lengths of the episodes finished since the last logged iteration."""
+    """Returns, lengths and info values (log.info_keys) of the episodes finished since the
+    last logged iteration."""
 
     def __init__(self) -> None:
         self.returns: list[float] = []
         self.lengths: list[int] = []
+        self.info: dict[str, list[float]] = {}
 
-    def add(self, returns: list[float], lengths: list[int]) -> None:
+    def add(
+        self, returns: list[float], lengths: list[int], info: dict[str, list[float]] | None = None
+    ) -> None:
         self.returns += returns
         self.lengths += lengths
+        for key, values in (info or {}).items():
+            self.info.setdefault(key, []).extend(values)
 
     def scalars(self) -> dict[str, float]:
-        """Their means (NaN, i.e. not logged, if none finished) and count; then start afresh."""
-        returns, lengths = self.returns, self.lengths
-        self.returns, self.lengths = [], []
-        return {
+        """Their means (NaN, i.e. not logged, if none finished) and count; then start afresh.
+        An info key's mean is env/<key>, is_success's env/success_rate."""
+        returns, lengths, info = self.returns, self.lengths, self.info
+        self.returns, self.lengths, self.info = [], [], {}
+        scalars = {
             "charts/episodic_return": float(np.mean(returns)) if returns else float("nan"),
             "charts/episodic_length": float(np.mean(lengths)) if lengths else float("nan"),
             "charts/episodes": float(len(returns)),
         }
+        for key, values in info.items():
+            name = "success_rate" if key == "is_success" else key
+            scalars[f"env/{name}"] = float(np.mean(values)) if values else float("nan")
+        return scalars
 
 
 @dataclass
@@ -156,7 +167,11 @@ class Training:
             "collector": parts.collector.state_dict(),
             "rng": rng_state(),
             "progress": asdict(self.progress),
-            "episodes": {"returns": list(self.episodes.returns), "lengths": list(self.episodes.lengths)},
+            "episodes": {
+                "returns": list(self.episodes.returns),
+                "lengths": list(self.episodes.lengths),
+                "info": {key: list(values) for key, values in self.episodes.info.items()},
+            },
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -168,7 +183,8 @@ class Training:
         parts.collector.load_state_dict(state["collector"])
         load_rng_state(state["rng"])
         self.progress = Progress(**state["progress"])
-        self.episodes.add(state["episodes"]["returns"], state["episodes"]["lengths"])
+        episodes = state["episodes"]
+        self.episodes.add(episodes["returns"], episodes["lengths"], episodes.get("info"))
 
     def iterate(self) -> dict[str, float]:
         """Collect, estimate, update; then the callbacks. Returns the iteration's scalars."""
@@ -190,7 +206,7 @@ class Training:
             )
         progress.steps += batch.env_steps
         progress.iteration += 1
-        self.episodes.add(batch.episode_returns, batch.episode_lengths)
+        self.episodes.add(batch.episode_returns, batch.episode_lengths, batch.episode_info)
         for callback in self.callbacks:
             callback.after_iteration(self, scalars)
         return scalars

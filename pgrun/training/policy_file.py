@@ -27,21 +27,48 @@ class PolicyFileError(ValueError):
 
 
 def describe_space(space: gym.Space) -> dict[str, Any]:
-    """A Box or Discrete space as plain values and tensors (what weights_only loading accepts)."""
+    """A space as plain values and tensors (what weights_only loading accepts), nested for
+    Dict and Tuple spaces."""
     if isinstance(space, gym.spaces.Discrete):
         return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
+    if isinstance(space, gym.spaces.MultiDiscrete):
+        return {
+            "type": "MultiDiscrete",
+            "nvec": torch.as_tensor(space.nvec),
+            "start": torch.as_tensor(space.start),
+        }
+    if isinstance(space, gym.spaces.MultiBinary):
+        return {"type": "MultiBinary", "n": [int(n) for n in np.atleast_1d(space.n)]}
+    if isinstance(space, gym.spaces.Dict):
+        return {"type": "Dict", "spaces": {key: describe_space(entry) for key, entry in space.spaces.items()}}
+    if isinstance(space, gym.spaces.Tuple):
+        return {"type": "Tuple", "spaces": [describe_space(entry) for entry in space]}
     return {
         "type": "Box",
         "low": torch.as_tensor(space.low, dtype=torch.float32),
         "high": torch.as_tensor(space.high, dtype=torch.float32),
+        "dtype": str(space.dtype),
     }
 
 
-def rebuild_space(description: dict[str, Any]) -> gym.spaces.Box | gym.spaces.Discrete:
-    """The space `describe_space` described."""
-    if description["type"] == "Discrete":
+def rebuild_space(description: dict[str, Any]) -> gym.Space:
+    """The space `describe_space` described (a Box saved before dtypes were recorded is float32)."""
+    kind = description["type"]
+    if kind == "Discrete":
         return gym.spaces.Discrete(description["n"], start=description["start"])
-    return gym.spaces.Box(description["low"].numpy(), description["high"].numpy(), dtype=np.float32)
+    if kind == "MultiDiscrete":
+        return gym.spaces.MultiDiscrete(description["nvec"].numpy(), start=description["start"].numpy())
+    if kind == "MultiBinary":
+        return gym.spaces.MultiBinary(description["n"] if len(description["n"]) > 1 else description["n"][0])
+    if kind == "Dict":
+        return gym.spaces.Dict({key: rebuild_space(entry) for key, entry in description["spaces"].items()})
+    if kind == "Tuple":
+        return gym.spaces.Tuple([rebuild_space(entry) for entry in description["spaces"]])
+    dtype = np.dtype(description.get("dtype", "float32"))
+    low, high = description["low"].numpy(), description["high"].numpy()
+    if dtype == np.bool_:
+        return gym.spaces.Box(0, 1, low.shape, dtype=np.bool_)
+    return gym.spaces.Box(low.astype(dtype), high.astype(dtype), dtype=dtype)
 
 
 def save_policy(
@@ -80,7 +107,7 @@ class SavedPolicy:
     policy: Policy
     preprocessor: ObservationPreprocessor
     config: dict[str, Any]
-    action_space: gym.spaces.Box | gym.spaces.Discrete
+    action_space: gym.Space
 
     def mismatch(self, observation_space: gym.Space, action_space: gym.Space) -> str | None:
         """Why an env with these spaces cannot run this policy (one line), or None.
@@ -97,16 +124,34 @@ class SavedPolicy:
 
 
 def space_text(space: gym.Space) -> str:
-    """A space in a few words: Discrete(3), Discrete(3, start=1), Box of shape (4,)."""
+    """A space in a few words: Discrete(3), Discrete(3, start=1), Box of shape (4,), Dict(...)."""
     if isinstance(space, gym.spaces.Box):
         return f"Box of shape {space.shape}"
-    return repr(space) if isinstance(space, gym.spaces.Discrete) else type(space).__name__
+    if isinstance(space, gym.spaces.Dict):
+        return "Dict(" + ", ".join(f"{key}: {space_text(entry)}" for key, entry in space.spaces.items()) + ")"
+    if isinstance(space, gym.spaces.Tuple):
+        return "Tuple(" + ", ".join(space_text(entry) for entry in space) + ")"
+    return repr(space)
 
 
 def same_kind_of_space(saved: gym.Space, given: gym.Space) -> bool:
-    if isinstance(saved, gym.spaces.Discrete):
-        return isinstance(given, gym.spaces.Discrete) and (given.n, given.start) == (saved.n, saved.start)
-    return isinstance(given, gym.spaces.Box) and given.shape == saved.shape
+    """Same type and sizes (Box shapes, Discrete sizes and starts, entries of Dicts and Tuples);
+    a Box's bounds may differ."""
+    if isinstance(saved, gym.spaces.Box):
+        return isinstance(given, gym.spaces.Box) and given.shape == saved.shape
+    if isinstance(saved, gym.spaces.Dict):
+        return (
+            isinstance(given, gym.spaces.Dict)
+            and list(given.spaces) == list(saved.spaces)
+            and all(same_kind_of_space(saved[key], given[key]) for key in saved.spaces)
+        )
+    if isinstance(saved, gym.spaces.Tuple):
+        return (
+            isinstance(given, gym.spaces.Tuple)
+            and len(given) == len(saved)
+            and all(same_kind_of_space(a, b) for a, b in zip(saved, given, strict=True))
+        )
+    return type(given) is type(saved) and given == saved
 
 
 def read_policy(path: Path) -> SavedPolicy:
@@ -138,7 +183,7 @@ def read_policy(path: Path) -> SavedPolicy:
         if preprocessor.statistics is not None:
             preprocessor.statistics.load_state_dict(payload["obs_statistics"])
         action_space = rebuild_space(payload["spaces"]["action"])
-        policy = make_policy(preprocessor.dim, action_space, PolicyConfig(**config["policy"]))
+        policy = make_policy(preprocessor.layout, action_space, PolicyConfig(**config["policy"]))
         policy.load_state_dict(payload["state_dict"])
     except (KeyError, TypeError, ValueError, RuntimeError) as error:  # keys of a policy, other contents
         reason = first_line(error) or type(error).__name__
