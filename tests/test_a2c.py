@@ -4,9 +4,9 @@ import pytest
 import torch
 from tests_support import SPACES, random_batch, random_like, small_policy, value_networks
 
-from pgrun.algorithms.a2c import A2C, A2CConfig
+from pgrun.algorithms.a2c import A2C, A2CConfig, A2CValueConfig
 from pgrun.algorithms.optim import RMSPROP_ALPHA
-from pgrun.config import OptimizerConfig, ValueNetworkConfig
+from pgrun.config import OptimizerConfig
 from pgrun.estimation.estimators import Advantages
 
 VALUE_COEF, ENT_COEF = 0.5, 0.1
@@ -16,7 +16,7 @@ def linear_a2c(optim: OptimizerConfig) -> A2C:
     """Softmax of a linear map for the policy, a linear critic: gradients a hand can write."""
     policy = small_policy(SPACES["categorical"], hidden_sizes=[])
     config = A2CConfig(
-        value=ValueNetworkConfig(hidden_sizes=[]), value_coef=VALUE_COEF, ent_coef=ENT_COEF, optim=optim
+        value=A2CValueConfig(hidden_sizes=[]), value_coef=VALUE_COEF, ent_coef=ENT_COEF, optim=optim
     )
     rule = A2C(config, policy, value_networks)
     with torch.no_grad():  # away from the near-uniform start, so every term matters

@@ -7,8 +7,8 @@ import torch
 from tests_support import SPACES, random_batch, random_like, small_policy, value_networks
 
 from pgrun.algorithms.policy_gradient import PolicyGradient, PolicyGradientConfig
-from pgrun.algorithms.ppo import PPO, PPOConfig, clipped_surrogate, kl_penalized_surrogate
-from pgrun.config import OptimizerConfig, ValueConfig
+from pgrun.algorithms.ppo import PPO, PPOConfig, PPOValueConfig, clipped_surrogate, kl_penalized_surrogate
+from pgrun.config import OptimizerConfig
 from pgrun.estimation.estimators import Advantages
 from pgrun.networks.distributions import DiagonalGaussian
 
@@ -131,7 +131,7 @@ def test_value_fitted_on_the_policys_minibatches_leaves_both_fits_intact(target_
     The policy takes exactly the steps it takes alone (same shuffles, no value gradient), and
     V takes all its iters passes of steps, even when the policy's epochs stop early."""
     config = dict(epochs=4, minibatch_size=13, target_kl=target_kl)
-    value = ValueConfig(iters=4, minibatch_size=13, lr=0.01)
+    value = PPOValueConfig(iters=4, minibatch_size=13, lr=0.01)
     joint_policy, joint = ppo_rule(SPACES["gaussian"], value=value, **config)
     alone_policy, alone = ppo_rule(SPACES["gaussian"], value=value, **config)
     assert joint.value.shares_minibatches_with(4, 13)
