@@ -94,9 +94,8 @@ def main() -> None:
     print(f"obs stored as {report['dtype']} {report['shape']}")
     for name, size in report["bytes"].items():
         print(f"  {name:9s} {size / 2**20:7.1f} MiB")
-    print(
-        f"  together  {total / 2**20:7.1f} MiB; peak RSS of the collecting process {report['peak_rss_mib']:.0f} MiB"
-    )
+    peak = report["peak_rss_mib"]
+    print(f"  together  {total / 2**20:7.1f} MiB; peak RSS of the collecting process {peak:.0f} MiB")
 
 
 if __name__ == "__main__":
