@@ -22,6 +22,7 @@ from pgrun.networks.encoders import ImageEncoder, MLPEncoder, MultiInputEncoder,
 from pgrun.networks.observations import UnsupportedSpace, observation_layout
 from pgrun.networks.policy import make_policy
 from pgrun.training.callbacks import Callback
+from pgrun.training.policy_file import describe_space, rebuild_space
 
 TESTS = Path(__file__).resolve().parent
 IMAGE = gym.spaces.Box(0, 255, (84, 84, 4), dtype=np.uint8)
@@ -330,3 +331,21 @@ def test_the_collector_records_each_episodes_final_dict_observation():
     # (a fresh random draw), not the next episode's first, which the vector env returned in its place
     assert torch.equal(batch.next_obs[: EPISODE_STEPS - 1], batch.obs[1:EPISODE_STEPS])
     assert not torch.equal(batch.next_obs[EPISODE_STEPS - 1], batch.obs[EPISODE_STEPS])
+
+
+def test_policy_files_describe_every_space_they_may_hold(tmp_path):
+    spaces = [
+        gym.spaces.Discrete(3, start=1),
+        gym.spaces.Box(-1.0, 2.0, (3,), dtype=np.float32),
+        IMAGE,
+        gym.spaces.Box(0, 1, (10, 10, 4), dtype=bool),
+        gym.spaces.MultiDiscrete([2, 3], start=[0, 1]),
+        gym.spaces.MultiBinary(4),
+        gym.spaces.MultiBinary([2, 3]),
+        gym.spaces.Tuple([gym.spaces.Discrete(2), MINIGRID_LIKE]),
+    ]
+    torch.save([describe_space(space) for space in spaces], tmp_path / "spaces.pt")
+    descriptions = torch.load(tmp_path / "spaces.pt", weights_only=True)  # plain values and tensors only
+    for space, description in zip(spaces, descriptions, strict=True):
+        rebuilt = rebuild_space(description)
+        assert rebuilt == space and rebuilt.dtype == space.dtype
