@@ -164,9 +164,15 @@ class PPO:
         per_epoch = -(-n // size)
         steps, stopped, clip_fracs, grad_norms, last_loss = 0, False, [], [], torch.tensor(float("nan"))
         early_stop = config.variant == "clip" and config.target_kl is not None
+        shared = value_fitting is not None and self.value.shared  # one encoder pass serves both heads
         for _ in range(config.epochs):
             for index in batching.shuffled_minibatches(n, size):
-                params = policy.distribution_params(obs[index])
+                features = policy.encoder(obs[index]) if shared else None
+                params = (
+                    policy.params_from_features(features)
+                    if shared
+                    else policy.distribution_params(obs[index])
+                )
                 logp = policy.log_prob_from(params, actions[index])
                 if early_stop and losses.approx_kl(logp_old[index], logp.detach()) > 1.5 * config.target_kl:
                     stopped = True
@@ -185,7 +191,7 @@ class PPO:
                 self.optimizer.zero_grad()
                 if value_fitting is not None:
                     value_fitting.zero_grad()
-                    loss = loss + value_fitting.loss(index)
+                    loss = loss + value_fitting.loss(index, features)
                 loss.backward()
                 grad_norms.append(self.optimizer.clip_grad_norm(config.optim.max_grad_norm))
                 self.optimizer.step()

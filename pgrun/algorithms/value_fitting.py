@@ -90,12 +90,16 @@ class ValueFitting:
         if self.value.optimizer is not None:  # (shared: the rule's optimizer zeroes V's head)
             self.value.optimizer.zero_grad()
 
-    def loss(self, index: Tensor | slice) -> Tensor:
+    def loss(self, index: Tensor | slice, features: Tensor | None = None) -> Tensor:
         """The value loss on minibatch `index` (indices, or a slice), to be added to the rule's
-        loss (times coef, when V shares the policy's encoder)."""
+        loss (times coef, when V shares the policy's encoder; `features`: the shared encoder's
+        output on the minibatch, if the rule computed it already)."""
         config = self.value.config
         targets = self.targets[index]
-        loss = value_loss(self.value.net(self.obs[index]), targets, self.old_values[index], config.clip_range)
+        values = (
+            self.value.net(self.obs[index]) if features is None else self.value.net.from_features(features)
+        )
+        loss = value_loss(values, targets, self.old_values[index], config.clip_range)
         self.losses.append((loss.detach(), len(targets)))
         return loss if self.value.coef == 1.0 else self.value.coef * loss
 

@@ -55,6 +55,10 @@ class Policy(Protocol):
         """params [..., P] of pi(.|s), differentiable in theta."""
         ...
 
+    def params_from_features(self, features: Tensor) -> Tensor:
+        """params from the encoder's output, [..., encoder.out_dim]."""
+        ...
+
     def sample(self, obs: Tensor) -> tuple[Tensor, Tensor]:
         """a ~ pi(.|s), and the network output it was sampled from (`params_from_output`
         turns a stack of those into params, once per batch)."""
@@ -120,6 +124,11 @@ class StochasticPolicy(nn.Module):
 
     def distribution_params(self, obs: Tensor) -> Tensor:
         return self._modules["action_distribution"].params(self.output(obs))
+
+    def params_from_features(self, features: Tensor) -> Tensor:
+        """params from the encoder's output (which a value network sharing the encoder reads too)."""
+        head = self._modules["head"]
+        return self._modules["action_distribution"].params(F.linear(features, head.weight, head.bias))
 
     def sample(self, obs: Tensor) -> tuple[Tensor, Tensor]:
         output = self.output(obs)

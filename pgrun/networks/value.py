@@ -36,7 +36,11 @@ class EncodedValueNetwork(nn.Module):
         self.head = linear(encoder.out_dim, 1, init, VALUE_HEAD_GAIN)
 
     def forward(self, obs: Tensor) -> Tensor:
-        return self.head(self.encoder(obs)).squeeze(-1)
+        return self.from_features(self.encoder(obs))
+
+    def from_features(self, features: Tensor) -> Tensor:
+        """V from the encoder's output (when the policy computed it already)."""
+        return self.head(features).squeeze(-1)
 
 
 class ValueNetworkFactory(Protocol):
