@@ -20,7 +20,7 @@ from pgrun.collection.env_state import EpisodeRecorder
 from pgrun.collection.suites import register_suite, suite_wrappers
 from pgrun.config import ConfigError, EnvConfig
 from pgrun.errors import first_line
-from pgrun.networks.distributions import unsupported_action_space
+from pgrun.networks.action_spaces import unsupported_action_space
 from pgrun.networks.observations import UnsupportedSpace, observation_layout
 
 GUARD_MAX_EPISODE_STEPS = 100_000

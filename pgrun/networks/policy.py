@@ -22,7 +22,8 @@ from torch.distributions import Distribution
 from torch.nn import functional as F
 
 from pgrun.config import PolicyConfig
-from pgrun.networks.distributions import ActionDistribution, make_distribution
+from pgrun.networks.action_spaces import make_distribution
+from pgrun.networks.distributions import ActionDistribution
 from pgrun.networks.encoders import Encoder, make_encoder, vector_layout
 from pgrun.networks.layers import linear
 from pgrun.networks.observations import ObservationLayout

@@ -10,8 +10,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from pgrun.algorithms import schema_name
 from pgrun.collection.collector import EnvFault
 from pgrun.config import Config, LogConfig, as_plain_dict
@@ -20,41 +18,9 @@ from pgrun.tracking.logger import Logger
 from pgrun.training.build import RunParts, build_parts
 from pgrun.training.callbacks import Callback, builtin_callbacks
 from pgrun.training.checkpoint import save_checkpoint
+from pgrun.training.episode_stats import EpisodeStats
 from pgrun.training.interrupt import Interrupted, StopRequests
 from pgrun.training.rng import load_rng_state, rng_state
-
-
-class EpisodeStats:
-    """Returns, lengths and info values (log.info_keys) of the episodes finished since the
-    last logged iteration."""
-
-    def __init__(self) -> None:
-        self.returns: list[float] = []
-        self.lengths: list[int] = []
-        self.info: dict[str, list[float]] = {}
-
-    def add(
-        self, returns: list[float], lengths: list[int], info: dict[str, list[float]] | None = None
-    ) -> None:
-        self.returns += returns
-        self.lengths += lengths
-        for key, values in (info or {}).items():
-            self.info.setdefault(key, []).extend(values)
-
-    def scalars(self) -> dict[str, float]:
-        """Their means (NaN, i.e. not logged, if none finished) and count; then start afresh.
-        An info key's mean is env/<key>, is_success's env/success_rate."""
-        returns, lengths, info = self.returns, self.lengths, self.info
-        self.returns, self.lengths, self.info = [], [], {}
-        scalars = {
-            "charts/episodic_return": float(np.mean(returns)) if returns else float("nan"),
-            "charts/episodic_length": float(np.mean(lengths)) if lengths else float("nan"),
-            "charts/episodes": float(len(returns)),
-        }
-        for key, values in info.items():
-            name = "success_rate" if key == "is_success" else key
-            scalars[f"env/{name}"] = float(np.mean(values)) if values else float("nan")
-        return scalars
 
 
 @dataclass
