@@ -73,3 +73,32 @@ def test_one_rmsprop_step_follows_the_rmsprop_rule_on_that_gradient():
     for step, grad in zip(steps, gradient, strict=True):
         expected = -lr * grad / (((1 - RMSPROP_ALPHA) * grad**2).sqrt() + eps)
         torch.testing.assert_close(step, expected, rtol=1e-4, atol=1e-8)
+
+
+def test_with_a_shared_encoder_one_sgd_step_is_minus_the_joint_losss_gradient():
+    """value.share_encoder: V is a head on the policy's encoder; one plain SGD step moves the
+    encoder by the gradient of both terms of the joint loss, each head by its own."""
+    torch.manual_seed(0)
+    policy = small_policy(SPACES["categorical"])  # a hidden layer: an encoder worth sharing
+    config = A2CConfig(
+        value=A2CValueConfig(share_encoder=True),
+        value_coef=VALUE_COEF,
+        ent_coef=ENT_COEF,
+        optim=OptimizerConfig(name="sgd", lr=1.0),
+    )
+    rule = A2C(config, policy, value_networks)
+    assert rule.critic.encoder is policy.encoder
+    learned = [*policy.parameters(), *rule.critic.head.parameters()]
+    assert len(rule.optimizer.params) == len(learned)  # the shared encoder once
+    batch = random_batch(policy, seed=1)
+    phi, targets = random_like(batch.rewards, seed=2), random_like(batch.rewards, seed=3)
+    obs, actions = batch.flat(batch.obs), batch.flat(batch.actions)
+    params = policy.distribution_params(obs)
+    values = rule.critic.head(policy.encoder(obs)).squeeze(-1)
+    loss = -(batch.flat(phi) * policy.log_prob_from(params, actions)).mean()
+    loss = loss + VALUE_COEF * (values - batch.flat(targets)).pow(2).mean()
+    loss = loss - ENT_COEF * policy.entropy_from(params).mean()
+    expected = [(p - g).detach() for p, g in zip(learned, torch.autograd.grad(loss, learned), strict=True)]
+    rule.update(Advantages(batch, phi, value_targets=targets), progress=0.0)
+    for p, after in zip(learned, expected, strict=True):
+        torch.testing.assert_close(p.detach(), after, rtol=1e-5, atol=1e-7)
