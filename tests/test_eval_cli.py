@@ -309,3 +309,19 @@ def test_a_recorded_episode_keeps_only_small_frames_and_writes_the_mp4_full_size
     assert small.shape[1:] == (200, 300, 3) and full.shape[1:] == (*CARTPOLE_FRAME[:2], 3)
     assert len(small) == len(full) and np.array_equal(small, full[:, ::2, ::2])  # the same episode
     assert decoded(path).shape[1:] == CARTPOLE_FRAME and fps == 50
+
+
+def test_another_env_keeps_what_the_policys_input_is_made_of():
+    """--env: the new env's registered settings, but the run's obs_keys and wrappers (a MiniGrid
+    policy evaluated on a larger room still reads only the image and the direction)."""
+    from pgrun.cli.evaluate import env_config_of
+
+    saved = {"env": {"id": "MiniGrid-DoorKey-5x5-v0", "num_envs": 8, "obs_keys": ["image", "direction"]}}
+    saved["env"]["wrappers"] = ["my_pkg:Wrap"]
+    other = env_config_of(saved, "MiniGrid-DoorKey-6x6-v0")
+    assert (other.id, other.obs_keys, other.wrappers) == (
+        "MiniGrid-DoorKey-6x6-v0",
+        ["image", "direction"],
+        ["my_pkg:Wrap"],
+    )
+    assert other.num_envs == EnvConfig(id="x").num_envs  # the rest as registered, not as the run had it

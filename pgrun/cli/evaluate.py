@@ -50,7 +50,7 @@ def parser() -> argparse.ArgumentParser:
         "--env",
         metavar="ID",
         help="evaluate on this env instead of the run's (forms as env.id: Id-v0, module:Id-v0, "
-        "module:Class); made with its registered settings",
+        "module:Class); made with its registered settings and the run's env.obs_keys and env.wrappers",
     )
     p.add_argument(
         "--episodes",
@@ -97,9 +97,11 @@ def policy_file(path: Path) -> Path:
 
 
 def env_config_of(saved_config: dict[str, Any], env_id: str | None) -> EnvConfig:
-    """The run's env config (the keys this pgrun knows), or `env_id` with its registered settings."""
+    """The run's env config (the keys this pgrun knows), or `env_id` with its registered
+    settings and the run's env.obs_keys and env.wrappers (what the policy's input is made of)."""
     if env_id is not None:
-        return EnvConfig(id=env_id)
+        env = saved_config["env"]
+        return EnvConfig(id=env_id, obs_keys=env.get("obs_keys"), wrappers=list(env.get("wrappers", [])))
     known = {field.name for field in dataclasses.fields(EnvConfig)}
     return EnvConfig(**{key: value for key, value in saved_config["env"].items() if key in known})
 
