@@ -140,17 +140,13 @@ class Agent:
         [N, *observation shape] -> [N, ...]; a Dict space's batch is a dict of such arrays);
         deterministic: the distribution's mode (argmax,
         mean), else a sample."""
-        import gymnasium as gym
         import numpy as np
         import torch
 
-        from pgrun.collection.observation_trees import add_batch_axis
+        from pgrun.collection.observation_trees import add_batch_axis, pick, space_leaves
 
-        space = self.observation_space
-        if isinstance(space, (gym.spaces.Box, gym.spaces.Discrete)):
-            single = np.shape(observation) == space.shape
-        else:
-            single = space.contains(observation)
+        path, leaf = space_leaves(self.observation_space)[0]  # one observation has its shape
+        single = np.shape(pick(observation, path)) == leaf.shape
         with torch.no_grad():
             features = self.preprocessor(add_batch_axis(observation) if single else observation)
             if deterministic:

@@ -22,7 +22,7 @@ from pgrun.networks.encoders import ImageEncoder, MLPEncoder, MultiInputEncoder,
 from pgrun.networks.observations import UnsupportedSpace, observation_layout
 from pgrun.networks.policy import make_policy
 from pgrun.training.callbacks import Callback
-from pgrun.training.policy_file import describe_space, rebuild_space
+from pgrun.training.policy_file import describe_space, rebuild_space, same_kind_of_space
 
 TESTS = Path(__file__).resolve().parent
 IMAGE = gym.spaces.Box(0, 255, (84, 84, 4), dtype=np.uint8)
@@ -184,6 +184,7 @@ def test_dict_observations_are_learned_and_the_agent_acts_on_one(tmp_path):
     assert result.summary["final_eval_return"] >= 7.0  # random play 2.7, best 8
     agent = api.load(result.run_dir)
     assert agent.act({"context": 2, "noise": np.zeros(2, dtype=np.float32)}) == 2
+    assert agent.act({"context": 1, "noise": np.full(2, 5.0)}) == 1  # float64, out of bounds: still one
     batch = {"context": np.array([0, 1]), "noise": np.zeros((2, 2), dtype=np.float32)}
     assert agent.act(batch).tolist() == [0, 1]
 
@@ -339,6 +340,7 @@ def test_policy_files_describe_every_space_they_may_hold(tmp_path):
         gym.spaces.Box(-1.0, 2.0, (3,), dtype=np.float32),
         IMAGE,
         gym.spaces.Box(0, 1, (10, 10, 4), dtype=bool),
+        gym.spaces.Box(0, np.iinfo(np.int32).max, (2,), dtype=np.int32),  # bounds a float32 cannot hold
         gym.spaces.MultiDiscrete([2, 3], start=[0, 1]),
         gym.spaces.MultiBinary(4),
         gym.spaces.MultiBinary([2, 3]),
@@ -349,3 +351,34 @@ def test_policy_files_describe_every_space_they_may_hold(tmp_path):
     for space, description in zip(spaces, descriptions, strict=True):
         rebuilt = rebuild_space(description)
         assert rebuilt == space and rebuilt.dtype == space.dtype
+
+
+def test_an_image_fed_flat_is_scaled_however_it_is_stored():
+    """policy.encoder=mlp: images reach the MLP in [0, 1], stored as bytes or (beside a float
+    entry) as float32."""
+    space = gym.spaces.Dict(
+        {"image": gym.spaces.Box(0, 255, (4, 4, 3), dtype=np.uint8), "speed": gym.spaces.Box(-1.0, 1.0, (2,))}
+    )
+    preprocessor = ObservationPreprocessor(space)
+    assert preprocessor.dtype == np.float32
+    encoder = make_policy(preprocessor.layout, gym.spaces.Discrete(2), PolicyConfig(encoder="mlp")).encoder
+    obs = {
+        "image": np.full((1, 4, 4, 3), 255, dtype=np.uint8),
+        "speed": np.array([[0.5, -0.5]], dtype=np.float32),
+    }
+    expected = torch.tensor([[1.0] * 48 + [0.5, -0.5]])  # the pixels at 1, the speed as it is
+    for layer in encoder.layers:
+        expected = torch.tanh(layer(expected))
+    torch.testing.assert_close(encoder(preprocessor(obs)), expected)
+    assert encoder.state_dict().keys() == {
+        "layers.0.weight",
+        "layers.0.bias",
+        "layers.1.weight",
+        "layers.1.bias",
+    }
+
+
+def test_a_policy_reading_bytes_does_not_fit_a_float_image_of_the_same_shape():
+    floats = gym.spaces.Box(0.0, 1.0, (84, 84, 4), dtype=np.float32)
+    assert not same_kind_of_space(IMAGE, floats)
+    assert same_kind_of_space(IMAGE, gym.spaces.Box(0, 200, (84, 84, 4), dtype=np.uint8))

@@ -124,6 +124,9 @@ class ValueFitting:
                 self.step()
 
     def info(self) -> dict[str, float]:
-        """The loss over the last pass (its minibatch losses weighted by size)."""
+        """The loss over the last pass (its minibatch losses weighted by size); nothing when no
+        step was taken (a rule sharing its encoder with V stopped before its first step)."""
+        if not self.losses:
+            return {}
         last_pass = self.losses[-self.steps_per_pass :]
         return {"train/value_loss": sum(loss.item() * size for loss, size in last_pass) / len(self.targets)}

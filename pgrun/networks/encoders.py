@@ -47,16 +47,9 @@ def image_of(x: Tensor, part: ObservationPart) -> Tensor:
     return pixels.view(-1, height, width, channels).permute(0, 3, 1, 2)
 
 
-def float_vector(x: Tensor, layout: ObservationLayout) -> Tensor:
-    """Every part of x [..., dim] as floats side by side, images scaled to [0, 1]."""
-    if layout.is_vector:
-        return x if x.is_floating_point() else x.float()
-    return x.float() * scales(layout, x)
-
-
-def scales(layout: ObservationLayout, x: Tensor) -> Tensor:
+def column_scales(layout: ObservationLayout) -> Tensor:
     """[dim] factors: 1 / high on image columns, 1 elsewhere."""
-    factors = x.new_ones(layout.dim, dtype=x.float().dtype)
+    factors = torch.ones(layout.dim)
     for part in layout.images:
         factors[part.columns] = 1.0 / part.high
     return factors
@@ -78,10 +71,15 @@ class MLPEncoder(Encoder):
         )
         self.activation = ACTIVATIONS[config.activation][1]
         self.out_dim = sizes[-1]
+        # images fed flat: scaled to [0, 1], stored as bytes or as floats (None: no image)
+        self.register_buffer("scales", None if layout.is_vector else column_scales(layout), persistent=False)
+        self.has_images = not layout.is_vector  # (a plain attribute: read every env step)
 
     def forward(self, x: Tensor) -> Tensor:
-        if not x.is_floating_point():
-            x = float_vector(x, self.layout)
+        if self.has_images:
+            x = x.float() * self.scales
+        elif not x.is_floating_point():
+            x = x.float()
         for layer in self.layers:
             x = self.activation(F.linear(x, layer.weight, layer.bias))
         return x

@@ -16,6 +16,7 @@ import torch
 from pgrun.collection.normalization import ObservationPreprocessor
 from pgrun.config import PolicyConfig
 from pgrun.errors import first_line
+from pgrun.networks.observations import observation_layout
 from pgrun.networks.policy import Policy, make_policy
 from pgrun.training.checkpoint import atomic_save, read_payload
 
@@ -45,8 +46,8 @@ def describe_space(space: gym.Space) -> dict[str, Any]:
         return {"type": "Tuple", "spaces": [describe_space(entry) for entry in space]}
     return {
         "type": "Box",
-        "low": torch.as_tensor(space.low, dtype=torch.float32),
-        "high": torch.as_tensor(space.high, dtype=torch.float32),
+        "low": torch.as_tensor(space.low),  # in the space's own dtype: integer bounds stay exact
+        "high": torch.as_tensor(space.high),
         "dtype": str(space.dtype),
     }
 
@@ -68,7 +69,7 @@ def rebuild_space(description: dict[str, Any]) -> gym.Space:
     low, high = description["low"].numpy(), description["high"].numpy()
     if dtype == np.bool_:
         return gym.spaces.Box(0, 1, low.shape, dtype=np.bool_)
-    return gym.spaces.Box(low.astype(dtype), high.astype(dtype), dtype=dtype)
+    return gym.spaces.Box(low.astype(dtype), high.astype(dtype), dtype=dtype)  # (older files: float32)
 
 
 def save_policy(
@@ -138,7 +139,11 @@ def same_kind_of_space(saved: gym.Space, given: gym.Space) -> bool:
     """Same type and sizes (Box shapes, Discrete sizes and starts, entries of Dicts and Tuples);
     a Box's bounds may differ."""
     if isinstance(saved, gym.spaces.Box):
-        return isinstance(given, gym.spaces.Box) and given.shape == saved.shape
+        return (
+            isinstance(given, gym.spaces.Box)
+            and given.shape == saved.shape
+            and observation_layout(given).parts[0].kind == observation_layout(saved).parts[0].kind
+        )  # (an image the policy reads as bytes is not a float Box of that shape)
     if isinstance(saved, gym.spaces.Dict):
         return (
             isinstance(given, gym.spaces.Dict)
