@@ -143,7 +143,8 @@ class Agent:
         import numpy as np
         import torch
 
-        from pgrun.collection.observation_trees import add_batch_axis, pick, space_leaves
+        from pgrun.collection.observation_trees import add_batch_axis, pick
+        from pgrun.networks.observations import space_leaves
 
         path, leaf = space_leaves(self.observation_space)[0]  # one observation has its shape
         single = np.shape(pick(observation, path)) == leaf.shape

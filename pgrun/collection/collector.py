@@ -23,8 +23,9 @@ from pgrun.batch import Batch
 from pgrun.collection.env_state import episode_records, restore
 from pgrun.collection.envs import next_step_autoreset
 from pgrun.collection.normalization import ObservationPreprocessor, RewardScaler
-from pgrun.collection.observation_trees import all_finite, replace_rows, space_leaves, to_arrays, to_tensors
+from pgrun.collection.observation_trees import all_finite, replace_rows, to_arrays, to_tensors
 from pgrun.errors import first_line
+from pgrun.networks.observations import space_leaves
 from pgrun.networks.policy import Policy
 
 

@@ -19,8 +19,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from pgrun.collection.observation_trees import pick, space_leaves
-from pgrun.networks.observations import observation_layout
+from pgrun.collection.observation_trees import pick
+from pgrun.networks.observations import observation_layout, space_leaves
 
 STD_EPS = 1e-8
 """added to the variance before its square root: what observations and rewards are divided by"""

@@ -7,18 +7,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
-
-
-def space_leaves(space: gym.Space, path: tuple = ()) -> list[tuple[tuple, gym.Space]]:
-    """(path, space) of every non-Dict, non-Tuple entry, in the space's order."""
-    if isinstance(space, gym.spaces.Dict):
-        return [leaf for key, entry in space.spaces.items() for leaf in space_leaves(entry, (*path, key))]
-    if isinstance(space, gym.spaces.Tuple):
-        return [leaf for index, entry in enumerate(space) for leaf in space_leaves(entry, (*path, index))]
-    return [(path, space)]
 
 
 def pick(obs: Any, path: tuple) -> np.ndarray:

@@ -108,25 +108,24 @@ def image_part(name: str, space: gym.spaces.Box, start: int) -> ObservationPart 
     )
 
 
-def leaf_parts(space: gym.Space, name: str, start: int) -> list[ObservationPart]:
-    """The parts of `space` (recursing into Dict and Tuple), the first at column `start`."""
+def space_leaves(space: gym.Space, path: tuple = ()) -> list[tuple[tuple, gym.Space]]:
+    """(path, space) of every non-Dict, non-Tuple entry, in the space's order (the order of the
+    stored vector's parts, and of a batch's entries as the preprocessor reads them)."""
     if isinstance(space, gym.spaces.Dict):
-        entries = [(f"{name}.{key}" if name else str(key), entry) for key, entry in space.spaces.items()]
-    elif isinstance(space, gym.spaces.Tuple):
-        entries = [(f"{name}.{index}" if name else str(index), entry) for index, entry in enumerate(space)]
-    else:
-        entries = None
-    if entries is not None:
-        parts: list[ObservationPart] = []
-        for entry_name, entry in entries:
-            parts += leaf_parts(entry, entry_name, start + sum(part.size for part in parts))
-        return parts
+        return [leaf for key, entry in space.spaces.items() for leaf in space_leaves(entry, (*path, key))]
+    if isinstance(space, gym.spaces.Tuple):
+        return [leaf for index, entry in enumerate(space) for leaf in space_leaves(entry, (*path, index))]
+    return [(path, space)]
+
+
+def leaf_part(space: gym.Space, name: str, start: int) -> ObservationPart:
+    """The part one non-Dict, non-Tuple entry makes, at column `start`."""
     if isinstance(space, gym.spaces.Box):
         if (image := image_part(name, space, start)) is not None:
-            return [image]
-        return [ObservationPart(name, "vector", start, int(np.prod(space.shape)), is_byte_dtype(space.dtype))]
+            return image
+        return ObservationPart(name, "vector", start, int(np.prod(space.shape)), is_byte_dtype(space.dtype))
     if isinstance(space, (gym.spaces.Discrete, gym.spaces.MultiDiscrete, gym.spaces.MultiBinary)):
-        return [ObservationPart(name, "vector", start, int(gym.spaces.flatdim(space)), True)]
+        return ObservationPart(name, "vector", start, int(gym.spaces.flatdim(space)), True)
     if name:
         raise UnsupportedSpace(
             f"env observation entry {name!r} is a {type(space).__name__} space, which pgrun cannot "
@@ -138,7 +137,9 @@ def leaf_parts(space: gym.Space, name: str, start: int) -> list[ObservationPart]
 def observation_layout(space: gym.Space) -> ObservationLayout:
     """The layout of `space`'s flat observation vector; UnsupportedSpace (one line) for a space,
     or a Dict / Tuple entry, that pgrun has no encoder for (Text, Graph, Sequence, ...)."""
-    parts = tuple(leaf_parts(space, "", 0))
+    parts: list[ObservationPart] = []
+    for path, leaf in space_leaves(space):
+        parts.append(leaf_part(leaf, ".".join(map(str, path)), sum(part.size for part in parts)))
     has_image = any(part.kind == "image" for part in parts)
     byte_valued = all(part.byte_valued for part in parts)
-    return ObservationLayout(parts, np.dtype(np.uint8 if has_image and byte_valued else np.float32))
+    return ObservationLayout(tuple(parts), np.dtype(np.uint8 if has_image and byte_valued else np.float32))
