@@ -1,6 +1,6 @@
 """pgrun: a command-line experiment runner for policy-gradient reinforcement learning.
 
-The commands are `pgrun`, `pgrun-eval` and `pgrun-plot`; from Python (pgrun.api):
+The commands are `pgrun`, `pgrun-eval`, `pgrun-plot` and `pgrun-variance`; from Python (pgrun.api):
 
     import pgrun
     result = pgrun.train(["algo=ppo", "env=cartpole", "total_steps=20000"])
@@ -9,6 +9,7 @@ The commands are `pgrun`, `pgrun-eval` and `pgrun-plot`; from Python (pgrun.api)
 
 The package's layers, top to bottom (each imports only those below it; .importlinter checks it):
     cli            the commands
+    variance       the variance lab (pgrun-variance, pgrun.measure_variance)
     api            the Python API
     training       the run's lifecycle: builder, loop, callbacks, checkpoints, run dir
     tracking       logger, W&B, video          algorithms   update rules, losses, optimizers
@@ -29,6 +30,7 @@ API = {
     "resume": "pgrun.api",
     "load": "pgrun.api",
     "config_of": "pgrun.api",
+    "measure_variance": "pgrun.variance.measure",
     "Agent": "pgrun.api",
     "RunResult": "pgrun.api",
     "Callback": "pgrun.training.callbacks",
@@ -52,6 +54,7 @@ __all__ = [
     "__version__",
     "config_of",
     "load",
+    "measure_variance",
     "resume",
     "train",
 ]
@@ -64,6 +67,7 @@ if TYPE_CHECKING:
     from pgrun.training.interrupt import Interrupted
     from pgrun.training.policy_file import PolicyFileError
     from pgrun.training.rundir import RunDirError
+    from pgrun.variance.measure import measure_variance
 
 
 def __getattr__(name: str) -> Any:

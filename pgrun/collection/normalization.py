@@ -104,6 +104,8 @@ class ObservationPreprocessor:
                 ]
                 or [np.zeros(0, dtype=np.int64)]
             )
+        self.frozen = False
+        """read the statistics, never update them (a measurement at a fixed policy)"""
         self.statistics = (
             RunningMeanStd(self.dim if self.normalized_columns is None else len(self.normalized_columns))
             if normalize
@@ -133,7 +135,7 @@ class ObservationPreprocessor:
         if self.as_is:  # (the collector calls this every step: the short way)
             return torch.from_numpy(np.ascontiguousarray(obs, dtype=np.float32))
         features = self.features(obs)
-        if self.statistics is not None and (fold is None or fold.any()):
+        if self.statistics is not None and not self.frozen and (fold is None or fold.any()):
             folded = features if fold is None else features[fold]
             if self.normalized_columns is not None:
                 folded = folded[:, self.normalized_columns]

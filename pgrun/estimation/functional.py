@@ -109,12 +109,19 @@ def normalize(phi: Tensor, valid: Tensor, importance: Tensor | None = None, eps:
     keeps the gradient unbiased only when it carries the step's importance weight,
     E_mu[w_t b grad log pi(a_t|s_t)] = 0, whereas E_mu[b grad log pi(a_t|s_t)] != 0.
     """
+    centered, std = centered_and_std(phi, valid, importance)
+    return centered if std is None else centered / (std + eps)
+
+
+def centered_and_std(
+    phi: Tensor, valid: Tensor, importance: Tensor | None = None
+) -> tuple[Tensor, Tensor | None]:
+    """Phi - w b, b = sum Phi / sum w over the valid steps, and the std of that over them
+    (None with fewer than two): the two pieces of `normalize`."""
     w = torch.ones_like(phi) if importance is None else importance.to(phi.dtype)
     baseline = phi[valid].sum() / w[valid].sum()
     centered = phi - w * baseline
-    if valid.sum() < 2:
-        return centered
-    return centered / (centered[valid].std() + eps)
+    return centered, (centered[valid].std() if valid.sum() >= 2 else None)
 
 
 def explained_variance(predicted: Tensor, targets: Tensor) -> float:

@@ -85,6 +85,30 @@ def save_checkpoint(run_dir: Path, state: dict[str, Any], env_steps: int, keep: 
     return path
 
 
+def checked_checkpoint(path: Path, run_dir: Path) -> dict[str, Any]:
+    """The state in checkpoint `path` of `run_dir`: ValueError (one line) if it is unreadable
+    or not a pgrun checkpoint, CheckpointError if another version of pgrun wrote it."""
+    state = read_payload(path)
+    written_by = str(state.get("format", ""))
+    if written_by.startswith("pgrun-checkpoint-") and written_by not in READABLE_FORMATS:
+        raise CheckpointError(
+            f"{path} was written by another version of pgrun (format {written_by}; this one "
+            f"reads {', '.join(READABLE_FORMATS)}): it cannot continue exactly; start the run again "
+            f"with: pgrun rerun={run_dir}"
+        )
+    if written_by not in READABLE_FORMATS:
+        raise ValueError("not a pgrun checkpoint")
+    return state
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """The state in one checkpoint file; CheckpointError (one line) if it cannot be read."""
+    try:
+        return checked_checkpoint(path, path.parent.parent)
+    except ValueError as error:
+        raise CheckpointError(f"{path}: not a readable pgrun checkpoint ({error})") from error
+
+
 def load_checkpoint(run_dir: Path) -> tuple[dict[str, Any], Path]:
     """The newest readable checkpoint and its path; an unreadable newer one is skipped with
     a warning on stderr. Raises CheckpointError if there is none."""
@@ -95,17 +119,7 @@ def load_checkpoint(run_dir: Path) -> tuple[dict[str, Any], Path]:
         )
     for path in reversed(files):
         try:
-            state = read_payload(path)
-            written_by = str(state.get("format", ""))
-            if written_by.startswith("pgrun-checkpoint-") and written_by not in READABLE_FORMATS:
-                raise CheckpointError(
-                    f"{path} was written by another version of pgrun (format {written_by}; this one "
-                    f"reads {', '.join(READABLE_FORMATS)}): it cannot continue exactly; start the run again "
-                    f"with: pgrun rerun={run_dir}"
-                )
-            if written_by not in READABLE_FORMATS:
-                raise ValueError("not a pgrun checkpoint")
-            return state, path
+            return checked_checkpoint(path, run_dir), path
         except ValueError as error:
             print(f"pgrun: warning: skipping checkpoint {path.name}: unreadable ({error})", file=sys.stderr)
     raise CheckpointError(f"{run_dir}: none of its {len(files)} checkpoints is readable")
