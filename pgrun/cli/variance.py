@@ -78,7 +78,7 @@ def parser() -> argparse.ArgumentParser:
         help="batches of the largest size behind a sampled reference gradient (default: K)",
     )
     p.add_argument("--gamma", type=float, help="discount of the returns (default: the run's algo.gamma)")
-    p.add_argument("--envs", type=int, default=8, metavar="N", help="env copies that collect (default 8)")
+    p.add_argument("--envs", type=int, default=16, metavar="N", help="env copies that collect (default 16)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--out", type=Path, metavar="DIR", help="where the results go (default: RUN_DIR/variance/<time>)"

@@ -120,6 +120,7 @@ def make_vector_env(
     render_mode: str | None = None,
     wrap: Callable[[gym.Env, int], gym.Env] | None = None,
     info_keys: Sequence[str] = (),
+    record: bool = True,
 ) -> VectorEnv:
     """`num_envs` copies of the configured env, auto-resetting in the same step.
 
@@ -131,6 +132,7 @@ def make_vector_env(
     wraps copy `index` (e.g. to record it; not with env.vectorization=native). Each copy is
     gymnasium.make's env, then FilterObservation (env.obs_keys), the suite's wrappers and
     env.wrappers, innermost first; `info_keys` are the info entries its steps pass on.
+    `record=False` leaves the episode records out (envs that no checkpoint will restore).
     """
     env_id = resolve_env_id(config.id)
     make_kwargs = dict(config.kwargs)
@@ -147,7 +149,7 @@ def make_vector_env(
             env = keep_obs_keys(env, config.obs_keys)
         for wrapper in wrappers:
             env = wrapper(env)
-        return EpisodeRecorder(env, info_keys)
+        return EpisodeRecorder(env, info_keys) if record else env
 
     def make_one(index: int) -> gym.Env:
         return make_plain() if wrap is None else wrap(make_plain(), index)

@@ -56,7 +56,7 @@ class Settings:
     """M: batches of the largest size behind a sampled reference (default K)"""
     gamma: float | None = None
     """discount of the returns (default: the run's algo.gamma)"""
-    num_envs: int = 8
+    num_envs: int = 16
     seed: int = 0
     critic_fit_steps: int = 50_000
     """env steps to fit a critic on when the run has none and an estimator needs one"""
@@ -135,7 +135,7 @@ class Measurement:
         stale = {spec.stale for spec in self.specs if spec.off_policy}
         behaviour = {k: stale_policy(subject, k) for k in sorted(stale)}  # before reseeding
         seed_everything(settings.seed)
-        envs = make_vector_env(subject.config.env, settings.num_envs)
+        envs = make_vector_env(subject.config.env, settings.num_envs, record=False)
         try:
             sampler = EpisodeSampler(envs, self.policy, subject.parts.preprocessor, settings.seed)
             self.critic = subject.parts.rule.critic

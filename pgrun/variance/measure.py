@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shlex
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from pgrun.errors import first_line
 from pgrun.training.rundir import provenance
 from pgrun.variance.lab import Measurement, Settings
 from pgrun.variance.report import write_figures, write_tables
-from pgrun.variance.subjects import checkpoint_subject, chosen_checkpoints, fresh_subject
+from pgrun.variance.subjects import checkpoint_steps, checkpoint_subject, chosen_checkpoints, fresh_subject
 
 MEASUREMENT_FILE = "measurement.json"
 
@@ -55,6 +56,26 @@ def unused(directory: Path) -> Path:
     return candidate
 
 
+def rerun_command(
+    source: Path | None, overrides: Sequence[str], files: list[Path] | None, options: Settings
+) -> str:
+    """The pgrun-variance command that measures the same again (into a new folder)."""
+    words = ["pgrun-variance"]
+    if source is None or files is None:
+        words += ["--config", *overrides]
+    elif source.is_dir():
+        words += [str(source), "--at", *(str(checkpoint_steps(path)) for path in files)]
+    else:
+        words.append(str(source))
+    words += ["--estimators", *options.estimators, "--batch-steps", *map(str, options.batch_steps)]
+    words += ["--batches", str(options.batches), "--envs", str(options.num_envs), "--seed", str(options.seed)]
+    if options.reference_batches is not None:
+        words += ["--reference-batches", str(options.reference_batches)]
+    if options.gamma is not None:
+        words += ["--gamma", str(options.gamma)]
+    return shlex.join(words)
+
+
 def measure_variance(
     source: str | Path | None = None,
     overrides: Sequence[str] = (),
@@ -82,6 +103,7 @@ def measure_variance(
         files = chosen_checkpoints(source, list(at) if at else None, every_checkpoint)
         loaders = [lambda path=path: checkpoint_subject(path) for path in files]
         described = {"source": str(source), "checkpoints": [str(path) for path in files]}
+    files_or_none = None if source is None else files
     started = time.perf_counter()
     rows: list[dict[str, Any]] = []
     for load in loaders:
@@ -98,7 +120,8 @@ def measure_variance(
     directory.mkdir(parents=True, exist_ok=True)
     write_tables(rows, directory)
     figures = write_figures(rows, directory)
-    record = described | {"settings": dataclasses.asdict(options), "seconds": seconds}
+    record = described | {"command": rerun_command(source, overrides, files_or_none, options)}
+    record |= {"settings": dataclasses.asdict(options), "seconds": seconds}
     record |= {"figures": [path.name for path in figures], "provenance": provenance()}
     (directory / MEASUREMENT_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return VarianceResult(rows, directory, seconds)

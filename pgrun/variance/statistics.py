@@ -80,20 +80,37 @@ def squared_bias(
     return (means - reference).pow(2).sum(-1) - variances / k - reference_variance
 
 
-def resampled_moments(estimates: Tensor, counts: Tensor) -> tuple[Tensor, Tensor]:
-    """The mean [B, P] and the trace of the sample covariance [B] of each bootstrap resample,
-    a resample given by how often it draws each row (counts [B, K])."""
-    k = estimates.shape[0]
-    means = counts @ estimates / k
-    second = counts @ estimates.pow(2).sum(1) / k
-    return means, (second - means.pow(2).sum(1)) * k / (k - 1)
-
-
 def bootstrap_counts(rows: int, generator: torch.Generator) -> Tensor:
+    """[BOOTSTRAP_RESAMPLES, rows]: how often each resample draws each row."""
     picks = torch.randint(rows, (BOOTSTRAP_RESAMPLES, rows), generator=generator)
     return torch.zeros(BOOTSTRAP_RESAMPLES, rows, dtype=torch.float64).scatter_add_(
         1, picks, torch.ones_like(picks, dtype=torch.float64)
     )
+
+
+def resampled_squared_bias(estimates: Tensor, reference: Reference, generator: torch.Generator) -> Tensor:
+    """The squared-bias estimate of each bootstrap resample of the K estimates (and of the M
+    reference ones), [BOOTSTRAP_RESAMPLES]. Computed from Gram matrices (K x K, K x M, M x M):
+    a resample's mean is counts @ rows / K, so |mean|^2, its products and the traces of the
+    covariances are quadratic forms of the counts, and no [resamples, P] array is made."""
+    k = len(estimates)
+    counts = bootstrap_counts(k, generator)
+    gram = estimates @ estimates.T
+    mean_sq = ((counts @ gram) * counts).sum(1) / k**2
+    trace = (counts @ gram.diagonal() / k - mean_sq) * k / (k - 1)
+    if reference.estimates is None:
+        cross = counts @ (estimates @ reference.gradient) / k
+        reference_sq, reference_trace = reference.gradient.pow(2).sum(), torch.zeros(())
+    else:
+        rows = reference.estimates.double()
+        m = len(rows)
+        reference_counts = bootstrap_counts(m, generator)
+        reference_gram = rows @ rows.T
+        reference_sq = ((reference_counts @ reference_gram) * reference_counts).sum(1) / m**2
+        covariance_trace = (reference_counts @ reference_gram.diagonal() / m - reference_sq) * m / (m - 1)
+        reference_trace = covariance_trace / m
+        cross = ((counts @ (estimates @ rows.T)) * reference_counts).sum(1) / (k * m)
+    return mean_sq - 2 * cross + reference_sq - trace / k - reference_trace
 
 
 def summarize(estimates: Tensor, reference: Reference, seed: int = 0) -> Summary:
@@ -105,20 +122,7 @@ def summarize(estimates: Tensor, reference: Reference, seed: int = 0) -> Summary
     bias2 = squared_bias(
         mean, torch.tensor(variance), k, reference.gradient, torch.tensor(reference.variance_of_mean)
     )
-    generator = torch.Generator().manual_seed(seed)
-    means, variances = resampled_moments(estimates, bootstrap_counts(k, generator))
-    if reference.estimates is None:
-        reference_means, reference_variances = (
-            reference.gradient.unsqueeze(0),
-            torch.zeros(1, dtype=torch.float64),
-        )
-    else:
-        m = len(reference.estimates)
-        reference_means, traces = resampled_moments(
-            reference.estimates.double(), bootstrap_counts(m, generator)
-        )
-        reference_variances = traces / m
-    resampled = squared_bias(means, variances, k, reference_means, reference_variances)
+    resampled = resampled_squared_bias(estimates, reference, torch.Generator().manual_seed(seed))
     alpha = (1 - CONFIDENCE) / 2
     q_low, q_high = torch.quantile(resampled, torch.tensor([alpha, 1 - alpha], dtype=torch.float64)).tolist()
     plug_in = (mean - reference.gradient).pow(2).sum().item()
