@@ -40,6 +40,7 @@ EXAMPLES = (
     ("pgrun resume=outputs/.../RUN_DIR", "continue an interrupted run exactly"),
     ("pgrun-plot outputs/multirun/...", "learning curves and a table of a sweep"),
     ("pgrun-eval outputs/.../RUN_DIR --video", "re-evaluate a trained policy, record MP4s"),
+    ("pgrun-variance outputs/.../RUN_DIR", "variance and bias of each gradient estimator"),
 )
 
 
