@@ -14,8 +14,9 @@ import torch
 import pgrun
 from pgrun.config import config_dir
 from pgrun.variance.lab import Measurement, Settings, all_state_log_probs, tabular_model
+from pgrun.variance.sampling import EpisodeSampler
 from pgrun.variance.statistics import Reference, squared_bias, summarize
-from pgrun.variance.subjects import fresh_subject
+from pgrun.variance.subjects import checkpoint_subject, fresh_subject
 from pgrun.variance.tabular_mdp import exact_gradient
 from tests.tests_support import shipped_config, tiny
 
@@ -276,6 +277,25 @@ def test_measures_a_run_dir_of_every_algorithm(tmp_path, algo):
     assert rows["reward_to_go"]["env_steps"] == int(newest.stem.removeprefix("step_")) >= 1200
     assert all(row["total_variance"] > 0 for row in rows.values())
     assert 0 < rows["is:1"]["ess_fraction"] <= 1
+
+
+def test_rewards_are_those_the_run_learned_from(tmp_path):
+    """With env.normalize_reward the critic predicts returns of rewards divided by the run's
+    std: the lab's batches carry those rewards (CartPole's 1 per step becomes 1 / std)."""
+    run_dir = tmp_path / "scaled"
+    pgrun.train([*tiny("ppo"), "env.normalize_reward=true"], run_dir=run_dir)
+    subject = checkpoint_subject(sorted((run_dir / "checkpoints").glob("step_*.pt"))[-1])
+    try:
+        assert subject.reward_std > 2  # the std of CartPole's discounted returns, far from 1
+        measurement = Measurement(subject, Settings(), Settings().checked())
+        sampler = EpisodeSampler(
+            subject.parts.envs, subject.parts.policy, subject.parts.preprocessor, 0, *measurement.reward_units
+        )
+        batch = sampler.batch(4)
+    finally:
+        subject.close()
+    rewards = batch.flat(batch.rewards)
+    torch.testing.assert_close(rewards, torch.full_like(rewards, 1 / subject.reward_std))
 
 
 def run_variance(*args: str, cwd: Path) -> subprocess.CompletedProcess:

@@ -129,6 +129,9 @@ class Measurement:
         self.gamma = settings.gamma if settings.gamma is not None else subject.config.algo.gamma
         self.policy = subject.parts.policy
         self.parameters = list(self.policy.parameters())
+        env = subject.config.env
+        self.reward_units = (subject.reward_std, env.clip_reward if env.normalize_reward else None)
+        """the rewards the run learned from (pgrun.variance.sampling.EpisodeSampler)"""
 
     def run(self) -> list[dict]:
         subject, settings = self.subject, self.settings
@@ -137,7 +140,9 @@ class Measurement:
         seed_everything(settings.seed)
         envs = make_vector_env(subject.config.env, settings.num_envs, record=False)
         try:
-            sampler = EpisodeSampler(envs, self.policy, subject.parts.preprocessor, settings.seed)
+            sampler = EpisodeSampler(
+                envs, self.policy, subject.parts.preprocessor, settings.seed, *self.reward_units
+            )
             self.critic = subject.parts.rule.critic
             if self.critic is None and any(spec.uses_critic for spec in self.specs):
                 self.critic = fitted_critic(subject, sampler, self.gamma, settings.critic_fit_steps)
@@ -198,7 +203,13 @@ class Measurement:
         extras: dict[tuple[str, int], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
         largest = max(self.episodes.values())
         samplers = {
-            k: EpisodeSampler(sampler.collector.envs, policy, sampler.preprocessor, self.settings.seed + k)
+            k: EpisodeSampler(
+                sampler.collector.envs,
+                policy,
+                sampler.preprocessor,
+                self.settings.seed + k,
+                *self.reward_units,
+            )
             for k, policy in behaviour.items()
         }
         for _ in self.progress(range(self.settings.batches), "batches"):

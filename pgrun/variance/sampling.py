@@ -20,21 +20,38 @@ from pgrun.networks.policy import Policy
 
 
 class EpisodeSampler:
-    """Collects batches of complete episodes from `envs` with `policy`, the statistics frozen."""
+    """Collects batches of complete episodes from `envs` with `policy`, the statistics frozen.
+
+    Rewards are those the run learned from: with env.normalize_reward divided by the std the
+    run had reached (`reward_std`) and clipped to +-`reward_clip`, as its critic predicts them.
+    """
 
     def __init__(
-        self, envs: VectorEnv, policy: Policy, preprocessor: ObservationPreprocessor, seed: int
+        self,
+        envs: VectorEnv,
+        policy: Policy,
+        preprocessor: ObservationPreprocessor,
+        seed: int,
+        reward_std: float = 1.0,
+        reward_clip: float | None = None,
     ) -> None:
         self.collector = Collector(envs, policy, preprocessor, "episodes", 1, seed=seed)
         self.preprocessor = preprocessor
+        self.reward_std, self.reward_clip = reward_std, reward_clip
 
     def batch(self, episodes: int) -> Batch:
         self.collector.size = episodes
         frozen, self.preprocessor.frozen = self.preprocessor.frozen, True
         try:
-            return self.collector.collect()
+            batch = self.collector.collect()
         finally:
             self.preprocessor.frozen = frozen
+        if self.reward_std != 1.0 or self.reward_clip is not None:
+            scaled = batch.rewards / self.reward_std
+            if self.reward_clip is not None:
+                scaled = scaled.clamp(-self.reward_clip, self.reward_clip)
+            batch.rewards = scaled * batch.valid
+        return batch
 
 
 def episode_ranks(batch: Batch) -> Tensor:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pgrun.collection.normalization import RunningMeanStd
 from pgrun.config import Config, ConfigError, to_config
 from pgrun.errors import CheckpointError
 from pgrun.networks.policy import Policy, make_policy
@@ -33,6 +34,8 @@ class Subject:
     parts: RunParts
     progress: float
     """the fraction of its run's total_steps done (the update rule's schedules read it)"""
+    reward_std: float = 1.0
+    """with env.normalize_reward: the std its rewards were divided by (as its critic learned them)"""
 
     def close(self) -> None:
         self.parts.close()
@@ -86,9 +89,13 @@ def checkpoint_subject(path: Path) -> Subject:
         parts.close()
         raise
     steps = int(state["progress"]["steps"])
-    return Subject(
-        f"{path.parent.parent.name} at {steps:,} env steps", steps, config, parts, steps / config.total_steps
-    )
+    reward_std = 1.0
+    if config.env.normalize_reward:
+        statistics = RunningMeanStd(1)
+        statistics.load_state_dict(state["collector"]["reward_scaler"]["statistics"])
+        reward_std = float(statistics.std[0])
+    label = f"{path.parent.parent.name} at {steps:,} env steps"
+    return Subject(label, steps, config, parts, steps / config.total_steps, reward_std)
 
 
 def fresh_subject(config: Config) -> Subject:
