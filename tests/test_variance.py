@@ -132,6 +132,7 @@ def mdp_rows(tmp_path_factory):
     return result.rows
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("estimator", ["total_return", "reward_to_go", "value_baseline", "is:2"])
 def test_unbiased_estimators_converge_to_the_exact_gradient(mdp_rows, estimator):
     row = by_name(mdp_rows)[estimator]
@@ -143,6 +144,7 @@ def test_unbiased_estimators_converge_to_the_exact_gradient(mdp_rows, estimator)
     assert row["cosine_reference"] > small["cosine_reference"]  # one batch of 133 episodes vs 7
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("estimator", ["gae:0", "is:2:0.7"])
 def test_biased_estimators_show_their_bias(mdp_rows, estimator):
     """GAE with lambda 0 against an untrained critic; importance weights truncated at 0.7."""
@@ -151,6 +153,7 @@ def test_biased_estimators_show_their_bias(mdp_rows, estimator):
     assert row["relative_bias"] > 0.1, row
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("estimator", ["total_return", "reward_to_go", "value_baseline"])
 def test_variance_falls_like_one_over_the_episodes(mdp_rows, estimator):
     small, large = by_name(mdp_rows, 40)[estimator], by_name(mdp_rows, 800)[estimator]
@@ -159,6 +162,7 @@ def test_variance_falls_like_one_over_the_episodes(mdp_rows, estimator):
     assert 0.8 < ratio < 1.25, ratio  # measured 0.93, 1.10, 1.10
 
 
+@pytest.mark.slow
 def test_stale_policy_is_far_enough_for_the_weights_to_matter(mdp_rows):
     assert by_name(mdp_rows)["is:2"]["ess_fraction"] < 0.95
 
@@ -215,6 +219,7 @@ def cartpole_rows(cartpole_run):
     )
 
 
+@pytest.mark.slow
 def test_cartpole_variance_falls_from_total_return_to_reward_to_go_to_a_baseline(cartpole_rows):
     for size in (250, 1000, 4000):
         rows = by_name(cartpole_rows.rows, size)
@@ -224,12 +229,14 @@ def test_cartpole_variance_falls_from_total_return_to_reward_to_go_to_a_baseline
         assert to_go > 2 * baseline, rows  # measured: 3-4x
 
 
+@pytest.mark.slow
 def test_cartpole_cosine_to_the_reference_grows_with_the_batch(cartpole_rows):
     for name in ("total_return", "reward_to_go", "value_baseline"):
         cosines = [by_name(cartpole_rows.rows, size)[name]["cosine_reference"] for size in (250, 1000, 4000)]
         assert cosines[0] < cosines[1] < cosines[2], (name, cosines)
 
 
+@pytest.mark.slow
 def test_cartpole_variance_falls_like_one_over_the_batch(cartpole_rows):
     """Between 22 and 88 episodes per batch. (At 6 the sample variance of 30 heavy-tailed
     estimates runs low: variance x episodes measured 0.48-0.67 of that at 88; the finite
@@ -240,6 +247,7 @@ def test_cartpole_variance_falls_like_one_over_the_batch(cartpole_rows):
         assert 0.5 < ratio < 2.0, (name, ratio)  # variance x episodes stays put over a 4x range
 
 
+@pytest.mark.slow
 def test_outputs_are_written_and_rerunnable(cartpole_rows):
     out = cartpole_rows.out_dir
     assert out.parent.name == "variance" and out.parent.parent.name == "ppo"
@@ -257,6 +265,7 @@ def test_outputs_are_written_and_rerunnable(cartpole_rows):
 # --- any run dir, any checkpoint, the command -------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algo", ALGOS)
 def test_measures_a_run_dir_of_every_algorithm(tmp_path, algo):
     """value_baseline (the run's critic, or one fitted for runs without) and is:1 (one more
@@ -279,6 +288,7 @@ def test_measures_a_run_dir_of_every_algorithm(tmp_path, algo):
     assert 0 < rows["is:1"]["ess_fraction"] <= 1
 
 
+@pytest.mark.slow
 def test_rewards_are_those_the_run_learned_from(tmp_path):
     """With env.normalize_reward the critic predicts returns of rewards divided by the run's
     std: the lab's batches carry those rewards (CartPole's 1 per step becomes 1 / std)."""
@@ -310,6 +320,7 @@ def run_variance(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_command_on_a_checkpoint_file(cartpole_run, tmp_path):
     checkpoint = sorted((cartpole_run / "checkpoints").glob("step_*.pt"))[0]
     result = run_variance(
@@ -348,6 +359,7 @@ def one_error_line(result: subprocess.CompletedProcess, *words: str) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 def test_errors_are_one_line_and_write_nothing(cartpole_run, tmp_path, run_main, monkeypatch):
     monkeypatch.chdir(tmp_path)
     before = sorted(cartpole_run.rglob("*"))
