@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from tests_support import learning_rows, metrics, pgrun
+from tests_support import learning_rows, main_runner, metrics, pgrun
 
 from pgrun.cli import evaluate as eval_cli
 from pgrun.collection.normalization import ObservationPreprocessor
@@ -53,18 +53,7 @@ def evaluated(*args, cwd: Path) -> dict:
 @pytest.fixture
 def run_main(monkeypatch, capsys):
     """pgrun-eval's main() in this process (no interpreter start-up): (exit code, stdout, stderr)."""
-
-    def run(*args) -> subprocess.CompletedProcess:
-        monkeypatch.setattr(sys, "argv", ["pgrun-eval", *map(str, args)])
-        try:
-            eval_cli.main()
-            code = 0
-        except SystemExit as exit:
-            code = exit.code
-        out = capsys.readouterr()
-        return subprocess.CompletedProcess(args, code, out.out, out.err)
-
-    return run
+    return main_runner(monkeypatch, capsys, "pgrun-eval", eval_cli.main)
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tests_support import main_runner, shipped_config, tiny
 
 import pgrun
 from pgrun.config import config_dir
@@ -18,7 +19,6 @@ from pgrun.variance.sampling import EpisodeSampler
 from pgrun.variance.statistics import Reference, squared_bias, summarize
 from pgrun.variance.subjects import checkpoint_subject, fresh_subject
 from pgrun.variance.tabular_mdp import exact_gradient
-from tests.tests_support import shipped_config, tiny
 
 ALGOS = sorted(path.stem for path in (config_dir() / "algo").glob("*.yaml"))
 PGRUN_VARIANCE = str(Path(sys.executable).parent / "pgrun-variance")
@@ -338,17 +338,7 @@ def run_main(monkeypatch, capsys):
     """pgrun-variance's main() in this process: (exit code, stdout, stderr)."""
     from pgrun.cli import variance as variance_cli
 
-    def run(*args) -> subprocess.CompletedProcess:
-        monkeypatch.setattr(sys, "argv", ["pgrun-variance", *map(str, args)])
-        try:
-            variance_cli.main()
-            code = 0
-        except SystemExit as exit:
-            code = exit.code
-        out = capsys.readouterr()
-        return subprocess.CompletedProcess(args, code, out.out, out.err)
-
-    return run
+    return main_runner(monkeypatch, capsys, "pgrun-variance", variance_cli.main)
 
 
 def one_error_line(result: subprocess.CompletedProcess, *words: str) -> str:

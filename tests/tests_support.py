@@ -162,3 +162,20 @@ START_LINE = re.compile(r"pgrun: (tuned preset \S+ applied |\S+ on \S+, seed \d+
 def after_start(stderr: str) -> list[str]:
     """stderr's lines without the start lines of a new run (preset applied, what runs where)."""
     return [line for line in stderr.strip().splitlines() if not START_LINE.match(line)]
+
+
+def main_runner(monkeypatch, capsys, prog: str, main):
+    """A command's main() run in this process (no interpreter start-up), as `prog ARGS`:
+    returns (exit code, stdout, stderr) as a CompletedProcess."""
+
+    def run(*args) -> subprocess.CompletedProcess:
+        monkeypatch.setattr(sys, "argv", [prog, *map(str, args)])
+        try:
+            main()
+            code = 0
+        except SystemExit as exit:
+            code = exit.code
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out.out, out.err)
+
+    return run

@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from pgrun.cli import one_line
+from pgrun.cli.one_line import OneLineParser
 from pgrun.config import ConfigError, EnvConfig
 from pgrun.errors import first_line
 
@@ -27,16 +29,8 @@ if TYPE_CHECKING:
 PROG = "pgrun-eval"
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """argparse, with usage errors as one line and exit 2."""
-
-    def error(self, message: str) -> NoReturn:
-        fail(f"{message} (see {PROG} --help)")
-
-
 def fail(message: str, status: int = 2) -> NoReturn:
-    print(f"{PROG}: error: {message}", file=sys.stderr)
-    sys.exit(status)
+    one_line.fail(PROG, message, status)
 
 
 def parser() -> argparse.ArgumentParser:

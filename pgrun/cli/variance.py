@@ -10,26 +10,19 @@ policy of a run (pgrun.variance).
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import NoReturn
 
+from pgrun.cli import one_line
+from pgrun.cli.one_line import OneLineParser
 from pgrun.config import ConfigError
 from pgrun.errors import CheckpointError
 
 PROG = "pgrun-variance"
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """argparse, with usage errors as one line and exit 2."""
-
-    def error(self, message: str) -> NoReturn:
-        fail(f"{message} (see {PROG} --help)")
-
-
 def fail(message: str, status: int = 2) -> NoReturn:
-    print(f"{PROG}: error: {message}", file=sys.stderr)
-    sys.exit(status)
+    one_line.fail(PROG, message, status)
 
 
 def parser() -> argparse.ArgumentParser:
