@@ -191,3 +191,31 @@ def test_line_search_rejects_a_bad_step_and_restores_the_parameters():
     assert accepted and tries > 0
     kl, improvement = evaluate()
     assert kl <= 0.01 and improvement > 0
+
+
+@pytest.mark.parametrize("line_search", [True, False], ids=["trpo", "npg"])
+def test_a_zero_gradient_skips_the_step_instead_of_writing_nan(line_search):
+    # every advantage equal (0 after normalization): g = 0, x = 0 and sqrt(2 delta / x^T F x) x = NaN
+    policy = double_policy(SPACES["categorical"]).float()
+    batch = random_batch(policy, seed=15)
+    before = parameters_to_vector(policy.parameters()).detach().clone()
+    info = policy_step(trust_region(policy, line_search=line_search), batch, torch.zeros_like(batch.rewards))
+    assert torch.equal(parameters_to_vector(policy.parameters()), before)
+    assert info["train/step_skipped"] == 1.0 and info["train/step_accepted"] == 0.0
+    assert all(value == value for value in info.values()), info  # no NaN logged
+    # a nonzero gradient is not skipped
+    info = policy_step(trust_region(policy, line_search=line_search), batch, random_like(batch.rewards, seed=16))
+    assert info["train/step_skipped"] == 0.0 and info["train/step_accepted"] == 1.0
+
+
+def test_trust_region_logs_the_surrogate_loss_at_the_parameters_it_keeps():
+    # with normalized advantages -L(theta_old) = -E[A_t] = 0 for every batch: the row must move
+    policy = double_policy(SPACES["categorical"]).float()
+    batch = random_batch(policy, seed=17)
+    phi = random_like(batch.rewards, seed=18)
+    valid = batch.flat(phi)
+    phi = (phi - valid.mean()) / valid.std()
+    info = policy_step(trust_region(policy), batch, phi)
+    assert info["train/surrogate_improvement"] > 0
+    assert info["train/loss"] == pytest.approx(-info["train/surrogate_improvement"], abs=1e-6)
+    assert info["train/loss"] < -1e-4

@@ -6,7 +6,9 @@ from conjugate gradient using only products F v, and the step is
     theta <- theta_old + sqrt(2 delta / x^T F x) x            (Kakade 2001: natural gradient)
 whose quadratic KL estimate is delta. TRPO (Schulman et al. 2015) then backtracks,
 theta_old + c^j * step for j = 0, 1, ..., until the measured mean KL <= delta and the
-surrogate improves, and keeps theta_old if no j does. V(s) is fitted on its own afterwards.
+surrogate improves, and keeps theta_old if no j does. When x^T F x is not positive (g = 0, e.g.
+every advantage equal, gives x = 0 and a step of sqrt(2 delta / 0) * 0 = NaN) the step is
+skipped and logged as train/step_skipped. V(s) is fitted on its own afterwards.
 """
 
 from __future__ import annotations
@@ -155,13 +157,16 @@ class TrustRegion:
         gradient = torch.cat([g.reshape(-1) for g in torch.autograd.grad(surrogate_old, params)])
         fvp = fisher_vector_product(policy, obs, old_params, config.cg_damping)
         direction, cg_residual = conjugate_gradient(fvp, gradient, config.cg_iters)
-        step = torch.sqrt(2 * config.max_kl / (direction @ fvp(direction))) * direction
+        curvature = direction @ fvp(direction)
+        step = torch.sqrt(2 * config.max_kl / curvature) * direction if curvature > 0 else None
 
         def evaluate() -> tuple[float, float]:
             with torch.no_grad():
                 return mean_kl(policy, obs, old_params).item(), (surrogate() - surrogate_old).item()
 
-        if config.line_search:
+        if step is None:
+            accepted, backtracks = False, 0
+        elif config.line_search:
             accepted, backtracks = backtracking_line_search(
                 policy, step.detach(), evaluate, config.max_kl, config.backtrack_iters, config.backtrack_coef
             )
@@ -175,13 +180,15 @@ class TrustRegion:
             entropy = policy.entropy_from(old_params).mean().item()
             approx = losses.approx_kl(logp_old, policy.log_prob_of(obs, actions))
         return {
-            "train/loss": -surrogate_old.item(),
+            # -L(theta) at the parameters kept: at theta_old it is -E[A_t], 0 for normalized A_t
+            "train/loss": -(surrogate_old.item() + improvement),
             "train/entropy": entropy,
             "train/kl": kl,
             "train/approx_kl": approx,
             "train/surrogate_improvement": improvement,
             "train/backtracks": float(backtracks),
             "train/step_accepted": float(accepted),
+            "train/step_skipped": float(step is None),
             "train/cg_residual": cg_residual,
             "train/grad_norm": gradient.norm().item(),
         }
