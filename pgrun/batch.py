@@ -40,16 +40,20 @@ class Batch:
     episode_lengths: list[int]
     episode_info: dict[str, list[float]] = field(default_factory=dict)
     """per-episode values of log.info_keys the env reported at the episodes' ends"""
+    env_steps: int | None = None
+    """env steps the batch cost: every step of every copy in steps mode (a native env's reset
+    steps included), in episode mode only a copy's steps until its share of episodes is done,
+    not the padding after it (the copies step together, but a learner running the episodes
+    alone would not take those steps); None: every [T, N] entry"""
+
+    def __post_init__(self) -> None:
+        if self.env_steps is None:
+            self.env_steps = self.rewards.numel()
 
     @property
     def done(self) -> Tensor:
         """The episode (or its recorded segment) ends after step t."""
         return self.terminated | self.truncated
-
-    @property
-    def env_steps(self) -> int:
-        """Env steps taken to collect the batch, padding (and a native env's reset steps) included."""
-        return self.rewards.numel()
 
     def flat(self, tensor: Tensor) -> Tensor:
         """The valid steps of a [T, N, ...] tensor, as [n_valid, ...]."""
@@ -91,6 +95,7 @@ def concat_batches(batches: Sequence[Batch]) -> Batch:
             key: [value for batch in batches for value in batch.episode_info.get(key, [])]
             for key in dict.fromkeys(key for batch in batches for key in batch.episode_info)
         },
+        env_steps=sum(batch.env_steps for batch in batches),
     )
 
 

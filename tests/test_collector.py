@@ -67,6 +67,10 @@ def test_episodes_mode_returns_complete_episodes_in_fixed_shares(episodes):
         # episode returns are the sums of their valid rewards (CartPole: 1 per step)
         assert sum(batch.episode_returns) == pytest.approx(batch.rewards[batch.valid].sum().item())
         assert batch.rewards[~batch.valid].abs().sum().item() == 0.0
+        # the batch costs the steps of its episodes; the padding after a copy's share is free
+        assert batch.env_steps == sum(batch.episode_lengths) == int(batch.valid.sum())
+        if episodes < 3:
+            assert batch.env_steps < batch.valid.numel()
 
 
 def test_discrete_observations_are_one_hot(tests_dir):
@@ -211,6 +215,10 @@ def test_a_native_vector_env_gives_true_transitions_and_its_reset_steps_are_skip
             assert batch.env_steps == valid.numel() == 4 * 100
         else:
             assert len(batch.episode_returns) == size
+            # counted: the episodes' steps and the reset steps before a copy's share was done
+            resets = int((batch.truncated & ~valid).sum())
+            assert sum(batch.episode_lengths) <= batch.env_steps <= sum(batch.episode_lengths) + resets
+            assert batch.env_steps < valid.numel()
         assert batch.rewards[~valid].abs().sum().item() == 0.0
         # episode returns and lengths count valid steps only (CartPole: reward 1 per step)
         assert sum(batch.episode_lengths) <= int(valid.sum())

@@ -204,7 +204,9 @@ def test_a_zero_gradient_skips_the_step_instead_of_writing_nan(line_search):
     assert info["train/step_skipped"] == 1.0 and info["train/step_accepted"] == 0.0
     assert all(value == value for value in info.values()), info  # no NaN logged
     # a nonzero gradient is not skipped
-    info = policy_step(trust_region(policy, line_search=line_search), batch, random_like(batch.rewards, seed=16))
+    info = policy_step(
+        trust_region(policy, line_search=line_search), batch, random_like(batch.rewards, seed=16)
+    )
     assert info["train/step_skipped"] == 0.0 and info["train/step_accepted"] == 1.0
 
 

@@ -46,7 +46,7 @@ class Collector:
     truncated in this batch and continues in the next one.
     unit == "episodes": every env copy is reset and runs its share of `size` complete
     episodes (a fixed count per copy, so short episodes are not over-represented); steps a
-    copy takes after its share are padding (valid == False).
+    copy takes after its share are padding (valid == False) and not counted in `env_steps`.
 
     A vector env that resets a copy in the step after its episode ended (a native one,
     AutoresetMode.NEXT_STEP) gives that step no transition: the action is ignored, the
@@ -111,6 +111,7 @@ class Collector:
         episode_returns: list[float] = []
         episode_lengths: list[int] = []
         episode_info: dict[str, list[float]] = {key: [] for key in self.info_keys}
+        env_steps = 0
         self.env_seconds = 0.0
         with torch.no_grad():
             while True:
@@ -118,10 +119,12 @@ class Collector:
                     valid = episodes_done < quota
                     if not valid.any():
                         break
+                    cost = int(valid.sum())
                 else:
                     if len(steps["obs"]) == max_steps:
                         break
                     valid = every_copy  # (never changed in place: the lines below make new arrays)
+                    cost = self.num_envs
                 # The statistics fold in s_t, then encode s_t and (below) s_{t+1} alike, so that
                 # V(s_t) and the bootstrap V(s_{t+1}) see one normalization.
                 resetting = self.resetting
@@ -130,9 +133,8 @@ class Collector:
                     valid = valid & stepping
                 obs = self.preprocessor.update_and_encode(self.obs, fold=stepping)
                 action, output = self.policy.sample(obs)
-                next_obs, reward, terminated, truncated, info = self.step(
-                    action, env_steps=len(steps["obs"]) * self.num_envs
-                )
+                next_obs, reward, terminated, truncated, info = self.step(action, env_steps)
+                env_steps += cost
                 ended = terminated | truncated
                 any_ended = ended.any()  # most steps end no episode: their bookkeeping is skipped
                 learned_reward = (
@@ -183,6 +185,7 @@ class Collector:
             episode_returns=episode_returns,
             episode_lengths=episode_lengths,
             episode_info=episode_info,
+            env_steps=env_steps,
         )
 
     def record_info(self, episode_info: dict[str, list[float]], info: dict, finished: np.ndarray) -> None:
