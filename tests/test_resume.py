@@ -247,7 +247,8 @@ def test_a_run_of_the_version_before_the_redesign_resumes_as_that_version_resume
     data = Path(__file__).resolve().parent / "data"
     run_dir = tmp_path / "run"
     shutil.copytree(data / "legacy_run_b26c809", run_dir)
-    result = pgrun(f"resume={run_dir}", "total_steps=8192", cwd=tmp_path)
+    # b26c809 stretched the linear schedule over the new budget; that is now asked for by name
+    result = pgrun(f"resume={run_dir}", "total_steps=8192", "schedule_steps=8192", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "code has changed since its last session" in result.stderr  # its run.json names b26c809
     rows, expected = (
@@ -257,6 +258,24 @@ def test_a_run_of_the_version_before_the_redesign_resumes_as_that_version_resume
     assert [row.keys() for row in rows] == [row.keys() for row in expected]
     for row, expected_row in zip(rows, expected, strict=True):
         assert row == pytest.approx(expected_row, rel=1e-3, abs=1e-9), row["step"]
+
+
+def test_a_larger_budget_on_resume_keeps_the_learning_rates_of_the_first_schedule(tmp_path):
+    # lr 1e-3 annealed linearly over the first 2 batches of 200 steps; extended to 4 batches
+    run = ["algo=ppo", "env=pendulum", "algo.batch_size=200", "algo.epochs=1", "algo.optim.lr=0.001",
+           "algo.optim.lr_schedule=linear", "eval.every=100000", "log.every=1", "log.tensorboard=false",
+           "checkpoint.every=200", "checkpoint.keep=10"]  # fmt: skip
+    kept = tmp_path / "kept"
+    assert pgrun(*run, "total_steps=400", f"hydra.run.dir={kept}", cwd=tmp_path).returncode == 0
+    stretched = tmp_path / "stretched"
+    shutil.copytree(kept, stretched)
+    result = pgrun(f"resume={kept}", "total_steps=800", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "schedule ends at schedule_steps=400" in result.stderr
+    assert [row["train/lr"] for row in learning_rows(kept)] == pytest.approx([1e-3, 5e-4, 0.0, 0.0])
+    result = pgrun(f"resume={stretched}", "total_steps=800", "schedule_steps=800", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert [row["train/lr"] for row in learning_rows(stretched)] == pytest.approx([1e-3, 5e-4, 5e-4, 2.5e-4])
 
 
 @pytest.mark.slow

@@ -202,6 +202,11 @@ class Config:
     """seeds torch, numpy, python and the envs"""
     total_steps: int = checked(300_000, ge=1)
     """env steps to train for"""
+    schedule_steps: int | None = checked(None, ge=1)
+    """env steps over which the learning rate's schedule runs (linear: 0 there, and 0 past it);
+    null: total_steps. A resumed run keeps the horizon it started with, so a larger
+    total_steps extends the run without changing its learning rates; set this on resume to
+    stretch the schedule instead"""
     target_return: float | None = None
     """record the env steps and seconds at which an evaluation first reaches this"""
     stop_at_target: bool = False

@@ -168,7 +168,7 @@ class Training:
         with progress.timed("update"):
             advantages = parts.estimate(batch, self.rule.critic)
             scalars = advantages.info | self.rule.update(
-                advantages, progress=progress.steps / config.total_steps
+                advantages, progress=min(progress.steps / (config.schedule_steps or config.total_steps), 1.0)
             )
         progress.steps += batch.env_steps
         progress.iteration += 1

@@ -23,8 +23,9 @@ from pgrun.config import Config, ConfigError, to_config
 from pgrun.training.checkpoint import load_checkpoint
 from pgrun.training.rundir import PROVENANCE_FILE, RunDirError
 
-RESUMABLE_KEYS = ("total_steps", "log", "checkpoint")
-"""top-level keys a resumed run may change: neither changes what the run learns"""
+RESUMABLE_KEYS = ("total_steps", "schedule_steps", "log", "checkpoint")
+"""top-level keys a resumed run may change: only schedule_steps (asked for by name) changes
+what the run learns; total_steps extends the run on the schedule's horizon it started with"""
 SAVED_GROUPS = ("algo", "env")
 
 
@@ -59,10 +60,12 @@ def resumed_config(run_dir: Path, overrides: list[str]) -> tuple[Config, dict[st
     if refused:
         raise ConfigError(
             f"resume cannot change {', '.join(refused)}: a resumed run keeps its experiment "
-            "(only total_steps, log.* and checkpoint.* may change); to change it, start a new run "
-            f"from this one's config: pgrun rerun={run_dir} {' '.join(refused)}"
+            "(only total_steps, schedule_steps, log.* and checkpoint.* may change); to change it, "
+            f"start a new run from this one's config: pgrun rerun={run_dir} {' '.join(refused)}"
         )
     config = typed_config(state["config"], state["algorithm"])
+    if config.schedule_steps is None:  # the schedule ran over the budget the run started with
+        config.schedule_steps = config.total_steps
     try:
         for override in parsed:
             OmegaConf.update(config, override.key_or_group, override.value(), merge=True)

@@ -203,6 +203,14 @@ def resume_run(
                 "it may not continue exactly as it would have",
                 file=sys.stderr,
             )
+        schedule = getattr(getattr(config.algo, "optim", None), "lr_schedule", None)
+        if schedule == "linear" and config.total_steps > config.schedule_steps:
+            print(
+                "pgrun: note: the learning rate's linear schedule ends at "
+                f"schedule_steps={config.schedule_steps:,} (the run's first budget) and stays 0 after it; "
+                f"pass schedule_steps={config.total_steps} to stretch it over the new budget instead",
+                file=sys.stderr,
+            )
         (run_dir / SUMMARY_FILE).unlink(missing_ok=True)
         return config, execute(config, run_dir, state, callbacks=callbacks, from_command=from_command)
     finally:
