@@ -40,6 +40,9 @@ class Batch:
     episode_lengths: list[int]
     episode_info: dict[str, list[float]] = field(default_factory=dict)
     """per-episode values of log.info_keys the env reported at the episodes' ends"""
+    features: Tensor | None = None
+    """[T, N, dim] s_t's features before observation normalization, kept only for an estimator
+    that reuses the batch later (it re-encodes them with the statistics then in force)"""
     env_steps: int | None = None
     """env steps the batch cost: every step of every copy in steps mode (a native env's reset
     steps included), in episode mode only a copy's steps until its share of episodes is done,
@@ -95,6 +98,11 @@ def concat_batches(batches: Sequence[Batch]) -> Batch:
             key: [value for batch in batches for value in batch.episode_info.get(key, [])]
             for key in dict.fromkeys(key for batch in batches for key in batch.episode_info)
         },
+        features=(
+            torch.cat([padded(batch.features, 0) for batch in batches], dim=1)
+            if all(batch.features is not None for batch in batches)
+            else None
+        ),
         env_steps=sum(batch.env_steps for batch in batches),
     )
 

@@ -29,3 +29,25 @@ class Corridor(gym.Env):
 
 
 gym.register(id="Corridor-v0", entry_point=Corridor, max_episode_steps=20)
+
+
+class Clock(gym.Env):
+    """Observation [t, 3 t + 1] at step t of an episode of `length` steps; actions do nothing.
+    The raw observation of every recorded step is known from its place in the episode."""
+
+    def __init__(self, length: int = 4) -> None:
+        self.length, self.t = length, 0
+        self.observation_space = gym.spaces.Box(0.0, 100.0, (2,), np.float32)
+        self.action_space = gym.spaces.Discrete(2)
+
+    def observation(self) -> np.ndarray:
+        return np.array([self.t, 3 * self.t + 1], dtype=np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self.observation(), {}
+
+    def step(self, action):
+        self.t += 1
+        return self.observation(), 1.0, self.t == self.length, False, {}

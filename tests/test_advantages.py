@@ -3,12 +3,13 @@ importance-sampling wrapper and its history, normalization."""
 
 import pytest
 import torch
-from tests_support import OBS_DIM, SPACES, random_batch, random_like, small_policy
+from tests_support import OBS_DIM, SPACES, random_batch, random_like, shipped_config, small_policy
 
 from pgrun.algorithms.policy_gradient import BaselineConfig, ImportanceSampledConfig, PolicyGradientConfig
 from pgrun.batch import Batch
 from pgrun.estimation.estimators import ESTIMATORS, ImportanceSampled, Normalized, make_estimator
 from pgrun.estimation.functional import reward_to_go, total_return
+from pgrun.training.build import build_parts
 
 
 class LinearCritic(torch.nn.Module):
@@ -128,3 +129,31 @@ def test_per_step_weights_and_truncation():
     torch.testing.assert_close(result.importance, rho.clamp(max=1.1))
     expected = rho.clamp(max=1.1) * reward_to_go(batch.rewards.double(), batch.done, 0.9)
     torch.testing.assert_close(result.phi, expected.float())
+
+
+def test_reused_batches_are_read_with_the_observation_statistics_in_force_now(tests_dir):
+    # corridor_env:Clock's raw observation at step t of an episode is [t, 3t + 1], so the
+    # encoding a reused batch must have is known: standardized with today's running statistics
+    config = shipped_config(
+        "algo=is", "env.id=corridor_env:Clock", "env.normalize_obs=true", "env.num_envs=1",
+        "algo.batch_size=2", "algo.reuse_batches=3",
+    )  # fmt: skip
+    parts = build_parts(config)
+    try:
+        for _ in range(3):
+            batch = parts.collector.collect()
+            estimate = parts.estimate(batch, parts.rule.critic)
+            parts.rule.update(estimate, 0.0)
+    finally:
+        parts.close()
+    statistics = parts.preprocessor.statistics
+    sample = estimate.batch
+    assert sample.obs.shape[1] == 3  # the two reused batches, then the newest
+    t = torch.arange(len(sample.obs), dtype=torch.float64) % 4
+    raw = torch.stack([t, 3 * t + 1], dim=-1)
+    now = ((raw - torch.from_numpy(statistics.mean)) / torch.from_numpy(statistics.std)).float()
+    for column in (0, 1):
+        valid = sample.valid[:, column]
+        torch.testing.assert_close(sample.obs[valid, column], now[valid])
+    # the newest batch is read as its policy read it
+    torch.testing.assert_close(sample.obs[:, 2][sample.valid[:, 2]], batch.obs[:, 0][batch.valid[:, 0]])

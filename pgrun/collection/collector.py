@@ -65,6 +65,7 @@ class Collector:
         seed: int,
         reward_scaler: RewardScaler | None = None,
         info_keys: Sequence[str] = (),
+        keep_features: bool = False,
     ) -> None:
         self.envs, self.policy, self.preprocessor = envs, policy, preprocessor
         self.reward_scaler = reward_scaler
@@ -81,6 +82,8 @@ class Collector:
             for _, leaf in space_leaves(space)
         )
         self.info_keys = tuple(info_keys)
+        self.keep_features = keep_features and preprocessor.statistics is not None
+        """record each s_t's features before normalization (Batch.features)"""
         self.resetting = np.zeros(self.num_envs, dtype=bool)
         """the copies whose next envs.step only resets them (NEXT_STEP autoreset)"""
         self.running_return = np.zeros(self.num_envs)
@@ -108,6 +111,8 @@ class Collector:
         arrays: dict[str, list[np.ndarray]] = {
             "next_obs": [], "rewards": [], "terminated": [], "truncated": [], "valid": []
         }  # fmt: skip
+        if self.keep_features:
+            arrays["features"] = []
         episode_returns: list[float] = []
         episode_lengths: list[int] = []
         episode_info: dict[str, list[float]] = {key: [] for key in self.info_keys}
@@ -169,6 +174,8 @@ class Collector:
                 arrays["terminated"].append(terminated)
                 arrays["truncated"].append(truncated)
                 arrays["valid"].append(valid)
+                if self.keep_features:
+                    arrays["features"].append(self.preprocessor.features(self.obs).astype(np.float32))
                 self.obs = next_obs
             fields = {key: torch.stack(values) for key, values in steps.items()}
             # log pi_old(a_t|s_t), from the network outputs that sampled a_t, for the batch at once

@@ -152,6 +152,12 @@ class ObservationPreprocessor:
             return np.ascontiguousarray(obs, dtype=np.float32)
         return self.standardize_array(self.features(obs))
 
+    def reencode(self, features: torch.Tensor) -> torch.Tensor:
+        """Features [..., dim] recorded earlier (Batch.features), encoded with the statistics
+        as they stand now."""
+        flat = features.reshape(-1, self.dim).numpy()
+        return self.standardize(flat).reshape(features.shape)
+
     def standardize(self, features: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(self.standardize_array(features))
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
 import torch
@@ -29,6 +29,9 @@ from pgrun.estimation.functional import (
     total_return,
 )
 from pgrun.networks.policy import Policy
+
+Reencode = Callable[[Tensor], Tensor]
+"""raw observation features [T, N, dim] -> the encoded observations the policy reads now"""
 
 
 @dataclass
@@ -116,10 +119,15 @@ class ImportanceSampled:
     per_step: Phi_t = rho_t * reward-to-go_t (lower variance, biased). Then every rho_k is
     clamped to weight_clip, w truncated at weight_max, and divided by its mean if self_normalize.
     The estimator keeps the batches it reuses.
+
+    With normalized observations, pi_theta must read an old batch's s_t as it reads a new one:
+    `reencode` standardizes the batch's raw features (Batch.features) with the statistics in
+    force now, for the older batches (the newest one is as its policy read it). Their next_obs
+    are left as they were: no critic reads them.
     """
 
-    def __init__(self, config: Any, policy: Policy) -> None:
-        self.config, self.policy = config, policy
+    def __init__(self, config: Any, policy: Policy, reencode: Reencode | None = None) -> None:
+        self.config, self.policy, self.reencode = config, policy, reencode
         self.history: deque[Batch] = deque(maxlen=config.reuse_batches)
 
     def importance_weights(self, batch: Batch) -> tuple[Tensor, dict[str, float]]:
@@ -144,7 +152,13 @@ class ImportanceSampled:
 
     def __call__(self, batch: Batch, critic: nn.Module | None) -> Advantages:
         self.history.append(batch)
-        sample = concat_batches(self.history) if len(self.history) > 1 else batch
+        reused = list(self.history)[:-1]
+        if self.reencode is not None:
+            reused = [
+                replace(old, obs=self.reencode(old.features)) if old.features is not None else old
+                for old in reused
+            ]  # (a checkpoint older than Batch.features holds none: read as collected)
+        sample = concat_batches([*reused, batch]) if reused else batch
         w, info = self.importance_weights(sample)
         rewards, done, gamma = sample.rewards.double(), sample.done, self.config.gamma
         if self.config.is_weights == "per_decision":
@@ -180,16 +194,20 @@ class Normalized:
         self.estimator.load_state_dict(state)
 
 
-ESTIMATORS: dict[str, Callable[[Any, Policy], Estimator]] = {
-    "total_return": lambda config, policy: MonteCarlo(total_return, config.gamma),
-    "reward_to_go": lambda config, policy: MonteCarlo(reward_to_go, config.gamma),
-    "gae": lambda config, policy: GeneralizedAdvantage(config.gamma, config.gae_lambda),
+ESTIMATORS: dict[str, Callable[[Any, Policy, Reencode | None], Estimator]] = {
+    "total_return": lambda config, policy, reencode: MonteCarlo(total_return, config.gamma),
+    "reward_to_go": lambda config, policy, reencode: MonteCarlo(reward_to_go, config.gamma),
+    "gae": lambda config, policy, reencode: GeneralizedAdvantage(config.gamma, config.gae_lambda),
     "importance_sampled": ImportanceSampled,
 }
-"""Estimator name (algo.estimator) -> its constructor from the algorithm's config and the policy."""
+"""Estimator name (algo.estimator) -> its constructor from the algorithm's config, the policy
+and how to re-encode a reused batch's observations (None: as they were collected)."""
+
+REUSES_BATCHES = ("importance_sampled",)
+"""estimators that keep batches for later iterations: they need Batch.features to re-encode"""
 
 
-def make_estimator(config: Any, policy: Policy) -> Estimator:
+def make_estimator(config: Any, policy: Policy, reencode: Reencode | None = None) -> Estimator:
     """The configured estimator, normalized over the batch if config.normalize_advantages."""
-    estimator = ESTIMATORS[config.estimator](config, policy)
+    estimator = ESTIMATORS[config.estimator](config, policy, reencode)
     return Normalized(estimator) if config.normalize_advantages else estimator

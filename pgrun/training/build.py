@@ -20,7 +20,7 @@ from pgrun.collection.envs import episode_step_limit, make_vector_env
 from pgrun.collection.evaluator import EVAL_SEED_OFFSET, Evaluator
 from pgrun.collection.normalization import ObservationPreprocessor, RewardScaler
 from pgrun.config import Config
-from pgrun.estimation.estimators import Estimator, make_estimator
+from pgrun.estimation.estimators import REUSES_BATCHES, Estimator, make_estimator
 from pgrun.networks.policy import Policy, make_policy
 from pgrun.networks.value import value_networks
 from pgrun.tracking.video import check_rendering, require_moviepy
@@ -90,7 +90,8 @@ def build_learners(config: Config, envs: VectorEnv, eval_envs: VectorEnv) -> Run
         )
     policy = make_policy(preprocessor.layout, envs.single_action_space, config.policy)
     rule = make_update_rule(config.algo, policy, value_networks(preprocessor.layout, config.policy))
-    estimate = make_estimator(config.algo, policy)
+    reencode = preprocessor.reencode if preprocessor.statistics is not None else None
+    estimate = make_estimator(config.algo, policy, reencode)
     reward_scaler = (
         RewardScaler(config.env.num_envs, config.algo.gamma, config.env.clip_reward)
         if config.env.normalize_reward
@@ -105,6 +106,7 @@ def build_learners(config: Config, envs: VectorEnv, eval_envs: VectorEnv) -> Run
         seed=config.seed,
         reward_scaler=reward_scaler,
         info_keys=config.log.info_keys,
+        keep_features=config.algo.estimator in REUSES_BATCHES,
     )
     return RunParts(
         envs=envs,
