@@ -7,6 +7,7 @@ import resource
 import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -196,3 +197,82 @@ def test_resuming_an_env_that_cannot_be_replayed_is_one_line_not_a_silent_drift(
         "it has randomness outside env.np_random or state a reset does not clear, so this run cannot be "
         "resumed exactly"
     )
+
+
+PEAK_MEMORY = (
+    "import resource, subprocess, sys; "
+    "code = subprocess.run(sys.argv[1:], stdin=subprocess.DEVNULL).returncode; "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(code)"
+)
+"""runs the command given and prints its peak resident memory (KiB) as stderr's last line"""
+
+
+def test_episodes_that_never_end_stop_an_episode_batch_at_the_run_budget(tmp_path, tests_dir):
+    # a module:Class env has no registered time limit: pgrun's guard cuts episodes only at
+    # 100,000 steps, so vpg's batch of 50 episodes would take 5M steps of a 20,000-step budget
+    run_dir = tmp_path / "run"
+    env = dict(os.environ, PYTHONPATH=str(tests_dir))
+    result = subprocess.run(
+        [sys.executable, "-c", PEAK_MEMORY, PGRUN, "algo=vpg", "env.id=faulty_envs:EndlessWalk",
+         "total_steps=20000", "eval.every=1000000", f"hydra.run.dir={run_dir}"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    *lines, peak_kib = result.stderr.strip().splitlines()
+    assert result.returncode == 1, result.stderr
+    assert [line for line in after_start("\n".join(lines)) if line.startswith("pgrun: error")] == [
+        "pgrun: error: an episode batch reached 20,000 env steps (the limit of 20,000) before its 50 "
+        "episodes had all ended: the episodes of 'faulty_envs:EndlessWalk' may never end; set "
+        "env.max_episode_steps to cut them; no checkpoint was written yet"
+    ]
+    assert int(peak_kib) < 1_000_000  # KiB: under 1 GB (the process itself is ~0.4 GB)
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "failed"
+
+
+def test_an_episode_batch_stops_before_it_fills_the_memory(monkeypatch):
+    import faulty_envs  # noqa: F401 - registers EndlessWalk-v0
+
+    from pgrun.collection import collector as collection
+    from pgrun.collection.normalization import ObservationPreprocessor
+    from pgrun.config import PolicyConfig
+    from pgrun.networks.policy import make_policy
+
+    monkeypatch.setattr(collection, "batch_memory_limit", lambda: 2**20)  # 1 MiB: ~700 steps of 1 copy
+    envs = make_vector_env(EnvConfig(id="EndlessWalk-v0"), 1)
+    preprocessor = ObservationPreprocessor(envs.single_observation_space)
+    policy = make_policy(preprocessor.layout, envs.single_action_space, PolicyConfig())
+    collector = collection.Collector(envs, policy, preprocessor, "episodes", 2, seed=0)
+    with pytest.raises(collection.BatchTooLong, match="half this machine's memory") as stopped:
+        collector.collect()
+    envs.close()
+    assert 300 < stopped.value.env_steps < 1100
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_a_batch_that_never_ends_within_a_step(tmp_path, tests_dir, signum):
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen(
+        [PGRUN, "algo=vpg", "env.id=faulty_envs:EndlessWalk", "total_steps=1e9", f"hydra.run.dir={run_dir}",
+         "log.console=false"],
+        cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(tests_dir)), stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not (run_dir / "run.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(3)  # collecting the first batch, which would take 5M steps
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 128 + signum, stderr
+    name = signal.Signals(signum).name
+    assert our_lines(subprocess.CompletedProcess([], 0, "", stderr))[-2:] == [
+        "pgrun: warning: env 'faulty_envs:EndlessWalk' has no time limit; episodes are truncated at 100,000 "
+        "steps (set env.max_episode_steps to choose)",
+        f"pgrun: interrupted by {name}: checkpoint written at env step 0; resume with: "
+        f"pgrun resume={run_dir}",
+    ]
+    # the partial batch is dropped: the checkpoint is the state before it
+    assert [path.name for path in checkpoint_files(run_dir)] == ["step_000000000000.pt"]
+    assert load_checkpoint(run_dir)[0]["progress"]["steps"] == 0

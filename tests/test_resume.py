@@ -25,6 +25,7 @@ from tests_support import (
 )
 
 from pgrun.training.checkpoint import checkpoint_files
+from pgrun.training.interrupt import Interrupted, StopRequests
 from pgrun.training.loop import train
 
 SHIPPED_ALGOS = sorted(
@@ -71,6 +72,45 @@ def test_a_run_resumed_from_any_checkpoint_ends_as_the_uninterrupted_run(tmp_pat
         train(config, resumed, resume=torch.load(checkpoint, weights_only=True))
         assert learning_rows(resumed) == learning_rows(whole), checkpoint.name
         assert_same_parameters(saved_parameters(resumed), saved_parameters(whole))
+
+
+class StopDuringCollection(StopRequests):
+    """A stop requested at the `asked`-th time the loop asks: the collector asks before each env
+    step, so a count inside a batch stops it there."""
+
+    def __init__(self, asked: int) -> None:
+        super().__init__()
+        self.left = asked
+
+    @property
+    def requested(self) -> bool:
+        self.left -= 1
+        if self.left <= 0:
+            self.signum = signal.SIGTERM
+        return self.signum is not None
+
+
+@pytest.mark.parametrize(("algo", "asked"), [("ppo", 130), ("is", 300)])
+def test_a_stop_inside_a_batch_checkpoints_the_state_before_it_and_resumes_exactly(tmp_path, algo, asked):
+    # observation and reward statistics, env copies and the random generators all move during
+    # collection: the checkpoint must hold them as they were before the dropped batch
+    batches = EPISODE_BATCHES if algo in EPISODE_ALGOS else ["algo.batch_size=100"]
+    config = shipped_config(
+        f"algo={algo}", *TINY, *batches, *NORMALIZED, "checkpoint.every=1000000", "log.tensorboard=false",
+    )  # fmt: skip
+    whole = tmp_path / "whole"
+    whole.mkdir()
+    train(config, whole)
+    stopped = tmp_path / "stopped"
+    stopped.mkdir()
+    with pytest.raises(Interrupted) as interrupted:
+        train(config, stopped, stop=StopDuringCollection(asked))  # (4 env copies: 4 steps an ask)
+    files = checkpoint_files(stopped)
+    assert [file.stem for file in files] == [f"step_{interrupted.value.checkpoint_step:012d}"]
+    assert 0 < interrupted.value.checkpoint_step < 4 * asked
+    train(config, stopped, resume=torch.load(files[0], weights_only=True))
+    assert learning_rows(stopped) == learning_rows(whole)
+    assert_same_parameters(saved_parameters(stopped), saved_parameters(whole))
 
 
 RUN = [

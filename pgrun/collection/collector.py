@@ -9,8 +9,9 @@ bootstrap exactly where an episode was truncated.
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -36,6 +37,32 @@ class EnvFault(RuntimeError):
     def __init__(self, message: str, env_steps: int) -> None:
         super().__init__(message)
         self.env_steps = env_steps
+
+
+class CollectionStopped(Exception):
+    """A stop was requested (`Collector.stop_requested`) while a batch was being collected:
+    the collector stopped within one env step and the partial batch is dropped."""
+
+
+class BatchTooLong(RuntimeError):
+    """An episode batch reached `env_steps` before its episodes had all ended; `limit` says
+    which bound it reached (the step limit, or the memory the batch would need)."""
+
+    def __init__(self, env_steps: int, limit: str) -> None:
+        super().__init__(f"an episode batch reached {env_steps:,} env steps ({limit})")
+        self.env_steps, self.limit = env_steps, limit
+
+
+STEP_OVERHEAD_BYTES = 1024
+"""what a recorded step costs beyond its arrays' bytes (the tensors' and lists' bookkeeping)"""
+
+
+def batch_memory_limit() -> int:
+    """The bytes an episode batch may hold while collecting: half this machine's memory."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    except (ValueError, OSError, AttributeError):  # (no sysconf: not Linux or macOS)
+        return 8 * 2**30
 
 
 class Collector:
@@ -90,8 +117,13 @@ class Collector:
         self.running_length = np.zeros(self.num_envs, dtype=np.int64)
         self.env_seconds = 0.0
         """seconds the last `collect` spent inside envs.step"""
+        self.stop_requested: Callable[[], bool] = lambda: False
+        """asked before every env step; True stops the batch (CollectionStopped)"""
 
-    def collect(self) -> Batch:
+    def collect(self, step_limit: int | None = None) -> Batch:
+        """One batch. An episode batch whose episodes have not all ended after `step_limit`
+        env steps, or whose steps would fill half this machine's memory, raises BatchTooLong
+        (an env whose episodes never end). A stop request raises CollectionStopped."""
         if self.unit == "episodes":
             self.obs, _ = self.envs.reset()
             self.resetting[:] = False
@@ -117,14 +149,22 @@ class Collector:
         episode_lengths: list[int] = []
         episode_info: dict[str, list[float]] = {key: [] for key in self.info_keys}
         env_steps = 0
+        step_bytes, memory_limit = None, batch_memory_limit()
         self.env_seconds = 0.0
         with torch.no_grad():
             while True:
+                if self.stop_requested():
+                    raise CollectionStopped
                 if quota is not None:
                     valid = episodes_done < quota
                     if not valid.any():
                         break
                     cost = int(valid.sum())
+                    if step_limit is not None and env_steps >= step_limit:
+                        raise BatchTooLong(env_steps, f"the limit of {step_limit:,}")
+                    if step_bytes is not None and len(steps["obs"]) * step_bytes > memory_limit:
+                        memory = f"about {memory_limit / 2**30:.1f} GB, half this machine's memory"
+                        raise BatchTooLong(env_steps, memory)
                 else:
                     if len(steps["obs"]) == max_steps:
                         break
@@ -176,6 +216,10 @@ class Collector:
                 arrays["valid"].append(valid)
                 if self.keep_features:
                     arrays["features"].append(self.preprocessor.features(self.obs).astype(np.float32))
+                if step_bytes is None:
+                    step_bytes = STEP_OVERHEAD_BYTES + sum(
+                        np.asarray(values[-1]).nbytes for values in [*steps.values(), *arrays.values()]
+                    )
                 self.obs = next_obs
             fields = {key: torch.stack(values) for key, values in steps.items()}
             # log pi_old(a_t|s_t), from the network outputs that sampled a_t, for the batch at once

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pgrun.algorithms import schema_name
-from pgrun.collection.collector import EnvFault
+from pgrun.collection.collector import BatchTooLong, CollectionStopped, EnvFault
 from pgrun.config import Config, LogConfig, as_plain_dict
 from pgrun.errors import RunFailed
 from pgrun.tracking.logger import Logger
@@ -152,13 +152,37 @@ class Training:
         episodes = state["episodes"]
         self.episodes.add(episodes["returns"], episodes["lengths"], episodes.get("info"))
 
+    def collection_snapshot(self) -> dict[str, Any]:
+        """The parts of state_dict() that collecting a batch changes (the envs, the observation
+        statistics, the random generators): with the rest, the state before the batch."""
+        statistics = self.parts.preprocessor.statistics
+        return {
+            "collector": self.parts.collector.state_dict(),
+            "observation_statistics": statistics.state_dict() if statistics else {},
+            "rng": rng_state(),
+        }
+
     def iterate(self) -> dict[str, float]:
-        """Collect, estimate, update; then the callbacks. Returns the iteration's scalars."""
+        """Collect, estimate, update; then the callbacks. Returns the iteration's scalars.
+
+        A stop request during collection drops the partial batch and raises Interrupted
+        with a checkpoint of the state before it (so the run resumes exactly)."""
         config, progress, parts = self.config, self.progress, self.parts
+        before = self.collection_snapshot()
         try:
             with progress.timed("collect"):
-                batch = parts.collector.collect()
+                batch = parts.collector.collect(step_limit=config.total_steps)
             progress.add_seconds("env", parts.collector.env_seconds)
+        except CollectionStopped:
+            if self.checkpoint_step != progress.steps:
+                self.checkpoint(before)
+            raise Interrupted(self.stop.signum, self.checkpoint_step, immediate=False) from None
+        except BatchTooLong as error:
+            raise RunFailed(
+                f"{error} before its {config.algo.batch_size:,} episodes had all ended: the episodes "
+                f"of {config.env.id!r} may never end; set env.max_episode_steps to cut them; "
+                f"{self.kept_checkpoint()}"
+            ) from error
         except EnvFault as fault:
             where = f"env step {progress.steps + fault.env_steps:,} (iteration {progress.iteration + 1})"
             raise RunFailed(
@@ -182,9 +206,12 @@ class Training:
             return "no checkpoint was written yet"
         return f"the last checkpoint (env step {self.checkpoint_step:,}) is kept"
 
-    def checkpoint(self) -> None:
+    def checkpoint(self, collection_state: dict[str, Any] | None = None) -> None:
+        """Write a checkpoint of the state now; with `collection_state` (collection_snapshot),
+        of the state when that was taken, before the batch under way."""
         self.progress.seconds = time.perf_counter() - self.started
-        save_checkpoint(self.run_dir, self.state_dict(), self.progress.steps, self.config.checkpoint.keep)
+        state = self.state_dict() | (collection_state or {})
+        save_checkpoint(self.run_dir, state, self.progress.steps, self.config.checkpoint.keep)
         self.checkpoint_step = self.progress.steps
 
     def run(
@@ -196,6 +223,7 @@ class Training:
         Returns the run's summary."""
         progress = self.progress
         self.stop = stop if stop is not None else StopRequests()
+        self.parts.collector.stop_requested = lambda: self.stop.requested
         try:
             if on_start is not None:
                 on_start(self)
