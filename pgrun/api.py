@@ -91,7 +91,8 @@ def compose_config(overrides: Sequence[str] = ()) -> tuple[DictConfig, DictConfi
 
 def config_of(overrides: Sequence[str] = ()) -> Config:
     """The validated config `overrides` compose, without running anything."""
-    return to_config(compose_config(overrides)[0])
+    cfg, hydra_config = compose_config(overrides)
+    return to_config(cfg, preset=hydra_config.runtime.choices.get("tuned"))
 
 
 def train(

@@ -194,3 +194,48 @@ def test_config_of_works_inside_another_hydra_application(tmp_path):
         assert api.config_of(["algo=trpo"]).algo.max_kl == 0.01
         assert GlobalHydra.instance().hydra is before
         assert compose("mine").answer == 42
+
+
+IGNORED = {
+    "algo=ppo algo.kl_coef=2": "algo.kl_coef=2.0 does nothing with algo.variant=clip",
+    "algo=ppo_penalty algo.clip=0.3": "algo.clip=0.3 does nothing with algo.variant=penalty",
+    "algo=npg algo.backtrack_iters=3": "algo.backtrack_iters=3 does nothing with algo.line_search=false",
+    "algo=ppo algo.value.coef=0.3": "algo.value.coef=0.3 does nothing with algo.value.share_encoder=false",
+    "algo=ppo tuned=null algo.value.share_encoder=true algo.value.lr=0.01": (
+        "algo.value.lr=0.01 does nothing with algo.value.share_encoder=true"
+    ),
+    "algo=ppo tuned=null algo.value.share_encoder=true algo.value.max_grad_norm=1": (
+        "algo.value.max_grad_norm=1.0 does nothing with algo.value.share_encoder=true"
+    ),
+    "algo=vpg algo.optim.name=sgd algo.optim.eps=0.1": (
+        "algo.optim.eps=0.1 does nothing with algo.optim.name=sgd"
+    ),
+    "env.clip_obs=5": "env.clip_obs=5.0 does nothing with env.normalize_obs=false",
+    "env=pendulum env.clip_reward=1": "env.clip_reward=1.0 does nothing with env.normalize_reward=false",
+}
+
+
+@pytest.mark.parametrize("overrides", IGNORED)
+def test_a_key_the_chosen_variant_ignores_is_refused_unless_left_at_its_default(overrides):
+    with pytest.raises(ConfigError) as refused:
+        api.config_of(overrides.split())
+    assert str(refused.value).startswith(IGNORED[overrides]) and str(refused.value).endswith("leave it out")
+    # the variant that uses the key takes it; left at its default, the key passes everywhere
+    uses_it = {
+        "algo=ppo algo.kl_coef=2": "algo=ppo_penalty algo.kl_coef=2",
+        "algo=ppo_penalty algo.clip=0.3": "algo=ppo algo.clip=0.3",
+        "algo=npg algo.backtrack_iters=3": "algo=trpo algo.backtrack_iters=3",
+        "env.clip_obs=5": "env.normalize_obs=true env.clip_obs=5",
+    }
+    if overrides in uses_it:
+        api.config_of(uses_it[overrides].split())
+    api.config_of(overrides.split()[:-1])
+
+
+def test_a_key_a_tuned_preset_set_that_the_variant_ignores_names_the_preset():
+    with pytest.raises(ConfigError) as refused:
+        api.config_of(["algo=ppo", "env=cartpole", "algo.value.share_encoder=true"])
+    assert str(refused.value) == (
+        "algo.value.lr=0.002 does nothing with algo.value.share_encoder=true: algo.optim steps the shared "
+        "network; it comes from the tuned preset tuned/ppo_cartpole.yaml: tuned=null leaves it out"
+    )

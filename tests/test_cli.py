@@ -225,6 +225,8 @@ BAD_INPUTS = {
     "device=cuda": "device='cuda'",
     "env.vectorization=threads": "env.vectorization='threads'",
     "env.id=Acrobot-v1 env.vectorization=native": "Acrobot-v1 has no native vectorized implementation",
+    "algo=ppo algo.kl_coef=2": "algo.kl_coef=2.0 does nothing with algo.variant=clip",
+    "algo=npg algo.backtrack_coef=0.5": "algo.backtrack_coef=0.5 does nothing with algo.line_search=false",
 }
 
 
@@ -236,7 +238,9 @@ def test_bad_input_gives_one_line_and_leaves_nothing(tmp_path, override):
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("pgrun: error: ")
     assert BAD_INPUTS[override] in lines[0]
-    assert re.search(r"(must be|one of|not a known key|could not be converted|not a registered)", lines[0])
+    assert re.search(
+        r"(must be|one of|not a known key|could not be converted|not a registered|does nothing)", lines[0]
+    )
     assert not list(tmp_path.glob("outputs/*/*")), "a failed start left a run directory behind"
 
 

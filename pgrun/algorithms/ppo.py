@@ -43,6 +43,7 @@ class PPOValueConfig(ValueConfig):
     needs value.iters == epochs and value.minibatch_size == minibatch_size"""
     coef: float = checked(0.5, ge=0.0)
     """with share_encoder: c_V, the weight of the value loss in the joint loss"""
+    max_grad_norm: float | None = checked(0.5, gt=0.0)
 
 
 @dataclass
@@ -54,7 +55,9 @@ class PPOConfig(AlgoConfig):
     gae_lambda: float = checked(0.95, ge=0.0, le=1.0)
     """GAE lambda: 1 gives reward-to-go minus V(s_t), 0 the one-step TD residual"""
     value: PPOValueConfig = field(default_factory=PPOValueConfig)
-    optim: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(lr=3e-4))
+    optim: OptimizerConfig = field(
+        default_factory=lambda: OptimizerConfig(lr=3e-4, lr_schedule="linear", eps=1e-5, max_grad_norm=0.5)
+    )
     ent_coef: float = checked(0.0, ge=0.0)
     """entropy bonus coefficient c_H in the loss"""
     minibatch_size: int | None = checked(64, ge=1)
@@ -82,6 +85,18 @@ class PPOConfig(AlgoConfig):
                 "fitted on the policy's minibatches"
             )
         return super().inconsistency()
+
+    def ignored_keys(self) -> dict[str, str]:
+        if self.variant == "clip":
+            ignored = {"kl_coef": "with algo.variant=clip: it is the penalty variant's initial beta"}
+        else:
+            ignored = {"clip": "with algo.variant=penalty: it is the clip variant's epsilon"}
+        if self.value.share_encoder:
+            shared = "with algo.value.share_encoder=true: algo.optim steps the shared network"
+            ignored |= {"value.lr": shared, "value.max_grad_norm": shared}
+        else:
+            ignored["value.coef"] = "with algo.value.share_encoder=false: V is fitted by its own optimizer"
+        return ignored
 
 
 def clipped_surrogate(

@@ -53,6 +53,12 @@ class TrustRegionConfig(AlgoConfig):
     backtrack_iters: int = checked(10, ge=1)
     backtrack_coef: float = checked(0.8, gt=0.0, lt=1.0)
 
+    def ignored_keys(self) -> dict[str, str]:
+        if self.line_search:
+            return {}
+        why = "with algo.line_search=false (npg): there is no line search"
+        return {"backtrack_iters": why, "backtrack_coef": why}
+
 
 def conjugate_gradient(
     matrix_vector_product: Callable[[Tensor], Tensor], b: Tensor, iters: int = 10, tolerance: float = 1e-10

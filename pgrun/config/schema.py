@@ -61,6 +61,16 @@ class EnvConfig:
     clip_reward: float | None = checked(10.0, gt=0.0)
     """with normalize_reward: scaled rewards are clipped to [-clip_reward, clip_reward]; null: not clipped"""
 
+    def ignored_keys(self) -> dict[str, str]:
+        """{key: why} for the keys that do nothing with the other values (set to anything
+        but their default, they are refused)."""
+        ignored = {}
+        if not self.normalize_obs:
+            ignored["clip_obs"] = "with env.normalize_obs=false: it clips normalized observations"
+        if not self.normalize_reward:
+            ignored["clip_reward"] = "with env.normalize_reward=false: it clips scaled rewards"
+        return ignored
+
 
 @dataclass
 class OptimizerConfig:
@@ -76,6 +86,11 @@ class OptimizerConfig:
     """epsilon in Adam's and RMSprop's denominators (unused by sgd)"""
     max_grad_norm: float | None = checked(None, gt=0.0)
     """clip the global gradient norm before each step; null: no clipping"""
+
+    def ignored_keys(self) -> dict[str, str]:
+        if self.name == "sgd":
+            return {"eps": "with {prefix}name=sgd: it is Adam's and RMSprop's epsilon"}
+        return {}
 
 
 @dataclass
@@ -123,6 +138,11 @@ class AlgoConfig:
     def inconsistency(self) -> tuple[str, str] | None:
         """(field, why) if the fields do not fit together, else None."""
         return None
+
+    def ignored_keys(self) -> dict[str, str]:
+        """{key: why} for the keys (dotted below algo) that do nothing under the variant the
+        other values choose: set to anything but their default, they are refused."""
+        return {}
 
 
 @dataclass

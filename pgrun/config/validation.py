@@ -17,6 +17,8 @@ from hydra.errors import MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
+from pgrun.config.files import config_dir
+from pgrun.config.presets import TUNED_DIR, preset_keys
 from pgrun.config.schema import Config, ConfigError
 from pgrun.errors import first_line
 
@@ -42,13 +44,19 @@ def _violation(rules: dict[str, Any], value: Any) -> str | None:
     return None
 
 
-def validate(node: Any, prefix: str = "") -> None:
-    """Check every `checked` field of a dataclass tree; raise ConfigError on the first violation."""
+def validate(node: Any, prefix: str = "", defaults: Any = None, preset: str | None = None) -> None:
+    """Check every `checked` field of a dataclass tree, the fields that must fit together, and
+    that no field the others make useless (`ignored_keys`) differs from its default
+    (`defaults`: the node's schema default; that of its parent's schema where it has one);
+    raise ConfigError on the first violation. `preset`: the tuned preset applied, if any (an
+    error names it when the preset set the key)."""
+    if type(defaults) is not type(node):
+        defaults = type(node)()
     for f in dataclasses.fields(node):
         value = getattr(node, f.name)
         key = f"{prefix}{f.name}"
         if dataclasses.is_dataclass(value):
-            validate(value, prefix=f"{key}.")
+            validate(value, prefix=f"{key}.", defaults=getattr(defaults, f.name, None), preset=preset)
             continue
         for item in value if isinstance(value, list) else [value]:
             if item is not None and (problem := _violation(dict(f.metadata), item)):
@@ -57,6 +65,25 @@ def validate(node: Any, prefix: str = "") -> None:
         name, problem = found
         value = functools.reduce(getattr, name.split("."), node)
         raise ConfigError(f"{prefix}{name}={value!r} is not allowed: {problem}")
+    if hasattr(node, "ignored_keys") and (ignored := node.ignored_keys()):
+        for name, why in ignored.items():
+            value = functools.reduce(getattr, name.split("."), node)
+            if value != functools.reduce(getattr, name.split("."), defaults):
+                why, key = why.replace("{prefix}", prefix), f"{prefix}{name}"
+                if preset is not None and key in applied_preset_keys(preset):
+                    way_out = (
+                        f"it comes from the tuned preset {TUNED_DIR}/{preset}.yaml: tuned=null leaves it out"
+                    )
+                else:
+                    way_out = "leave it out"
+                raise ConfigError(f"{key}={value!r} does nothing {why}; {way_out}")
+
+
+def applied_preset_keys(name: str) -> list[str]:
+    """The keys tuned preset `name` sets; none where the `tuned` choice names no file (the
+    default choice ${algo}_${env} is optional)."""
+    exists = (config_dir() / TUNED_DIR / f"{name}.yaml").is_file()
+    return preset_keys(config_dir(), name) if exists else []
 
 
 def unknown_key(node: DictConfig, prefix: str = "") -> str | None:
@@ -74,8 +101,9 @@ def unknown_key(node: DictConfig, prefix: str = "") -> str | None:
     return None
 
 
-def to_config(cfg: DictConfig) -> Config:
-    """Turn a composed DictConfig into a validated `Config` instance."""
+def to_config(cfg: DictConfig, preset: str | None = None) -> Config:
+    """Turn a composed DictConfig into a validated `Config` instance; `preset`: the tuned
+    preset it was composed with (hydra's runtime.choices.tuned), if any."""
     extra = unknown_key(cfg)
     if extra:
         raise ConfigError(f"{extra} is not a known key of pgrun's config")
@@ -86,7 +114,7 @@ def to_config(cfg: DictConfig) -> Config:
         raise ConfigError(f"{getattr(error, 'full_key', '') or 'config'}: {message}") from error
     if not isinstance(config, Config):
         raise ConfigError("config: the composed config is not a pgrun config")
-    validate(config)
+    validate(config, preset=preset)
     return config
 
 

@@ -64,7 +64,7 @@ def new_run(
     in it is removed, and so is a dir that holds nothing else."""
     lock = None
     try:
-        config = to_config(cfg)
+        config = to_config(cfg, preset=hydra_config.runtime.choices.get("tuned"))
         if sweep_dir is not None and config.log.wandb and config.log.wandb_group is None:
             config.log.wandb_group = str(sweep_dir)  # a sweep's jobs side by side in W&B
         lock = claim_new_run_dir(run_dir)
