@@ -12,20 +12,20 @@ from pgrun.config import OptimizerConfig
 from pgrun.estimation.estimators import Advantages
 
 
-def make_rule(space, minibatch_size=None, ent_coef=0.0, optim=None):
+def make_rule(space, chunk_size=None, ent_coef=0.0, optim=None):
     policy = small_policy(space)
     config = PolicyGradientConfig(
-        minibatch_size=minibatch_size, ent_coef=ent_coef, optim=optim or OptimizerConfig(lr=0.01)
+        chunk_size=chunk_size, ent_coef=ent_coef, optim=optim or OptimizerConfig(lr=0.01)
     )
     return policy, PolicyGradient(config, policy, value_networks)
 
 
 @pytest.mark.parametrize("space", SPACES.values(), ids=SPACES.keys())
-@pytest.mark.parametrize("minibatch_size", [1, 5, 16, 1000])
-def test_minibatched_update_equals_full_batch_update(space, minibatch_size):
+@pytest.mark.parametrize("chunk_size", [1, 5, 16, 1000])
+def test_chunked_update_equals_full_batch_update(space, chunk_size):
     optim = OptimizerConfig(lr=0.01, max_grad_norm=0.5)
     full_policy, full_rule = make_rule(space, ent_coef=0.01, optim=optim)
-    mini_policy, mini_rule = make_rule(space, minibatch_size, ent_coef=0.01, optim=optim)
+    mini_policy, mini_rule = make_rule(space, chunk_size, ent_coef=0.01, optim=optim)
     batch = random_batch(full_policy, seed=1)
     advantages = Advantages(batch, random_like(batch.rewards, seed=2))
     full_rule.update(advantages, progress=0.0)
@@ -38,7 +38,7 @@ def test_minibatched_update_equals_full_batch_update(space, minibatch_size):
 @pytest.mark.parametrize("space", SPACES.values(), ids=SPACES.keys())
 def test_gradient_is_the_weighted_score_function(space):
     # With SGD(lr=1) the step is -grad L = (1/n) sum_t Phi_t grad log pi(a_t|s_t), over valid steps only.
-    policy, rule = make_rule(space, minibatch_size=7, optim=OptimizerConfig(name="sgd", lr=1.0))
+    policy, rule = make_rule(space, chunk_size=7, optim=OptimizerConfig(name="sgd", lr=1.0))
     batch = random_batch(policy, seed=2)
     phi = random_like(batch.rewards, seed=3)
     expected = [torch.zeros_like(p) for p in policy.parameters()]

@@ -332,3 +332,38 @@ def test_a_run_that_stopped_at_its_target_has_nothing_to_resume(tmp_path):
     assert again.returncode == 0, again.stderr
     assert "reached its target_return=1.0 at env step 800 and stopped there" in again.stderr
     assert metrics(run_dir) == rows
+
+
+def test_a_run_saved_when_chunk_size_was_called_minibatch_size_resumes_reruns_and_plots(tmp_path):
+    run_dir = tmp_path / "run"
+    result = pgrun(
+        "algo=rtg", *TINY, *EPISODE_BATCHES, "algo.chunk_size=7", f"hydra.run.dir={run_dir}", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+
+    def renamed(algo: dict) -> dict:
+        return {("minibatch_size" if key == "chunk_size" else key): value for key, value in algo.items()}
+
+    # as the version before the rename wrote them
+    for path in checkpoint_files(run_dir):
+        state = torch.load(path, weights_only=True)
+        state["config"]["algo"] = renamed(state["config"]["algo"])
+        torch.save(state, path)
+    record = json_file(run_dir / "run.json")
+    record["config"]["algo"] = renamed(record["config"]["algo"])
+    (run_dir / "run.json").write_text(json.dumps(record))
+    hydra_config = (run_dir / ".hydra" / "config.yaml").read_text()
+    (run_dir / ".hydra" / "config.yaml").write_text(hydra_config.replace("chunk_size:", "minibatch_size:"))
+
+    resumed = pgrun(f"resume={run_dir}", "total_steps=1600", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert torch.load(checkpoint_files(run_dir)[-1], weights_only=True)["config"]["algo"]["chunk_size"] == 7
+    again = tmp_path / "again"
+    rerun = pgrun(f"rerun={run_dir}", f"hydra.run.dir={again}", cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stderr
+    assert json_file(again / "run.json")["config"]["algo"]["chunk_size"] == 7
+    # pgrun-plot reads the old name as the new one: the two runs' configs do not differ
+    from pgrun.analysis.run_groups import differing_keys, read_run
+
+    assert read_run(run_dir).config["algo.chunk_size"] == 7
+    assert differing_keys([read_run(run_dir), read_run(again)]) == []

@@ -41,9 +41,10 @@ class PolicyGradientConfig(AlgoConfig):
     optim: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(lr=1e-2))
     ent_coef: float = checked(0.0, ge=0.0)
     """entropy bonus coefficient c_H in the loss"""
-    minibatch_size: int | None = checked(None, ge=1)
+    chunk_size: int | None = checked(None, ge=1)
     """process the batch in chunks of this many steps to bound memory; gradients are
-    accumulated and the optimizer still steps once per batch; null: one chunk"""
+    accumulated and the optimizer still steps once per batch (not minibatches: PPO's
+    minibatch_size is one optimizer step each); null: one chunk"""
 
     def inconsistency(self) -> tuple[str, str] | None:
         if self.batch_unit == "steps" and self.estimator in ("total_return", "reward_to_go"):
@@ -117,7 +118,7 @@ class PolicyGradient:
         batch = advantages.batch
         obs, actions, phi = batch.flat(batch.obs), batch.flat(batch.actions), batch.flat(advantages.phi)
         n = len(phi)
-        parts = batches.chunks(n, self.config.minibatch_size)
+        parts = batches.chunks(n, self.config.chunk_size)
         self.optimizer.lr = optim.scheduled_lr(self.config.optim, progress)
         self.optimizer.zero_grad()
         total_loss, total_entropy, logp_before = 0.0, 0.0, []

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 from omegaconf import OmegaConf
 
+from pgrun.config.legacy import current_algo_keys
+
 PER_RUN_KEYS = frozenset({"seed"})
 """config keys that differ between the seeds of one experiment by design"""
 OUTSIDE_THE_EXPERIMENT = ("log.", "checkpoint.", "eval.video")
@@ -99,6 +101,7 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Value]:
 def read_run(run_dir: Path) -> Run:
     """The run in `run_dir`, which holds .hydra/config.yaml and metrics.jsonl."""
     config = OmegaConf.to_container(OmegaConf.load(run_dir / ".hydra" / "config.yaml"), resolve=True)
+    config["algo"] = current_algo_keys(config.get("algo", {}))
     hydra_file = run_dir / ".hydra" / "hydra.yaml"
     choices = {}
     if hydra_file.is_file():

@@ -134,7 +134,7 @@ class ImportanceSampled:
         """The importance weights w_t [T, N] of a (possibly stale) batch, and their diagnostics."""
         config = self.config
         clip = tuple(config.weight_clip) if config.weight_clip is not None else None
-        logp = current_log_probs(self.policy, batch, config.minibatch_size)
+        logp = current_log_probs(self.policy, batch, config.chunk_size)
         rho = importance_ratios(logp, batch.logp, clip)
         w = per_decision_weights(rho, batch.done) if config.is_weights == "per_decision" else rho
         if config.weight_max is not None:
