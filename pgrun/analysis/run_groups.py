@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from omegaconf import OmegaConf
 
-from pgrun.config.legacy import current_algo_keys
+from pgrun.config.legacy import current_config
 
 PER_RUN_KEYS = frozenset({"seed"})
 """config keys that differ between the seeds of one experiment by design"""
@@ -101,7 +101,7 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Value]:
 def read_run(run_dir: Path) -> Run:
     """The run in `run_dir`, which holds .hydra/config.yaml and metrics.jsonl."""
     config = OmegaConf.to_container(OmegaConf.load(run_dir / ".hydra" / "config.yaml"), resolve=True)
-    config["algo"] = current_algo_keys(config.get("algo", {}))
+    config = current_config(config)
     hydra_file = run_dir / ".hydra" / "hydra.yaml"
     choices = {}
     if hydra_file.is_file():

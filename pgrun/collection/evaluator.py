@@ -16,31 +16,45 @@ EVAL_SEED_OFFSET = 1_000_000
 class Evaluator:
     """Runs `envs.num_envs` episodes in parallel, one per copy, and reports their returns.
 
-    Every evaluation resets the copies with the same seed, so all evaluations of a run (and
-    of runs with the same seed) start from the same states and see the same env randomness:
-    an eval return depends only on the policy, not on how many evaluations ran before.
-    Sampling (deterministic=False) draws from a torch RNG seeded the same way each time,
-    forked so that the training's random stream is left untouched.
+    Evaluation `index` (the run's first is 0) resets the copies with `seed_for(index)`:
+    with fresh starts (eval.starts=fresh) a seed of its own, derived from the run's seed and
+    the index, so that each evaluation samples new start states and env randomness (as
+    Stable-Baselines3's evaluations do), yet a run's evaluations are the same every time it
+    runs or resumes; with fixed starts the same seed every time, so all evaluations of a run
+    (and of runs with the same seed) start from the same states. Sampling
+    (deterministic=False) draws from a torch RNG seeded with the same seed, forked so that
+    the training's random stream is left untouched.
     """
 
     def __init__(
-        self, envs: VectorEnv, preprocessor: ObservationPreprocessor, seed: int, deterministic: bool
+        self,
+        envs: VectorEnv,
+        preprocessor: ObservationPreprocessor,
+        seed: int,
+        deterministic: bool,
+        fresh_starts: bool = False,
     ) -> None:
         self.envs, self.preprocessor, self.deterministic = envs, preprocessor, deterministic
-        self.seed = seed
+        self.seed, self.fresh_starts = seed, fresh_starts
 
-    def __call__(self, policy: Policy) -> np.ndarray:
-        """The return of one episode per env copy, [num_envs]."""
-        return self.episodes(policy)[0]
+    def seed_for(self, index: int) -> int:
+        """The seed evaluation `index` resets its copies with (copy i gets seed + i)."""
+        if not self.fresh_starts:
+            return self.seed
+        return int(np.random.SeedSequence([self.seed, index]).generate_state(1)[0])
 
-    def episodes(self, policy: Policy) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, policy: Policy, index: int = 0) -> np.ndarray:
+        """The return of one episode per env copy, [num_envs], in evaluation `index`."""
+        return self.episodes(policy, index)[0]
+
+    def episodes(self, policy: Policy, index: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """The return and the length (env steps) of one episode per env copy, each [num_envs]."""
-        n = self.envs.num_envs
-        obs, _ = self.envs.reset(seed=self.seed)
+        n, seed = self.envs.num_envs, self.seed_for(index)
+        obs, _ = self.envs.reset(seed=seed)
         returns, running = np.zeros(n), np.ones(n, dtype=bool)
         lengths = np.zeros(n, dtype=np.int64)
         with torch.random.fork_rng(), torch.no_grad():
-            torch.manual_seed(self.seed)
+            torch.manual_seed(seed)
             while running.any():
                 features = self.preprocessor(obs)
                 action = (

@@ -1,7 +1,9 @@
 """Configs saved by older pgrun versions, read with today's key names.
 
 A checkpoint, run.json and .hydra/config.yaml keep the config as the run resolved it; when
-a key is renamed, resume, rerun and pgrun-plot read old runs through `current_algo_keys`.
+a key is renamed or added, resume, rerun and pgrun-plot read old runs through
+`current_config`, which names each key as today and gives a key the run did not have the
+value that run used.
 """
 
 from __future__ import annotations
@@ -18,3 +20,15 @@ def current_algo_keys(algo: dict[str, Any]) -> dict[str, Any]:
     if "minibatch_size" in algo and "epochs" not in algo and "chunk_size" not in algo:
         return {("chunk_size" if key == "minibatch_size" else key): value for key, value in algo.items()}
     return dict(algo)
+
+
+def current_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A saved config with today's keys (a new dict; the input is unchanged): the algo keys
+    renamed (`current_algo_keys`), and eval.starts=fixed for runs made before evaluations
+    could start fresh (each evaluation then reset its copies with one seed)."""
+    config = dict(config)
+    if "algo" in config:
+        config["algo"] = current_algo_keys(config["algo"])
+    if "eval" in config and "starts" not in config["eval"]:
+        config["eval"] = {**config["eval"], "starts": "fixed"}
+    return config

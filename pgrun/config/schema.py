@@ -171,6 +171,10 @@ class EvalConfig:
     """episodes per evaluation, run in parallel on their own env copies"""
     deterministic: bool = True
     """act with the distribution's mode (argmax / mean) instead of sampling"""
+    starts: str = checked("fresh", choices=("fresh", "fixed"))
+    """fresh: each evaluation resets its copies with a seed of its own (new start states and
+    env randomness, deterministic from the run's seed); fixed: every evaluation with the
+    same seed (the same start states each time)"""
     video: bool = False
     """record one evaluation episode (an env copy of its own, rendered headless) as an MP4
     in <run dir>/videos/ and as a clip in TensorBoard; needs moviepy (pgrun[video])"""

@@ -117,6 +117,10 @@ def build_learners(config: Config, envs: VectorEnv, eval_envs: VectorEnv) -> Run
         estimate=estimate,
         collector=collector,
         evaluate=Evaluator(
-            eval_envs, preprocessor, config.seed + EVAL_SEED_OFFSET, config.eval.deterministic
+            eval_envs,
+            preprocessor,
+            config.seed + EVAL_SEED_OFFSET,
+            config.eval.deterministic,
+            fresh_starts=config.eval.starts == "fresh",
         ),
     )

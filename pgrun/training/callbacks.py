@@ -79,7 +79,7 @@ class Evaluation(Callback):
         while progress.next_eval <= progress.steps:
             progress.next_eval += config.eval.every
         with progress.timed("eval"):
-            returns = training.parts.evaluate(training.policy)
+            returns = training.parts.evaluate(training.policy, index=len(progress.evals))
         scalars["eval/return"], scalars["eval/return_std"] = float(returns.mean()), float(returns.std())
         progress.evals.append(scalars["eval/return"])
 
@@ -112,7 +112,7 @@ class Video(Callback):
                 config.env,
                 training.policy,
                 training.parts.preprocessor,
-                training.parts.evaluate.seed,
+                training.parts.evaluate.seed_for(len(training.progress.evals) - 1),
                 config.eval.deterministic,
                 training.run_dir / VIDEO_DIR / f"eval-step{steps:09d}.mp4",
                 max_width=logger.video_width(steps),

@@ -20,7 +20,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from pgrun.algorithms import algorithms
 from pgrun.config import Config, ConfigError, to_config
-from pgrun.config.legacy import current_algo_keys
+from pgrun.config.legacy import current_config
 from pgrun.training.checkpoint import load_checkpoint
 from pgrun.training.rundir import PROVENANCE_FILE, RunDirError
 
@@ -36,7 +36,7 @@ def parse_overrides(arguments: list[str]) -> list[Override]:
 
 def typed_config(saved: dict[str, Any], algorithm: str) -> DictConfig:
     """A saved plain config, typed by pgrun's schema and the schema of its algorithm."""
-    saved = {**saved, "algo": current_algo_keys(saved.get("algo", {}))}
+    saved = current_config(saved)
     try:
         schema = OmegaConf.merge(
             OmegaConf.structured(Config), {"algo": OmegaConf.structured(algorithms()[algorithm].schema)}
@@ -121,8 +121,7 @@ def rerun_overrides(run_dir: Path, overrides: list[str]) -> list[str]:
         )
     mine = {override.key_or_group for override in parsed}
     saved = [f"{group}={record['choices'][group]}" for group in SAVED_GROUPS]
-    saved_config = {**record["config"], "algo": current_algo_keys(record["config"].get("algo", {}))}
-    for key, value in leaves(saved_config).items():
+    for key, value in leaves(current_config(record["config"])).items():
         if not any(key == own or key.startswith(f"{own}.") for own in mine):
             saved.append(f"++{key}={hydra_literal(value)}")
     return [*saved, *overrides]
