@@ -3,7 +3,9 @@ benchmarks/solve_table.py on the same runs."""
 
 import csv
 import dataclasses
+import functools
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,12 +14,13 @@ import matplotlib.image
 import numpy as np
 import pytest
 import scipy.stats
+from omegaconf import OmegaConf
 from tests_support import metrics, pgrun
 
 from pgrun.analysis.plot import PNG_DPI, group_curve
-from pgrun.analysis.run_groups import find_runs, group_runs
+from pgrun.analysis.run_groups import find_runs, flatten, group_runs
 from pgrun.analysis.stats import bootstrap_ci, interquartile_mean, mean, sample_std
-from pgrun.cli.plot import main
+from pgrun.cli.plot import main, with_todays_keys
 
 SHORT = ["total_steps=2000", "eval.every=250", "eval.episodes=2", "log.every=1", "log.console=false"]
 PPO = ["algo=ppo", "algo.batch_size=250", "algo.minibatch_size=50", "algo.epochs=2"]
@@ -175,13 +178,51 @@ def test_labels_name_the_algo_preset_and_the_keys_it_does_not_decide(sweep):
 
 
 @pytest.mark.slow  # runs pgrun
-def test_keys_a_tuned_preset_changes_are_named_below_the_table(sweep, tmp_path):
+def test_the_table_names_every_setting_that_differs_between_groups(sweep, tmp_path):
     plot_table(sweep, tmp_path)
-    num_envs = sorted({str(run.config["env.num_envs"]) for run in find_runs([sweep])})
-    assert len(num_envs) == 2  # ppo's tuned CartPole preset runs more env copies than rtg
-    note = (tmp_path / "results.md").read_text().splitlines()[-1]
-    assert note.startswith("Also different between groups, set by the presets named: ")
-    assert f"env.num_envs ({', '.join(num_envs)})" in note
+    lines = (tmp_path / "results.md").read_text().splitlines()
+    start = lines.index("| setting | algo=ppo | algo=rtg |")
+    rows = {line.split(" | ")[0].removeprefix("| "): line.split(" | ")[1:] for line in lines[start + 2 :]}
+    # expected: every key whose value differs between a ppo and an rtg run, read from the files
+    ppo, rtg = (
+        OmegaConf.load(sweep / name / ".hydra" / "config.yaml") for name in ("ppo_seed0", "rtg_seed0")
+    )
+    flat_ppo, flat_rtg = (flatten(OmegaConf.to_container(c, resolve=True)) for c in (ppo, rtg))
+    differing = {
+        key
+        for key in flat_ppo.keys() | flat_rtg.keys()
+        if flat_ppo.get(key, "-") != flat_rtg.get(key, "-") and key not in {"seed", "total_steps"}
+        and not key.startswith(("log.", "checkpoint.", "eval.video_every"))
+    }  # fmt: skip
+    assert set(rows) == differing
+    # the algorithm's own keys are named too, with "-" where a group has no such key
+    assert rows["algo.clip"] == ["0.2", "- |"] and rows["env.num_envs"] == ["8", "4 |"]
+    assert rows["algo.optim.lr"] == ["0.002", "0.01 |"]
+
+
+@pytest.mark.slow  # runs pgrun
+def test_runs_of_an_older_version_are_read_with_todays_keys(sweep, tmp_path):
+    def older(name: str, *dropped: str) -> None:
+        shutil.copytree(sweep / "ppo_seed0", tmp_path / name)
+        config = OmegaConf.to_container(OmegaConf.load(tmp_path / name / ".hydra" / "config.yaml"))
+        for key in dropped:
+            *parents, leaf = key.split(".")
+            functools.reduce(dict.get, parents, config).pop(leaf)
+        OmegaConf.save(OmegaConf.create(config), tmp_path / name / ".hydra" / "config.yaml")
+
+    # keys added since that version, at the value they stand for: the runs are one group
+    older("before_schedule_steps", "schedule_steps", "algo.value.clip_range", "log.info_keys")
+    shutil.copytree(sweep / "ppo_seed1", tmp_path / "today")
+    groups = group_runs(find_runs([tmp_path], complete=with_todays_keys))
+    assert [len(runs) for runs in groups.values()] == [2]
+    assert len(group_runs(find_runs([tmp_path]))) == 2  # (read as written, they split)
+    # a key whose default changed reads as what the older run did
+    older("before_fresh_starts", "eval.starts")
+    groups = group_runs(find_runs([tmp_path], complete=with_todays_keys))
+    assert {label: len(runs) for label, runs in groups.items()} == {
+        "eval.starts=fixed": 1,
+        "eval.starts=fresh": 2,
+    }
 
 
 def test_interquartile_mean_hand_computed():

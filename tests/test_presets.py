@@ -95,3 +95,25 @@ def test_the_console_names_every_key_a_preset_sets(preset):
 
 def test_no_preset_line_for_a_pair_without_a_preset():
     assert preset_line(CONFIGS, "vpg_cartpole") is None and preset_line(CONFIGS, None) is None
+
+
+COMPARISONS = [
+    path
+    for path in sorted((CONFIGS / "experiment").glob("*.yaml"))
+    if "algo" in OmegaConf.load(path).get("hydra", {}).get("sweeper", {}).get("params", {})
+]
+
+
+@pytest.mark.parametrize("experiment", COMPARISONS, ids=[path.stem for path in COMPARISONS])
+def test_a_comparison_runs_every_algorithm_under_one_preset_policy(experiment):
+    """A sweep over algorithms must not give some of them a tuned preset and others none."""
+    from pgrun.api import compose_config
+
+    params = OmegaConf.load(experiment).hydra.sweeper.params
+    applied = {}
+    for algo in str(params.algo).split(","):
+        _, hydra_config = compose_config([f"experiment={experiment.stem}", f"algo={algo}"])
+        tuned = hydra_config.runtime.choices.get("tuned")
+        applied[algo] = tuned if tuned and (CONFIGS / "tuned" / f"{tuned}.yaml").is_file() else None
+    assert len(set(applied.values())) == 1 or None not in applied.values(), applied
+    assert len(applied) >= 2

@@ -125,9 +125,10 @@ def interval(low: float, high: float) -> str:
     return "-" if np.isnan(low) else f"{low:.1f} to {high:.1f}"
 
 
-def markdown_table(rows: list[dict], metric: str, implied: dict[str, list[str]] | None = None) -> str:
-    """The table in Markdown, followed by the line that says what its numbers are and the
-    config keys that differ between groups but are named only through a preset."""
+def markdown_table(rows: list[dict], metric: str, settings: dict[str, list[str]] | None = None) -> str:
+    """The table in Markdown, followed by the line that says what its numbers are and a table
+    of every config key whose value differs between the groups (`settings`: key -> the
+    value in each group, in the rows' order)."""
     lines = [
         f"| group | seeds | final {metric}, mean ± std | mean, 95% CI | IQM (95% CI) | best, mean "
         "| env steps at final |",
@@ -156,20 +157,26 @@ def markdown_table(rows: list[dict], metric: str, implied: dict[str, list[str]] 
         f"({TABLE_RESAMPLES:,} resamples, none below 2 seeds); IQM is the mean of the middle "
         "50% of seeds (rliable, Agarwal et al. 2021). Best: each seed's highest value, averaged.",
     ]
-    if implied:
-        differences = "; ".join(f"{key} ({', '.join(values)})" for key, values in implied.items())
-        lines += ["", f"Also different between groups, set by the presets named: {differences}."]
+    if settings:
+        lines += [
+            "",
+            "Every setting that differs between the groups (- : the group's runs have no such key):",
+            "",
+            "| setting | " + " | ".join(row["group"] for row in rows) + " |",
+            "|---|" + "---|" * len(rows),
+        ]
+        lines += [f"| {key} | " + " | ".join(values) + " |" for key, values in settings.items()]
     return "\n".join(lines) + "\n"
 
 
-def write_table(rows: list[dict], out: Path, metric: str, implied: dict[str, list[str]]) -> None:
+def write_table(rows: list[dict], out: Path, metric: str, settings: dict[str, list[str]]) -> None:
     """results.csv (empty cells for undefined values) and results.md in `out`."""
     with (out / "results.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         for row in rows:
             writer.writerow({k: "" if isinstance(v, float) and np.isnan(v) else v for k, v in row.items()})
-    (out / "results.md").write_text(markdown_table(rows, metric, implied))
+    (out / "results.md").write_text(markdown_table(rows, metric, settings))
 
 
 def near(mask: np.ndarray) -> np.ndarray:

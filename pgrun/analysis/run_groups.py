@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,8 +98,14 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Value]:
     return flat
 
 
-def read_run(run_dir: Path) -> Run:
-    """The run in `run_dir`, which holds .hydra/config.yaml and metrics.jsonl."""
+Completion = Callable[[dict[str, Any], dict[str, str]], dict[str, Any]]
+"""(a run's saved config, its preset choices) -> the config with every key today's pgrun has"""
+
+
+def read_run(run_dir: Path, complete: Completion | None = None) -> Run:
+    """The run in `run_dir`, which holds .hydra/config.yaml and metrics.jsonl. Its config is
+    read with today's key names (pgrun.config.legacy) and, with `complete`, given the keys
+    its pgrun version did not have yet, so that runs of two versions compare key by key."""
     config = OmegaConf.to_container(OmegaConf.load(run_dir / ".hydra" / "config.yaml"), resolve=True)
     config = current_config(config)
     hydra_file = run_dir / ".hydra" / "hydra.yaml"
@@ -107,6 +113,8 @@ def read_run(run_dir: Path) -> Run:
     if hydra_file.is_file():
         picked = OmegaConf.load(hydra_file).hydra.runtime.choices
         choices = {str(k): str(v) for k, v in picked.items() if not str(k).startswith("hydra/")}
+    if complete is not None:
+        config = complete(config, choices)
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()
     return Run(
         path=run_dir,
@@ -116,7 +124,7 @@ def read_run(run_dir: Path) -> Run:
     )
 
 
-def find_runs(folders: Iterable[Path]) -> list[Run]:
+def find_runs(folders: Iterable[Path], complete: Completion | None = None) -> list[Run]:
     """Every finished run (with a summary.json) below `folders`. Runs that did not finish
     (interrupted, failed, still running) are named on stderr and left out, so that they
     are not counted as seeds."""
@@ -132,7 +140,7 @@ def find_runs(folders: Iterable[Path]) -> list[Run]:
             if not (run_dir / "summary.json").is_file():
                 unfinished.append(run_dir)
                 continue
-            runs.append(read_run(run_dir))
+            runs.append(read_run(run_dir, complete))
     for run_dir in unfinished:
         print(f"pgrun-plot: skipping {run_dir}: it did not finish (no summary.json)", file=sys.stderr)
     return runs
@@ -181,17 +189,20 @@ def label_keys(runs: list[Run], differing: list[str]) -> list[str]:
     return named + [key for key in differing if not (named and determined_by(runs, named, key))]
 
 
-def implied_keys(runs: list[Run]) -> dict[str, list[str]]:
-    """Differing keys outside the algo/env presets' own keys that the labels leave implied
-    by a preset name (e.g. env.num_envs set by a tuned preset): key -> its values."""
-    differing = differing_keys(runs)
-    named = named_choices(runs, differing)
-    shown = label_keys(runs, differing)
-    return {
-        key: sorted({str(run.value(key)) for run in runs})
-        for key in differing
-        if key not in shown and key.split(".")[0] not in named
-    }
+def differing_settings(groups: dict[str, list[Run]]) -> dict[str, list[str]]:
+    """Every config key (algo.* and env.* included, the seed and the output settings not)
+    whose values differ between `groups`: key -> each group's value, its values joined by
+    ", " where its runs differ, "-" for runs that do not have the key (e.g. algo.clip of vpg)."""
+    runs = [run for members in groups.values() for run in members]
+    settings = {}
+    for key in differing_keys(runs):
+        cells = [
+            ", ".join(sorted({"-" if run.value(key) == ABSENT else str(run.value(key)) for run in members}))
+            for members in groups.values()
+        ]
+        if len(set(cells)) > 1:
+            settings[key] = cells
+    return settings
 
 
 def shared_choices(runs: list[Run]) -> list[str]:

@@ -11,11 +11,28 @@ import argparse
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
 
 from pgrun.analysis.plot import band_name, group_curve, plot, table_row, write_table
-from pgrun.analysis.run_groups import ABSENT, Run, find_runs, group_runs, implied_keys, select_runs
+from pgrun.analysis.run_groups import ABSENT, Run, differing_settings, find_runs, group_runs, select_runs
+from pgrun.config import ConfigError, config_dir
+from pgrun.config.files import algo_schema_of
+from pgrun.training.resume import typed_config
 
 DESCRIPTION = "Learning curves and a results table of runs, grouped by their resolved configs."
+
+
+def with_todays_keys(config: dict[str, Any], choices: dict[str, str]) -> dict[str, Any]:
+    """A run's config with the keys its pgrun version lacked, at the value they stand for
+    (today's default, or the value older runs used: pgrun.config.legacy), typed by today's
+    schema of its algorithm; unchanged where it does not fit that schema."""
+    try:
+        schema = algo_schema_of(config_dir(), choices.get("algo", ""))
+        return OmegaConf.to_container(typed_config(config, schema), resolve=True)
+    except (ConfigError, KeyError, OSError):
+        return config
 
 
 def logged_scalars(runs: Iterable[Run]) -> list[str]:
@@ -78,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     missing = [str(folder) for folder in args.folders if not folder.is_dir()]
     if missing:
         sys.exit(f"pgrun-plot: error: not a folder: {', '.join(missing)}")
-    runs = find_runs(args.folders)
+    runs = find_runs(args.folders, complete=with_todays_keys)
     if not runs:
         sys.exit(f"pgrun-plot: error: no finished run under {', '.join(map(str, args.folders))}")
     runs = select_runs(runs, args.where)
@@ -90,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     out = args.out or args.folders[0] / "plots"
     out.mkdir(parents=True, exist_ok=True)
     rows = [table_row(label, group, args.metric) for label, group in groups.items()]
-    write_table(rows, out, args.metric, implied_keys(runs) if args.group is None else {})
+    write_table(rows, out, args.metric, differing_settings(groups))
     curves = [
         group_curve(label, group, args.metric, args.x, args.stat, args.band)
         for label, group in groups.items()

@@ -18,3 +18,18 @@ def default_choices(directory: Path) -> dict[str, str]:
     """The groups configs/config.yaml chooses by default ({"algo": "vpg", "env": "cartpole", ...})."""
     entries = OmegaConf.to_container(OmegaConf.load(directory / "config.yaml").defaults, resolve=False)
     return {key: value for entry in entries if isinstance(entry, dict) for key, value in entry.items()}
+
+
+def algo_schema_of(directory: Path, group: str) -> str:
+    """The schema (pgrun.algorithms' registry name) behind algo group `group`: the
+    `/schema/algo/NAME@_here_` its file's defaults name, or that of the group it extends
+    (npg extends trpo, ppo_penalty ppo). KeyError for a group whose file names neither."""
+    path = directory / "algo" / f"{group}.yaml"
+    if not path.is_file():
+        raise KeyError(group)
+    for entry in OmegaConf.load(path).get("defaults", []):
+        if isinstance(entry, str) and entry.startswith("/schema/algo/"):
+            return entry.removeprefix("/schema/algo/").split("@")[0]
+        if isinstance(entry, str) and entry != "_self_":
+            return algo_schema_of(directory, entry)
+    raise KeyError(group)
