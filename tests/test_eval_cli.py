@@ -17,6 +17,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tests_support import learning_rows, main_runner, metrics, pgrun
 
 from pgrun.cli import evaluate as eval_cli
+from pgrun.collection.evaluator import Evaluator
 from pgrun.collection.normalization import ObservationPreprocessor
 from pgrun.config import Config, EnvConfig, PolicyConfig, as_plain_dict
 from pgrun.networks.policy import make_policy
@@ -111,10 +112,13 @@ def test_a_run_dir_evaluates_to_its_last_logged_eval_return(run_dir):
     ]
     numbers = json.loads(result.stdout)
     last = metrics(run_dir)[-1]
+    # the seed of the run's last evaluation: fresh starts, one seed per evaluation
+    evaluations = sum("eval/return" in row for row in metrics(run_dir))
+    seed = Evaluator(None, None, 1_000_000, True, fresh_starts=True).seed_for(evaluations - 1)
     # the same evaluator, seed, episodes and (saved, frozen) observation statistics as the run's
     assert numbers["return_mean"] == last["eval/return"]
     assert numbers["return_std"] == last["eval/return_std"]
-    assert numbers["seed"] == 1_000_000 and numbers["episodes"] == 4 and numbers["deterministic"]
+    assert numbers["seed"] == seed and numbers["episodes"] == 4 and numbers["deterministic"]
     assert numbers["lengths"] == numbers["returns"]  # CartPole: +1 per step
     text = pgrun_eval(run_dir, cwd=run_dir.parent)
     assert text.returncode == 0, text.stderr
@@ -122,7 +126,7 @@ def test_a_run_dir_evaluates_to_its_last_logged_eval_return(run_dir):
     returns, lengths = numbers["returns"], numbers["lengths"]
     spread = f"min {min(returns):.2f}, max {max(returns):.2f}"
     assert lines == [
-        "CartPole-v1: 4 episodes, deterministic, seeds 1,000,000 to 1,000,003",
+        f"CartPole-v1: 4 episodes, deterministic, seeds {seed:,} to {seed + 3:,}",
         f"return  {np.mean(returns):.2f} ± {np.std(returns):.2f}  ({spread})",
         f"length  {np.mean(lengths):.1f} ± {np.std(lengths):.1f}  (min {min(lengths)}, max {max(lengths)})",
         "lengths " + " ".join(map(str, lengths)),
@@ -135,8 +139,8 @@ def test_episodes_seed_and_stochastic_change_what_they_should(run_dir, report):
     # copy i is reset with seed + i: fewer episodes are the first ones of the default evaluation
     two = report(run_dir, "--episodes", 2)
     assert two["returns"] == default["returns"][:2] and two["episodes"] == 2
-    shifted = report(run_dir, "--seed", 1_000_001, "--episodes", 2)
-    assert shifted["returns"] == default["returns"][1:3] and shifted["seed"] == 1_000_001
+    shifted = report(run_dir, "--seed", default["seed"] + 1, "--episodes", 2)
+    assert shifted["returns"] == default["returns"][1:3] and shifted["seed"] == default["seed"] + 1
     stochastic = report(run_dir, "--stochastic")
     assert not stochastic["deterministic"] and stochastic["returns"] != default["returns"]
     assert report(run_dir, "--stochastic")["returns"] == stochastic["returns"]  # seeded sampling
@@ -196,14 +200,14 @@ def test_video_records_each_episode_as_an_mp4_of_the_render_size(run_dir, tmp_pa
     videos = [Path(path) for path in recorded["videos"]]
     assert sorted(videos) == sorted((tmp_path / "clips").glob("*.mp4")) and len(videos) == 2
     for index, (video, length) in enumerate(zip(videos, recorded["lengths"], strict=True)):
-        assert video.name.startswith("eval-") and video.name.endswith(f"-seed{1_000_000 + index}.mp4")
+        assert video.name.startswith("eval-") and video.name.endswith(f"-seed{plain['seed'] + index}.mp4")
         frames = decoded(video)
         # RecordVideo keeps the frame after reset and one per step
         assert frames.shape == (written_frames(length + 1), *CARTPOLE_FRAME)
         assert frames.std() > 0  # a picture, not a blank
     # by default, into the run dir
     evaluated(run_dir, "--episodes", 1, "--video", cwd=tmp_path)
-    assert len(list((run_dir / "videos").glob("eval-*-seed1000000.mp4"))) == 1
+    assert len(list((run_dir / "videos").glob(f"eval-*-seed{plain['seed']}.mp4"))) == 1
 
 
 @pytest.mark.slow

@@ -61,7 +61,7 @@ def parser() -> argparse.ArgumentParser:
         "--seed",
         type=int,
         metavar="S",
-        help="reset copy i with seed + i (default: the run's seed + 1,000,000, as its evaluations)",
+        help="reset copy i with seed + i (default: the seed of the run's last evaluation)",
     )
     p.add_argument("--video", action="store_true", help="record every episode as an MP4 (needs pgrun[video])")
     p.add_argument(
@@ -115,8 +115,12 @@ def summary_lines(
     ]
 
 
-def settings(args: argparse.Namespace, config: dict[str, Any]) -> tuple[int, bool, int]:
-    """Episodes, deterministic or not, seed: as given, else as the run's evaluations."""
+def settings(
+    args: argparse.Namespace, config: dict[str, Any], eval_seed: int | None = None
+) -> tuple[int, bool, int]:
+    """Episodes, deterministic or not, seed: as given, else as the run's last evaluation
+    (`eval_seed`, recorded in the policy file; in older files the run's seed + 1,000,000,
+    which every evaluation of those runs used)."""
     from pgrun.collection.evaluator import EVAL_SEED_OFFSET
 
     episodes = args.episodes if args.episodes is not None else int(config["eval"]["episodes"])
@@ -124,7 +128,10 @@ def settings(args: argparse.Namespace, config: dict[str, Any]) -> tuple[int, boo
         raise ConfigError(f"--episodes={episodes} is not allowed: must be >= 1")
     chosen = args.stochastic or args.deterministic
     deterministic = not args.stochastic if chosen else bool(config["eval"]["deterministic"])
-    seed = args.seed if args.seed is not None else int(config["seed"]) + EVAL_SEED_OFFSET
+    if args.seed is not None:
+        seed = args.seed
+    else:
+        seed = eval_seed if eval_seed is not None else int(config["seed"]) + EVAL_SEED_OFFSET
     return episodes, deterministic, seed
 
 
@@ -157,7 +164,7 @@ def evaluate(args: argparse.Namespace) -> None:
     path = policy_file(args.path)
     saved = read_policy(path)  # imports nothing the file names
     env_config = env_config_of(saved.config, args.env)
-    episodes, deterministic, seed = settings(args, saved.config)
+    episodes, deterministic, seed = settings(args, saved.config, saved.eval_seed)
     if args.video:
         require_moviepy("--video")
         if env_config.vectorization == "native":

@@ -198,6 +198,9 @@ class PolicyFile(Callback):
             training.parts.preprocessor,
             training.parts.envs.single_action_space,
             training.rule.critic,
+            eval_seed=training.parts.evaluate.seed_for(len(evals) - 1)
+            if (evals := training.progress.evals)
+            else None,
         )
 
 

@@ -79,12 +79,14 @@ def save_policy(
     preprocessor: ObservationPreprocessor,
     action_space: gym.Space,
     critic: torch.nn.Module | None = None,
+    eval_seed: int | None = None,
 ) -> None:
     """Write the policy atomically: a crash leaves no partial file.
 
     Keys: state_dict (policy), config, spaces (observation and action, described by
     describe_space), obs_dim, obs_statistics (empty unless env.normalize_obs) and obs_clip,
-    value_state_dict (the value network V(s) of algorithms with a critic). Everything is a
+    value_state_dict (the value network V(s) of algorithms with a critic), eval_seed (the seed
+    the run's last evaluation reset its copies with, if it evaluated). Everything is a
     tensor or a plain value, so torch.load(path, weights_only=True) reads it.
     """
     payload = {
@@ -97,6 +99,8 @@ def save_policy(
     }
     if critic is not None:
         payload["value_state_dict"] = critic.state_dict()
+    if eval_seed is not None:
+        payload["eval_seed"] = eval_seed
     atomic_save(payload, path)
 
 
@@ -109,6 +113,8 @@ class SavedPolicy:
     preprocessor: ObservationPreprocessor
     config: dict[str, Any]
     action_space: gym.Space
+    eval_seed: int | None = None
+    """the seed of the run's last evaluation (None in files that do not record it)"""
 
     def mismatch(self, observation_space: gym.Space, action_space: gym.Space) -> str | None:
         """Why an env with these spaces cannot run this policy (one line), or None.
@@ -195,7 +201,7 @@ def read_policy(path: Path) -> SavedPolicy:
         raise PolicyFileError(
             f"{path}: not a pgrun policy file ({type(error).__name__}: {reason})"
         ) from error
-    return SavedPolicy(policy, preprocessor, config, action_space)
+    return SavedPolicy(policy, preprocessor, config, action_space, payload.get("eval_seed"))
 
 
 def load_policy(path: Path) -> tuple[Policy, ObservationPreprocessor, dict[str, Any]]:
