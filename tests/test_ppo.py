@@ -111,6 +111,25 @@ def test_large_steps_clip_ratios_and_stop_the_epochs_early():
     assert info["train/clip_frac"] > 0.0
 
 
+def test_the_whole_batch_kl_stop_ends_the_epochs_at_the_first_epoch_over_the_limit():
+    batch = random_batch(ppo_rule(SPACES["categorical"])[0], seed=3, steps=64, envs=4)
+    obs, actions = batch.flat(batch.obs), batch.flat(batch.actions)
+    phi = batch.flat(random_like(batch.rewards, seed=4))
+    kls = []  # the whole-batch approximate KL after each epoch, without a stop
+    for epochs in range(1, 11):
+        torch.manual_seed(9)
+        _, rule = ppo_rule(SPACES["categorical"], epochs=epochs, minibatch_size=16, target_kl=None)
+        kls.append(rule.policy_update(obs, actions, phi, progress=0.0)["train/approx_kl"])
+    first_over = next(epoch for epoch, kl in enumerate(kls, start=1) if kl > 1.5 * 0.01)
+    torch.manual_seed(9)
+    _, rule = ppo_rule(
+        SPACES["categorical"], epochs=10, minibatch_size=16, target_kl=0.01, kl_stop_on="batch"
+    )
+    info = rule.policy_update(obs, actions, phi, progress=0.0)
+    assert info["train/stopped_early"] == 1.0 and info["train/epochs"] == first_over < 10
+    assert info["train/approx_kl"] == pytest.approx(kls[first_over - 1])
+
+
 @pytest.mark.parametrize(("lr", "factor"), [(0.1, 2.0), (1e-6, 0.5)])
 def test_penalty_coefficient_adapts_to_the_measured_kl(lr, factor):
     policy, rule = ppo_rule(
@@ -131,7 +150,7 @@ def test_value_fitted_on_the_policys_minibatches_leaves_both_fits_intact(target_
     The policy takes exactly the steps it takes alone (same shuffles, no value gradient), and
     V takes all its iters passes of steps, even when the policy's epochs stop early."""
     config = dict(epochs=4, minibatch_size=13, target_kl=target_kl)
-    value = PPOValueConfig(iters=4, minibatch_size=13, lr=0.01)
+    value = PPOValueConfig(iters=4, minibatch_size=13, lr=0.01, max_grad_norm=None)
     joint_policy, joint = ppo_rule(SPACES["gaussian"], value=value, **config)
     alone_policy, alone = ppo_rule(SPACES["gaussian"], value=value, **config)
     assert joint.value.shares_minibatches_with(4, 13)

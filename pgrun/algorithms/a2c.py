@@ -11,7 +11,7 @@ Stable-Baselines3, the default optimizer is RMSprop, and advantages are not norm
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pgrun.algorithms.rule import Algorithm
 from pgrun.config import AlgoConfig, OptimizerConfig, ValueNetworkConfig, checked
@@ -55,6 +55,9 @@ class A2CConfig(AlgoConfig):
     optim: OptimizerConfig = field(
         default_factory=lambda: OptimizerConfig(name="rmsprop", lr=7e-4, eps=1e-5, max_grad_norm=0.5)
     )
+
+    LOG_STD_INIT: ClassVar[float] = 0.0
+    """Stable-Baselines3's initial log-std"""
 
 
 class A2C:

@@ -172,6 +172,7 @@ class BaselinePolicyGradient(PolicyGradient):
 
     def update(self, advantages: Advantages, progress: float) -> dict[str, float]:
         info = super().update(advantages, progress)
+        self.value.follow_schedule(optim.scheduled_lr(self.config.optim, progress, self.config.value.lr))
         batch = advantages.batch
         return info | self.value.fit(batch.flat(batch.obs), batch.flat(advantages.value_targets))
 

@@ -11,7 +11,7 @@ passes match the epochs, else after them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pgrun.algorithms.rule import Algorithm
 from pgrun.config import AlgoConfig, OptimizerConfig, ValueConfig, checked
@@ -43,6 +43,8 @@ class PPOValueConfig(ValueConfig):
     needs value.iters == epochs and value.minibatch_size == minibatch_size"""
     coef: float = checked(0.5, ge=0.0)
     """with share_encoder: c_V, the weight of the value loss in the joint loss"""
+    lr: float = checked(3e-4, gt=0.0)
+    """its own Adam learning rate (on algo.optim's schedule)"""
     max_grad_norm: float | None = checked(0.5, gt=0.0)
 
 
@@ -56,7 +58,7 @@ class PPOConfig(AlgoConfig):
     """GAE lambda: 1 gives reward-to-go minus V(s_t), 0 the one-step TD residual"""
     value: PPOValueConfig = field(default_factory=PPOValueConfig)
     optim: OptimizerConfig = field(
-        default_factory=lambda: OptimizerConfig(lr=3e-4, lr_schedule="linear", eps=1e-5, max_grad_norm=0.5)
+        default_factory=lambda: OptimizerConfig(lr=3e-4, eps=1e-5, max_grad_norm=0.5)
     )
     ent_coef: float = checked(0.0, ge=0.0)
     """entropy bonus coefficient c_H in the loss"""
@@ -68,11 +70,17 @@ class PPOConfig(AlgoConfig):
     """clip: min(r A, clip(r, 1 - eps, 1 + eps) A); penalty: r A - beta KL(pi_old || pi), beta adapted"""
     clip: float = checked(0.2, gt=0.0)
     """clip: surrogate clip range epsilon"""
-    target_kl: float | None = checked(0.015, gt=0.0)
-    """clip: stop the batch's epochs once approx KL exceeds 1.5 * target_kl (null: never);
-    penalty: the KL that beta is adapted towards"""
+    target_kl: float | None = checked(None, gt=0.0)
+    """clip: stop the batch's epochs once the approximate KL exceeds 1.5 * target_kl (null:
+    never; where it is measured: kl_stop_on); penalty: the KL that beta is adapted towards"""
+    kl_stop_on: str = checked("minibatch", choices=("minibatch", "batch"))
+    """clip with target_kl: minibatch: before each minibatch step, on that minibatch
+    (Stable-Baselines3); batch: after each epoch, on the whole batch"""
     kl_coef: float = checked(1.0, gt=0.0)
     """penalty: initial beta; doubled when KL > 1.5 target_kl, halved when KL < target_kl / 1.5"""
+
+    LOG_STD_INIT: ClassVar[float] = 0.0
+    """Stable-Baselines3's (and CleanRL's) initial log-std"""
 
     def inconsistency(self) -> tuple[str, str] | None:
         if self.variant == "penalty" and self.target_kl is None:
@@ -89,8 +97,13 @@ class PPOConfig(AlgoConfig):
     def ignored_keys(self) -> dict[str, str]:
         if self.variant == "clip":
             ignored = {"kl_coef": "with algo.variant=clip: it is the penalty variant's initial beta"}
+            if self.target_kl is None:
+                ignored["kl_stop_on"] = "with algo.target_kl=null: there is no KL early stop"
         else:
-            ignored = {"clip": "with algo.variant=penalty: it is the clip variant's epsilon"}
+            ignored = {
+                "clip": "with algo.variant=penalty: it is the clip variant's epsilon",
+                "kl_stop_on": "with algo.variant=penalty: the KL adapts beta, it stops nothing",
+            }
         if self.value.share_encoder:
             shared = "with algo.value.share_encoder=true: algo.optim steps the shared network"
             ignored |= {"value.lr": shared, "value.max_grad_norm": shared}
@@ -124,10 +137,12 @@ def kl_penalized_surrogate(
 class PPO:
     """config.epochs passes over the batch in shuffled minibatches, one optimizer step each.
 
-    clip variant: the passes stop early, before the step, once the approximate KL between
-    the batch's policy and the current one on the minibatch exceeds 1.5 * target_kl (as in
-    Spinning Up). penalty variant: after the update, beta doubles if the mean KL exceeded
-    1.5 * target_kl and halves if it stayed below target_kl / 1.5.
+    clip variant with target_kl: the passes stop early once the approximate KL between the
+    batch's policy and the current one exceeds 1.5 * target_kl, measured (kl_stop_on) either
+    before each minibatch step on that minibatch, the step then not taken (as
+    Stable-Baselines3), or after each epoch on the whole batch (Spinning Up's whole-batch
+    check, made once an epoch). penalty variant: after the update, beta doubles if the mean
+    KL exceeded 1.5 * target_kl and halves if it stayed below target_kl / 1.5.
     """
 
     def __init__(self, config: PPOConfig, policy: Policy, make_value_network: ValueNetworkFactory) -> None:
@@ -171,6 +186,7 @@ class PPO:
         also takes V's step on the same minibatch."""
         config, policy = self.config, self.policy
         self.optimizer.lr = optim.scheduled_lr(config.optim, progress)
+        self.value.follow_schedule(optim.scheduled_lr(config.optim, progress, config.value.lr))
         with torch.no_grad():
             old_params = policy.distribution_params(obs)
             logp_old = policy.log_prob_from(old_params, actions)
@@ -179,6 +195,7 @@ class PPO:
         per_epoch = -(-n // size)
         steps, stopped, clip_fracs, grad_norms, last_loss = 0, False, [], [], torch.tensor(float("nan"))
         early_stop = config.variant == "clip" and config.target_kl is not None
+        per_minibatch = early_stop and config.kl_stop_on == "minibatch"
         shared = value_fitting is not None and self.value.shared  # one encoder pass serves both heads
         for _ in range(config.epochs):
             for index in batching.shuffled_minibatches(n, size):
@@ -189,7 +206,10 @@ class PPO:
                     else policy.distribution_params(obs[index])
                 )
                 logp = policy.log_prob_from(params, actions[index])
-                if early_stop and losses.approx_kl(logp_old[index], logp.detach()) > 1.5 * config.target_kl:
+                if (
+                    per_minibatch
+                    and losses.approx_kl(logp_old[index], logp.detach()) > 1.5 * config.target_kl
+                ):
                     stopped = True
                     break
                 if config.variant == "clip":
@@ -213,6 +233,11 @@ class PPO:
                 if value_fitting is not None:
                     value_fitting.step()
                 steps += 1
+            if early_stop and not per_minibatch:
+                with torch.no_grad():
+                    stopped = (
+                        losses.approx_kl(logp_old, policy.log_prob_of(obs, actions)) > 1.5 * config.target_kl
+                    )
             if stopped:
                 break
         with torch.no_grad():

@@ -48,6 +48,12 @@ class FittedValue:
         self.coef = coef if self.shared else 1.0
         self.optimizer = None if self.shared else Adam({"value": self.net}, config.lr)
 
+    def follow_schedule(self, lr: float) -> None:
+        """Set V's own optimizer to learning rate `lr` (the rule's schedule applied to value.lr);
+        a V sharing the policy's encoder has none: the rule's optimizer steps it."""
+        if self.optimizer is not None:
+            self.optimizer.lr = lr
+
     def fit(self, obs: Tensor, targets: Tensor) -> dict[str, float]:
         """Fit to targets [n] at obs [n, obs_dim]; return the loss of the last pass."""
         fitting = ValueFitting(self, obs, targets)

@@ -9,7 +9,7 @@ it uses. Imports neither torch nor any other part of pgrun.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from omegaconf import MISSING
 
@@ -135,6 +135,10 @@ class AlgoConfig:
     episodes: batch_size complete episodes"""
     batch_size: int = checked(5000, ge=1)
 
+    LOG_STD_INIT: ClassVar[float] = -0.5
+    """the initial log-std of a Gaussian policy when policy.log_std_init is null: Spinning Up's
+    -0.5 (vpg, baseline, trpo), unless the algorithm's reference implementation has another"""
+
     def inconsistency(self) -> tuple[str, str] | None:
         """(field, why) if the fields do not fit together, else None."""
         return None
@@ -156,8 +160,10 @@ class PolicyConfig:
     for an image (nature_cnn if both sides >= 36, else small_cnn) and multi_input for Dict or
     Tuple observations with an image; mlp feeds images flat (scaled to [0, 1]) only when named.
     hidden_sizes are the layers after mlp and multi_input; a CNN of one image has none"""
-    log_std_init: float = -0.5
-    """initial log standard deviation of the Gaussian policy (Box actions)"""
+    log_std_init: float | None = -0.5
+    """initial log standard deviation of the Gaussian policy (Box actions); null (configs/
+    config.yaml's default): the algorithm's reference value (AlgoConfig.LOG_STD_INIT),
+    resolved when the config is checked"""
     clip_actions: bool = True
     """Box actions: clip the sampled action to the bounds before the env gets it (the update
     still uses the log-prob of the unclipped sample); false: the env gets the raw sample"""

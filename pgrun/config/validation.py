@@ -115,6 +115,8 @@ def to_config(cfg: DictConfig, preset: str | None = None) -> Config:
     if not isinstance(config, Config):
         raise ConfigError("config: the composed config is not a pgrun config")
     validate(config, preset=preset)
+    if config.policy.log_std_init is None:  # the algorithm's reference value
+        config.policy.log_std_init = type(config.algo).LOG_STD_INIT
     return config
 
 
