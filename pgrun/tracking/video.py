@@ -66,12 +66,32 @@ class FrameTap(gym.Wrapper):
         return frame
 
 
+def follow_the_agent(env: gym.Env) -> gym.Env:
+    """A MuJoCo env rendered through its model's `track` camera (mode trackcom: beside the
+    agent, following its centre of mass), where the model has one and the user chose no
+    camera (env.kwargs camera_name or camera_id). gymnasium renders with a free camera at
+    `default_camera_config`, which stays where it was put (it forces the camera type to
+    free at every frame, so even the trackbodyid of Hopper and Walker2d tracks nothing):
+    a runner leaves the frame within a second. Models without a track camera (the
+    pendulums, on their rails) and other envs are left alone."""
+    renderer = getattr(env.unwrapped, "mujoco_renderer", None)
+    if renderer is None or renderer.camera_id != -1:
+        return env
+    import mujoco
+
+    track = mujoco.mj_name2id(renderer.model, mujoco.mjtObj.mjOBJ_CAMERA, "track")
+    if track != -1:
+        renderer.camera_id = track
+    return env
+
+
 def recording(folder: Path, name: Callable[[int], str]) -> Callable[[gym.Env, int], gym.Env]:
     """A `wrap` for make_vector_env: copy i records its first episode to folder/<name(i)>.mp4
-    (RecordVideo: the frame after reset, then one per step). Later episodes of the copy
-    are not recorded."""
+    (RecordVideo: the frame after reset, then one per step), its camera following the agent
+    (`follow_the_agent`). Later episodes of the copy are not recorded."""
 
     def wrap(env: gym.Env, index: int) -> gym.Env:
+        env = follow_the_agent(env)
         with warnings.catch_warnings():  # that videos already are in the folder is expected
             warnings.filterwarnings("ignore", message=".*Overwriting existing videos")
             return RecordVideo(
