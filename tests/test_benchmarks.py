@@ -39,6 +39,29 @@ def test_speed_benchmark_smoke_run_writes_every_table(tmp_path):
 
 
 @pytest.mark.slow
+def test_defaults_against_references_smoke_run_writes_its_table(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "defaults_vs_references.py"), "--smoke",
+         "--only", "vpg", "ppo", "--out", str(tmp_path / "report")],
+        capture_output=True, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [
+        line
+        for line in (tmp_path / "report" / "results.md").read_text().splitlines()
+        if line.startswith("| ")
+    ]
+    settings = [row.split(" | ")[1] for row in rows[1:]]
+    assert settings == [
+        "pgrun's defaults", "one episode per update (source REINFORCE)",
+        "pgrun's defaults", "Stable-Baselines3 PPO",
+    ]  # fmt: skip
+    assert all(re.search(r"\| 1 \| -?\d+\.\d ± nan \| -?\d+\.\d \| [01]/1 \|$", row) for row in rows[1:]), (
+        rows
+    )
+
+
+@pytest.mark.slow
 def test_kept_runs_are_small_and_the_mujoco_report_reads_them(tmp_path):
     """benchmarks/keep_runs.py keeps a finished run's evaluations, summary and config (what
     the report and pgrun-plot read); the report made from the kept copies gives the runs'

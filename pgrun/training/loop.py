@@ -260,9 +260,7 @@ class Training:
             "target_reached_at_training_seconds": progress.reached_at_training_seconds,
             "env_steps": progress.steps,
             "evaluation": {
-                "episodes": self.config.eval.episodes,
-                "deterministic": self.config.eval.deterministic,
-                "starts": self.config.eval.starts,
+                key: getattr(self.config.eval, key) for key in ("episodes", "deterministic", "starts")
             },
             "seconds": time.perf_counter() - self.started,
             "seconds_by_phase": dict(progress.phase_seconds),
