@@ -184,3 +184,32 @@ def test_shuffled_minibatches_cover_every_row_once():
     for size in (None, 10, 64):
         (whole,) = shuffled_minibatches(10, size)
         assert rows[whole].data_ptr() == rows.data_ptr() and torch.equal(rows[whole], rows)
+
+
+@pytest.mark.parametrize(("schedule", "expected"), [("linear", 0.005), ("constant", 0.01)])
+def test_the_value_networks_learning_rate_follows_its_schedule(schedule, expected):
+    value = PPOValueConfig(iters=1, minibatch_size=None, lr=0.01, lr_schedule=schedule)
+    policy, rule = ppo_rule(
+        SPACES["gaussian"], optim=OptimizerConfig(lr=0.05, lr_schedule="linear"), value=value
+    )
+    batch = random_batch(policy, seed=5, steps=8, envs=2)
+    advantages = Advantages(
+        batch, random_like(batch.rewards, seed=6), value_targets=random_like(batch.rewards, seed=7)
+    )
+    rule.update(advantages, progress=0.5)
+    assert rule.value.optimizer.lr == pytest.approx(expected)
+    assert rule.optimizer.lr == pytest.approx(0.025)
+
+
+def test_a_null_value_schedule_resolves_to_the_policys_and_older_runs_read_as_constant():
+    from pgrun.api import config_of
+    from pgrun.config.legacy import current_config
+
+    assert (
+        config_of(["algo=ppo", "tuned=null", "algo.optim.lr_schedule=linear"]).algo.value.lr_schedule
+        == "linear"
+    )
+    assert config_of(["algo=ppo", "tuned=null"]).algo.value.lr_schedule == "constant"
+    assert config_of(["algo=trpo", "tuned=null"]).algo.value.lr_schedule == "constant"  # trpo has no schedule
+    old = {"algo": {"value": {"lr": 0.001}}, "eval": {"episodes": 10}}
+    assert current_config(old)["algo"]["value"]["lr_schedule"] == "constant"

@@ -247,9 +247,12 @@ def make_optimizer(modules: Modules, config: OptimizerConfig) -> FlatOptimizer:
     return SGD(modules, config.lr)
 
 
-def scheduled_lr(config: OptimizerConfig, progress: float, lr: float | None = None) -> float:
+def scheduled(lr: float, schedule: str, progress: float) -> float:
     """The learning rate when a fraction `progress` of the schedule's horizon is done:
-    constant: lr; linear: lr * (1 - progress), reaching 0 at the end. `lr`: another base
-    learning rate on config's schedule (a value network's), default config.lr."""
-    lr = config.lr if lr is None else lr
-    return lr * (1.0 - progress) if config.lr_schedule == "linear" else lr
+    constant: lr; linear: lr * (1 - progress), reaching 0 at the end."""
+    return lr * (1.0 - progress) if schedule == "linear" else lr
+
+
+def scheduled_lr(config: OptimizerConfig, progress: float) -> float:
+    """config.lr on config.lr_schedule (`scheduled`)."""
+    return scheduled(config.lr, config.lr_schedule, progress)

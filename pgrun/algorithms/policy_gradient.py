@@ -172,7 +172,8 @@ class BaselinePolicyGradient(PolicyGradient):
 
     def update(self, advantages: Advantages, progress: float) -> dict[str, float]:
         info = super().update(advantages, progress)
-        self.value.follow_schedule(optim.scheduled_lr(self.config.optim, progress, self.config.value.lr))
+        value = self.config.value
+        self.value.follow_schedule(optim.scheduled(value.lr, value.lr_schedule, progress))
         batch = advantages.batch
         return info | self.value.fit(batch.flat(batch.obs), batch.flat(advantages.value_targets))
 

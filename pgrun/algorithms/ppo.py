@@ -186,7 +186,7 @@ class PPO:
         also takes V's step on the same minibatch."""
         config, policy = self.config, self.policy
         self.optimizer.lr = optim.scheduled_lr(config.optim, progress)
-        self.value.follow_schedule(optim.scheduled_lr(config.optim, progress, config.value.lr))
+        self.value.follow_schedule(optim.scheduled(config.value.lr, config.value.lr_schedule, progress))
         with torch.no_grad():
             old_params = policy.distribution_params(obs)
             logp_old = policy.log_prob_from(old_params, actions)

@@ -24,6 +24,7 @@ from pgrun.lazy import lazy_import
 torch = lazy_import("torch")
 losses = lazy_import("pgrun.algorithms.losses")
 learned_value = lazy_import("pgrun.algorithms.value_fitting")
+optim = lazy_import("pgrun.algorithms.optim")
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -147,6 +148,8 @@ class TrustRegion:
         batch = advantages.batch
         obs, actions = batch.flat(batch.obs), batch.flat(batch.actions)
         info = self.policy_step(obs, actions, batch.flat(advantages.phi))
+        value = self.config.value
+        self.value.follow_schedule(optim.scheduled(value.lr, value.lr_schedule, progress))
         return info | self.value.fit(obs, batch.flat(advantages.value_targets))
 
     def policy_step(self, obs: Tensor, actions: Tensor, advantages: Tensor) -> dict[str, float]:

@@ -13,11 +13,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
-
 from pgrun.analysis.plot import band_name, group_curve, plot, table_row, write_table
 from pgrun.analysis.run_groups import ABSENT, Run, differing_settings, find_runs, group_runs, select_runs
-from pgrun.config import ConfigError, config_dir
+from pgrun.config import ConfigError, as_plain_dict, config_dir, to_config
 from pgrun.config.files import algo_schema_of
 from pgrun.training.resume import typed_config
 
@@ -27,10 +25,11 @@ DESCRIPTION = "Learning curves and a results table of runs, grouped by their res
 def with_todays_keys(config: dict[str, Any], choices: dict[str, str]) -> dict[str, Any]:
     """A run's config with the keys its pgrun version lacked, at the value they stand for
     (today's default, or the value older runs used: pgrun.config.legacy), typed by today's
-    schema of its algorithm; unchanged where it does not fit that schema."""
+    schema of its algorithm, and the defaults that resolve by algorithm resolved (a null
+    policy.log_std_init as what the run used); unchanged where it does not fit that schema."""
     try:
         schema = algo_schema_of(config_dir(), choices.get("algo", ""))
-        return OmegaConf.to_container(typed_config(config, schema), resolve=True)
+        return as_plain_dict(to_config(typed_config(config, schema), refuse_ignored=False))
     except (ConfigError, KeyError, OSError):
         return config
 

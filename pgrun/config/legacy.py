@@ -24,11 +24,15 @@ def current_algo_keys(algo: dict[str, Any]) -> dict[str, Any]:
 
 def current_config(config: dict[str, Any]) -> dict[str, Any]:
     """A saved config with today's keys (a new dict; the input is unchanged): the algo keys
-    renamed (`current_algo_keys`), and eval.starts=fixed for runs made before evaluations
-    could start fresh (each evaluation then reset its copies with one seed)."""
+    renamed (`current_algo_keys`), eval.starts=fixed for runs made before evaluations could
+    start fresh (each evaluation then reset its copies with one seed), and a fitted V's
+    value.lr_schedule=constant for runs made before it could follow the policy's."""
     config = dict(config)
     if "algo" in config:
         config["algo"] = current_algo_keys(config["algo"])
+        value = config["algo"].get("value")
+        if isinstance(value, dict) and "lr" in value and "lr_schedule" not in value:
+            config["algo"]["value"] = {**value, "lr_schedule": "constant"}  # (V's lr was never annealed)
     if "eval" in config and "starts" not in config["eval"]:
         config["eval"] = {**config["eval"], "starts": "fixed"}
     return config

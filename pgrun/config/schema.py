@@ -106,6 +106,9 @@ class ValueConfig(ValueNetworkConfig):
 
     lr: float = checked(1e-3, gt=0.0)
     """its own Adam learning rate"""
+    lr_schedule: str | None = checked(None, choices=("constant", "linear"))
+    """its learning rate's schedule; null: the policy's (algo.optim.lr_schedule; constant
+    for trpo and npg, which have none), resolved when the config is checked"""
     iters: int = checked(80, ge=1)
     """passes over the batch per iteration"""
     minibatch_size: int | None = checked(None, ge=1)
@@ -147,6 +150,13 @@ class AlgoConfig:
         """{key: why} for the keys (dotted below algo) that do nothing under the variant the
         other values choose: set to anything but their default, they are refused."""
         return {}
+
+    def resolve_defaults(self) -> None:
+        """Give the keys whose null default means "as another key" their value: a fitted V's
+        value.lr_schedule follows the policy's optim.lr_schedule (constant without one)."""
+        value, optim = getattr(self, "value", None), getattr(self, "optim", None)
+        if getattr(value, "lr_schedule", "") is None:
+            value.lr_schedule = optim.lr_schedule if optim is not None else "constant"
 
 
 @dataclass

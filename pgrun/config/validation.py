@@ -44,19 +44,22 @@ def _violation(rules: dict[str, Any], value: Any) -> str | None:
     return None
 
 
-def validate(node: Any, prefix: str = "", defaults: Any = None, preset: str | None = None) -> None:
+def validate(
+    node: Any, prefix: str = "", defaults: Any = None, preset: str | None = None, refuse_ignored: bool = True
+) -> None:
     """Check every `checked` field of a dataclass tree, the fields that must fit together, and
     that no field the others make useless (`ignored_keys`) differs from its default
     (`defaults`: the node's schema default; that of its parent's schema where it has one);
     raise ConfigError on the first violation. `preset`: the tuned preset applied, if any (an
-    error names it when the preset set the key)."""
+    error names it when the preset set the key). `refuse_ignored=False` checks a saved config
+    (resume): what a run already ran with is not refused for keys it did not use."""
     if type(defaults) is not type(node):
         defaults = type(node)()
     for f in dataclasses.fields(node):
         value = getattr(node, f.name)
         key = f"{prefix}{f.name}"
         if dataclasses.is_dataclass(value):
-            validate(value, prefix=f"{key}.", defaults=getattr(defaults, f.name, None), preset=preset)
+            validate(value, f"{key}.", getattr(defaults, f.name, None), preset, refuse_ignored)
             continue
         for item in value if isinstance(value, list) else [value]:
             if item is not None and (problem := _violation(dict(f.metadata), item)):
@@ -65,7 +68,7 @@ def validate(node: Any, prefix: str = "", defaults: Any = None, preset: str | No
         name, problem = found
         value = functools.reduce(getattr, name.split("."), node)
         raise ConfigError(f"{prefix}{name}={value!r} is not allowed: {problem}")
-    if hasattr(node, "ignored_keys") and (ignored := node.ignored_keys()):
+    if refuse_ignored and hasattr(node, "ignored_keys") and (ignored := node.ignored_keys()):
         for name, why in ignored.items():
             value = functools.reduce(getattr, name.split("."), node)
             if value != functools.reduce(getattr, name.split("."), defaults):
@@ -101,9 +104,19 @@ def unknown_key(node: DictConfig, prefix: str = "") -> str | None:
     return None
 
 
-def to_config(cfg: DictConfig, preset: str | None = None) -> Config:
+def ignored_paths(node: Any, prefix: str = "") -> set[str]:
+    """The dotted keys of a validated config tree that do nothing with its other values."""
+    found = {f"{prefix}{name}" for name in (node.ignored_keys() if hasattr(node, "ignored_keys") else {})}
+    for f in dataclasses.fields(node):
+        if dataclasses.is_dataclass(value := getattr(node, f.name)):
+            found |= ignored_paths(value, f"{prefix}{f.name}.")
+    return found
+
+
+def to_config(cfg: DictConfig, preset: str | None = None, refuse_ignored: bool = True) -> Config:
     """Turn a composed DictConfig into a validated `Config` instance; `preset`: the tuned
-    preset it was composed with (hydra's runtime.choices.tuned), if any."""
+    preset it was composed with (hydra's runtime.choices.tuned), if any; `refuse_ignored`:
+    as in `validate` (False for a saved run's config)."""
     extra = unknown_key(cfg)
     if extra:
         raise ConfigError(f"{extra} is not a known key of pgrun's config")
@@ -114,9 +127,10 @@ def to_config(cfg: DictConfig, preset: str | None = None) -> Config:
         raise ConfigError(f"{getattr(error, 'full_key', '') or 'config'}: {message}") from error
     if not isinstance(config, Config):
         raise ConfigError("config: the composed config is not a pgrun config")
-    validate(config, preset=preset)
+    validate(config, preset=preset, refuse_ignored=refuse_ignored)
     if config.policy.log_std_init is None:  # the algorithm's reference value
         config.policy.log_std_init = type(config.algo).LOG_STD_INIT
+    config.algo.resolve_defaults()
     return config
 
 

@@ -19,8 +19,10 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from pgrun.algorithms import algorithms
-from pgrun.config import Config, ConfigError, to_config
+from pgrun.config import Config, ConfigError, config_dir, to_config
+from pgrun.config.files import algo_schema_of
 from pgrun.config.legacy import current_config
+from pgrun.config.validation import ignored_paths
 from pgrun.training.checkpoint import load_checkpoint
 from pgrun.training.rundir import PROVENANCE_FILE, RunDirError
 
@@ -73,7 +75,7 @@ def resumed_config(run_dir: Path, overrides: list[str]) -> tuple[Config, dict[st
             OmegaConf.update(config, override.key_or_group, override.value(), merge=True)
     except OmegaConfBaseException as error:
         raise ConfigError(f"{error.full_key}: {str(error).splitlines()[0]}") from error
-    return to_config(config), state, path
+    return to_config(config, refuse_ignored=False), state, path
 
 
 def hydra_literal(value: Any) -> str:
@@ -121,7 +123,17 @@ def rerun_overrides(run_dir: Path, overrides: list[str]) -> list[str]:
         )
     mine = {override.key_or_group for override in parsed}
     saved = [f"{group}={record['choices'][group]}" for group in SAVED_GROUPS]
-    for key, value in leaves(current_config(record["config"])).items():
+    saved_config = current_config(record["config"])
+    # keys that did nothing in that run (e.g. value.lr beside a shared encoder) stay unset
+    ignored = ignored_paths(
+        to_config(
+            typed_config(saved_config, algo_schema_of(config_dir(), record["choices"]["algo"])),
+            refuse_ignored=False,
+        )
+    )
+    for key, value in leaves(saved_config).items():
+        if key in ignored:
+            continue
         if not any(key == own or key.startswith(f"{own}.") for own in mine):
             saved.append(f"++{key}={hydra_literal(value)}")
     return [*saved, *overrides]

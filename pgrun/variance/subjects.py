@@ -76,7 +76,9 @@ def checkpoint_subject(path: Path) -> Subject:
     """The policy, critic and update rule of a checkpoint, in parts built from its config."""
     state = read_checkpoint(path)
     try:
-        config = without_video(to_config(typed_config(state["config"], state["algorithm"])))
+        config = without_video(
+            to_config(typed_config(state["config"], state["algorithm"]), refuse_ignored=False)
+        )
     except KeyError as error:
         raise CheckpointError(f"{path}: not a pgrun checkpoint (no {error})") from error
     parts = build_parts(config)
