@@ -117,13 +117,20 @@ def sb3_worker(algo: str, seed: int, steps: int, every: int) -> list[dict]:
     return rows
 
 
-def sb3_runs(algo: str, seeds: list[int], steps: int, every: int) -> list[list[dict]]:
+def sb3_runs(algo: str, seeds: list[int], steps: int, every: int, out: Path) -> list[list[dict]]:
+    """Each seed's eval rows of Stable-Baselines3's `algo`, one subprocess per seed, kept in
+    out/runs/<algo>_sb3.json so that a second call reuses them."""
+    kept = out / "runs" / f"{algo}_sb3.json"
+    if kept.is_file():
+        return json.loads(kept.read_text())
     runs = []
     for seed in seeds:
         command = [sys.executable, __file__, "--worker", json.dumps([algo, seed, steps, every])]
         with tempfile.TemporaryDirectory() as cwd:
             result = subprocess.run(command, capture_output=True, text=True, cwd=cwd, check=True)
         runs.append(json.loads(result.stdout.strip().splitlines()[-1]))
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    kept.write_text(json.dumps(runs))
     return runs
 
 
@@ -170,7 +177,7 @@ def main() -> None:
         lines.append(row(algo, "pgrun's defaults", defaults))
         settings, overrides = REFERENCES[algo]
         if overrides is None:
-            reference = sb3_runs(algo, seeds, steps, every)
+            reference = sb3_runs(algo, seeds, steps, every, args.out)
         else:
             reference = pgrun_runs(
                 f"{algo}_reference", [f"algo={algo}", *overrides, *extra], seeds, steps, args.out
