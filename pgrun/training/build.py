@@ -15,11 +15,12 @@ from gymnasium.vector import VectorEnv
 
 from pgrun.algorithms import make_update_rule
 from pgrun.algorithms.rule import UpdateRule
+from pgrun.collection.atari import LifeLoss
 from pgrun.collection.collector import Collector
 from pgrun.collection.envs import episode_step_limit, make_vector_env
 from pgrun.collection.evaluator import EVAL_SEED_OFFSET, Evaluator
 from pgrun.collection.normalization import ObservationPreprocessor, RewardScaler
-from pgrun.config import Config
+from pgrun.config import Config, EnvConfig, is_atari_id
 from pgrun.estimation.estimators import REUSES_BATCHES, Estimator, make_estimator
 from pgrun.networks.policy import Policy, make_policy
 from pgrun.networks.value import value_networks
@@ -58,6 +59,11 @@ def warn_if_no_time_limit(config: Config) -> None:
         )
 
 
+def episodic_life(config: EnvConfig) -> bool:
+    """A lost life ends the learner's episode (env.atari.episodic_life, for an ALE game)."""
+    return config.atari.episodic_life and is_atari_id(config.id)
+
+
 def build_parts(config: Config) -> RunParts:
     """Seed the generators, make the envs, the networks, the estimator, the update rule, the
     collector and the evaluator; a failure closes the envs made so far."""
@@ -67,7 +73,8 @@ def build_parts(config: Config) -> RunParts:
     if config.eval.video:
         require_moviepy("eval.video=true")
         check_rendering(config.env)
-    envs = make_vector_env(config.env, config.env.num_envs, info_keys=config.log.info_keys)
+    lives = ["lives"] if episodic_life(config.env) else []
+    envs = make_vector_env(config.env, config.env.num_envs, info_keys=[*config.log.info_keys, *lives])
     eval_envs = make_vector_env(config.env, config.eval.episodes)
     try:
         return build_learners(config, envs, eval_envs)
@@ -92,9 +99,10 @@ def build_learners(config: Config, envs: VectorEnv, eval_envs: VectorEnv) -> Run
     rule = make_update_rule(config.algo, policy, value_networks(preprocessor.layout, config.policy))
     reencode = preprocessor.reencode if preprocessor.statistics is not None else None
     estimate = make_estimator(config.algo, policy, reencode)
+    env = config.env
     reward_scaler = (
-        RewardScaler(config.env.num_envs, config.algo.gamma, config.env.clip_reward)
-        if config.env.normalize_reward
+        RewardScaler(env.num_envs, config.algo.gamma, env.clip_reward, env.sign_reward, env.normalize_reward)
+        if env.normalize_reward or env.sign_reward
         else None
     )
     collector = Collector(
@@ -107,6 +115,7 @@ def build_learners(config: Config, envs: VectorEnv, eval_envs: VectorEnv) -> Run
         reward_scaler=reward_scaler,
         info_keys=config.log.info_keys,
         keep_features=config.algo.estimator in REUSES_BATCHES,
+        life_loss=LifeLoss() if episodic_life(config.env) else None,
     )
     return RunParts(
         envs=envs,

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pgrun.algorithms import schema_name
-from pgrun.collection.collector import BatchTooLong, CollectionStopped, EnvFault
+from pgrun.collection.early_ends import BatchTooLong, CollectionStopped, EnvFault
 from pgrun.config import Config, LogConfig, as_plain_dict
 from pgrun.errors import RunFailed
 from pgrun.tracking.logger import Logger
