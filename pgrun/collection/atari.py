@@ -40,8 +40,9 @@ def atari_make_kwargs(env_id: str, kwargs: dict[str, Any], config: AtariConfig) 
     frameskip = kwargs.get("frameskip", 1)
     if frameskip != 1 and config.frame_skip > 1:
         raise ConfigError(
-            f"env.kwargs.frameskip={frameskip!r} is not allowed with env.atari.frame_skip={config.frame_skip}: "
-            "the preprocessing skips frames itself (set env.atari.frame_skip=1 to let the game skip them)"
+            f"env.kwargs.frameskip={frameskip!r} is not allowed with "
+            f"env.atari.frame_skip={config.frame_skip}: the preprocessing skips frames itself "
+            "(set env.atari.frame_skip=1 to let the game skip them)"
         )
     return {**kwargs, "frameskip": frameskip, "max_episode_steps": None}
 

@@ -21,18 +21,19 @@ from torch import Tensor
 
 from pgrun.batch import Batch
 from pgrun.collection.atari import LifeLoss
-from pgrun.collection.env_state import episode_records, restore
-from pgrun.collection.envs import next_step_autoreset
 from pgrun.collection.early_ends import (
+    STEP_OVERHEAD_BYTES,
     BatchTooLong,
     CollectionStopped,
     EnvFault,
-    STEP_OVERHEAD_BYTES,
     batch_memory_limit,
 )
+from pgrun.collection.env_state import episode_records, restore
+from pgrun.collection.envs import next_step_autoreset
 from pgrun.collection.normalization import ObservationPreprocessor, RewardScaler
 from pgrun.collection.observation_trees import all_finite, replace_rows, to_arrays, to_tensors
 from pgrun.errors import first_line
+from pgrun.networks.layers import device_of
 from pgrun.networks.observations import space_leaves
 from pgrun.networks.policy import Policy
 
@@ -68,6 +69,8 @@ class Collector:
         life_loss: LifeLoss | None = None,
     ) -> None:
         self.envs, self.policy, self.preprocessor = envs, policy, preprocessor
+        self.device = device_of(policy)
+        """where the policy acts: observations go there, actions come back (pgrun.training.device)"""
         self.reward_scaler = reward_scaler
         self.life_loss = life_loss
         """a lost life is terminal for the learner (env.atari.episodic_life; the info holds "lives")"""
@@ -152,7 +155,7 @@ class Collector:
                 if stepping is not None:
                     valid = valid & stepping
                 obs = self.preprocessor.update_and_encode(self.obs, fold=stepping)
-                action, output = self.policy.sample(obs)
+                action, output = self.policy.sample(obs.to(self.device))
                 next_obs, reward, terminated, truncated, info = self.step(action, env_steps)
                 env_steps += cost
                 ended = terminated | truncated

@@ -116,7 +116,8 @@ def episode_step_limit(config: EnvConfig) -> tuple[int, bool]:
     if config.max_episode_steps is not None:
         return config.max_episode_steps, False
     spec = gym.spec(resolve_env_id(config.id))
-    if is_atari_id(config.id) and is_ale_env(spec.id):  # the game's own limit in frames (108,000: 30 minutes), in agent steps
+    if is_atari_id(config.id) and is_ale_env(spec.id):
+        # the game's own limit, in emulator frames (108,000: 30 minutes), as agent steps
         frames = spec.kwargs.get("max_num_frames_per_episode") or ALE_MAX_FRAMES
         return -(-frames // config.atari.frame_skip), False
     registered = spec.max_episode_steps
@@ -140,7 +141,8 @@ def make_vector_env(
     closes them. `render_mode` is passed to gymnasium.make; `wrap(env, index)`, if given,
     wraps copy `index` (e.g. to record it; not with env.vectorization=native). Each copy is
     gymnasium.make's env, then FilterObservation (env.obs_keys), an ALE game's preprocessing
-    (env.atari, pgrun.collection.atari), the suite's wrappers and env.wrappers, innermost first; `info_keys` are the info entries its steps pass on.
+    (env.atari, pgrun.collection.atari), the suite's wrappers and env.wrappers, innermost
+    first; `info_keys` are the info entries its steps pass on.
     `record=False` leaves the episode records out (envs that no checkpoint will restore).
     """
     env_id = resolve_env_id(config.id)

@@ -155,8 +155,8 @@ class ObservationPreprocessor:
     def reencode(self, features: torch.Tensor) -> torch.Tensor:
         """Features [..., dim] recorded earlier (Batch.features), encoded with the statistics
         as they stand now."""
-        flat = features.reshape(-1, self.dim).numpy()
-        return self.standardize(flat).reshape(features.shape)
+        flat = features.reshape(-1, self.dim).cpu().numpy()
+        return self.standardize(flat).reshape(features.shape).to(features.device)
 
     def standardize(self, features: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(self.standardize_array(features))

@@ -21,8 +21,9 @@ class ConfigError(ValueError):
 def checked(default: Any = MISSING, **rules: Any) -> Any:
     """A dataclass field whose value `validate` checks against `rules`.
 
-    Rules: ge, gt, le, lt (bounds), choices (allowed values). None values always pass,
-    so an Optional field means "off" when set to null.
+    Rules: ge, gt, le, lt (bounds), choices (allowed values), pattern (a regular expression
+    the whole value matches; `described` says what it allows). None values always pass, so an
+    Optional field means "off" when set to null.
     """
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=rules)
@@ -291,8 +292,11 @@ class Config:
     """stop training once target_return is reached"""
     objective: str = checked("final", choices=("final", "best"))
     """what a run returns to a sweeper (Optuna maximizes it): its final or best eval return"""
-    device: str = checked("cpu", choices=("cpu",))
-    """pgrun runs its networks on the cpu"""
+    device: str = checked(
+        "cpu", pattern=r"auto|cpu|mps|cuda(:\d+)?", described="auto, cpu, cuda, cuda:N or mps"
+    )
+    """where the networks learn and act: auto (a CUDA GPU if torch sees one, else the cpu),
+    cpu, cuda, cuda:N or mps. The envs run on the cpu; each batch moves to the device once"""
     torch_threads: int = checked(1, ge=1)
     """intra-op threads; 1 is fastest for small MLPs and keeps parallel jobs apart"""
 

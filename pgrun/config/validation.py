@@ -31,6 +31,8 @@ def slug(text: str) -> str:
 def _violation(rules: dict[str, Any], value: Any) -> str | None:
     if "choices" in rules and value not in rules["choices"]:
         return "must be one of " + ", ".join(map(str, rules["choices"]))
+    if "pattern" in rules and not re.fullmatch(rules["pattern"], str(value)):
+        return f"must be {rules['described']}"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     if rules.get("gt") is not None and not value > rules["gt"]:

@@ -172,7 +172,8 @@ class ImportanceSampled:
 
     def __call__(self, batch: Batch, critic: nn.Module | None) -> Advantages:
         self.history.append(batch)
-        reused = list(self.history)[:-1]
+        # (batches read from a checkpoint are on the CPU: they join the new one's device)
+        reused = [old.to(batch.obs.device) for old in list(self.history)[:-1]]
         if self.reencode is not None:
             reused = [
                 replace(old, obs=self.reencode(old.features)) if old.features is not None else old

@@ -25,6 +25,7 @@ from pgrun.estimation.estimators import REUSES_BATCHES, Estimator, make_estimato
 from pgrun.networks.policy import Policy, make_policy
 from pgrun.networks.value import value_networks
 from pgrun.tracking.video import check_rendering, require_moviepy
+from pgrun.training.device import resolve_device
 from pgrun.training.rng import seed_everything
 
 
@@ -40,6 +41,8 @@ class RunParts:
     estimate: Estimator
     collector: Collector
     evaluate: Evaluator
+    device: torch.device
+    """where the networks learn (config key device); batches move there once per iteration"""
 
     def close(self) -> None:
         """Shut the envs (and async workers) down: both sets, even if closing the first fails."""
@@ -67,6 +70,7 @@ def episodic_life(config: EnvConfig) -> bool:
 def build_parts(config: Config) -> RunParts:
     """Seed the generators, make the envs, the networks, the estimator, the update rule, the
     collector and the evaluator; a failure closes the envs made so far."""
+    device = resolve_device(config.device)
     warn_if_no_time_limit(config)
     seed_everything(config.seed)
     torch.set_num_threads(config.torch_threads)
@@ -77,14 +81,14 @@ def build_parts(config: Config) -> RunParts:
     envs = make_vector_env(config.env, config.env.num_envs, info_keys=[*config.log.info_keys, *lives])
     eval_envs = make_vector_env(config.env, config.eval.episodes)
     try:
-        return build_learners(config, envs, eval_envs)
+        return build_learners(config, envs, eval_envs, device)
     except BaseException:
         envs.close()
         eval_envs.close()
         raise
 
 
-def build_learners(config: Config, envs: VectorEnv, eval_envs: VectorEnv) -> RunParts:
+def build_learners(config: Config, envs: VectorEnv, eval_envs: VectorEnv, device: torch.device) -> RunParts:
     observations = envs.single_observation_space
     preprocessor = ObservationPreprocessor(
         observations, normalize=config.env.normalize_obs, clip=config.env.clip_obs
@@ -95,8 +99,8 @@ def build_learners(config: Config, envs: VectorEnv, eval_envs: VectorEnv) -> Run
             "to [0, 1] inside the network",
             file=sys.stderr,
         )
-    policy = make_policy(preprocessor.layout, envs.single_action_space, config.policy)
-    rule = make_update_rule(config.algo, policy, value_networks(preprocessor.layout, config.policy))
+    policy = make_policy(preprocessor.layout, envs.single_action_space, config.policy).to(device)
+    rule = make_update_rule(config.algo, policy, value_networks(preprocessor.layout, config.policy, device))
     reencode = preprocessor.reencode if preprocessor.statistics is not None else None
     estimate = make_estimator(config.algo, policy, reencode)
     env = config.env
@@ -132,4 +136,5 @@ def build_learners(config: Config, envs: VectorEnv, eval_envs: VectorEnv) -> Run
             config.eval.deterministic,
             fresh_starts=config.eval.starts == "fresh",
         ),
+        device=device,
     )

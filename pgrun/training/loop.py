@@ -171,7 +171,7 @@ class Training:
         before = self.collection_snapshot()
         try:
             with progress.timed("collect"):
-                batch = parts.collector.collect(step_limit=config.total_steps)
+                batch = parts.collector.collect(step_limit=config.total_steps).to(parts.device)
             progress.add_seconds("env", parts.collector.env_seconds)
         except CollectionStopped:
             if self.checkpoint_step != progress.steps:
