@@ -42,6 +42,7 @@ class Advantages:
     phi            [T, N] Phi_t
     value_targets  [T, N] regression targets for V(s_t) (estimators that use a critic), else None
     importance     [T, N] importance weights w_t (importance_sampled), else None
+    values         [T, N] V(s_t) as the critic gave them before the update (gae), else None
     """
 
     batch: Batch
@@ -49,6 +50,11 @@ class Advantages:
     value_targets: Tensor | None = None
     importance: Tensor | None = None
     info: dict[str, float] = field(default_factory=dict)
+    values: Tensor | None = None
+
+    def flat_values(self) -> Tensor | None:
+        """V(s_t) of the batch's valid steps, [n_valid], if the estimator computed them."""
+        return None if self.values is None else self.batch.flat(self.values)
 
 
 class Estimator(Protocol):
@@ -97,7 +103,7 @@ class GeneralizedAdvantage(Stateless):
             batch.rewards, values, next_values, batch.terminated, batch.done, self.gamma, self.lam
         )
         info = {"train/explained_variance": explained_variance(values[batch.valid], targets[batch.valid])}
-        return Advantages(batch, phi, value_targets=targets, info=info)
+        return Advantages(batch, phi, value_targets=targets, info=info, values=values)
 
 
 def state_values(batch: Batch, critic: nn.Module) -> tuple[Tensor, Tensor]:

@@ -43,12 +43,14 @@ def image_of(x: Tensor, part: ObservationPart) -> Tensor:
     flattened), laid out channels last in memory: oneDNN's CPU convolutions run a Nature CNN's
     training step ~25% faster on such input than on the default channels-first layout."""
     channels, height, width = part.shape
-    pixels = x[..., part.columns].reshape(-1, part.size).float() * (1.0 / part.high)
+    pixels = x[..., part.columns].reshape(-1, part.size)
     if part.channels_first:
-        image = pixels.view(-1, channels, height, width)
+        stored = pixels.view(-1, channels, height, width)
     else:
-        image = pixels.view(-1, height, width, channels).permute(0, 3, 1, 2)
-    return image.contiguous(memory_format=torch.channels_last)
+        stored = pixels.view(-1, height, width, channels).permute(0, 3, 1, 2)
+    # one pass to floats in the new layout, one to scale them (in place: the copy is ours)
+    image = stored.to(torch.float32, memory_format=torch.channels_last, copy=True)
+    return image.mul_(1.0 / part.high)
 
 
 def column_scales(layout: ObservationLayout) -> Tensor:
