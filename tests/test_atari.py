@@ -148,6 +148,15 @@ def test_atari_keys_on_other_envs_and_a_second_frame_skip_are_refused(tmp_path):
         make_vector_env(config, 1)
 
 
+def test_env_atari_without_a_game_is_one_line(tmp_path):
+    result = pgrun("algo=ppo", "env=atari", cwd=tmp_path)
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1] == (
+        "pgrun: error: env.id is missing: this env group runs any game named by env.id "
+        "(env=atari env.id=ALE/Pong-v5)"
+    )
+
+
 def test_the_atari_env_configs_and_the_ppo_preset_compose():
     config = shipped_config("algo=ppo", "env=breakout")
     assert (config.env.id, config.env.sign_reward, config.env.num_envs) == ("ALE/Breakout-v5", True, 8)
