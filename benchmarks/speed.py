@@ -330,6 +330,47 @@ def worker_sb3(env: str, steps: int, seed: int, target: float | None, eval_every
     }
 
 
+ATARI_OVERRIDES = [
+    "algo=ppo", "env=pong", "env.atari.fire_on_reset=true", "env.atari.episodic_life=false",
+]  # fmt: skip
+"""pgrun's side of the Atari comparison: the ppo_atari preset (CleanRL's hyperparameters) on
+ALE/Pong-v5, FIRE pressed at reset as SB3's AtariWrapper does for games that have it"""
+
+
+def worker_sb3_atari(steps: int, seed: int) -> dict:
+    """SB3's PPO with its CnnPolicy (the Nature CNN, shared by the policy and V) on ALE/Pong-v5
+    through its own Atari wrappers at the ppo_atari preset's settings: 8 envs x 128 steps, 4
+    epochs of 256, clip 0.1 (V's too), entropy 0.01, lr 2.5e-4 annealed, Adam eps 1e-5 (SB3's),
+    gradient norm 0.5; no-op starts, frame skip 4, 84x84, reward signs, 4 frames stacked, no
+    episodic life (as pgrun's default), v5's sticky actions."""
+    import ale_py
+    import gymnasium as gym
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_atari_env
+    from stable_baselines3.common.vec_env import VecFrameStack
+
+    gym.register_envs(ale_py)
+    torch.set_num_threads(1)
+    envs = make_atari_env(
+        "ALE/Pong-v5", n_envs=8, seed=seed, env_kwargs={"frameskip": 1},
+        wrapper_kwargs={"terminal_on_life_loss": False},
+    )  # fmt: skip
+    model = PPO(
+        "CnnPolicy", VecFrameStack(envs, n_stack=4), n_steps=128, batch_size=256, n_epochs=4,
+        gamma=0.99, gae_lambda=0.95, clip_range=0.1, clip_range_vf=0.1, ent_coef=0.01, vf_coef=0.5,
+        learning_rate=lambda remaining: remaining * 2.5e-4, max_grad_norm=0.5, seed=seed, device="cpu",
+    )  # fmt: skip
+    start = time.perf_counter()
+    model.learn(total_timesteps=steps)
+    training = time.perf_counter() - start
+    return {
+        "steps": model.num_timesteps,
+        "steps_per_s": model.num_timesteps / training,
+        "peak_rss_mib": peak_rss_mib(),
+    }
+
+
 def composed(*overrides: str):
     """The Config `pgrun <overrides>` would run, composed in this process."""
     from hydra import compose, initialize_config_dir
@@ -447,6 +488,7 @@ WORKERS: dict[str, Callable[..., dict]] = {
     "collector": worker_collector_floor,
     "pgrun": worker_pgrun,
     "sb3": worker_sb3,
+    "sb3_atari": worker_sb3_atari,
     "update": worker_update,
     "compile": worker_compile,
 }
@@ -529,6 +571,32 @@ def section_ppo(smoke: bool) -> list[str]:
             f"| {ours['peak_rss_mib']:,.0f} MiB |"
         )
     return rows
+
+
+def section_atari(smoke: bool) -> list[str]:
+    """PPO with the Nature CNN on Pong, pgrun against SB3, alternated `repeats` times."""
+    steps, repeats = (1_024, 1) if smoke else (8_192, 2)
+    common = [f"total_steps={steps}", f"eval.every={10 * steps}", "eval.episodes=1", "seed=0"]
+    if smoke:
+        common += ["env.atari.screen_size=42"]  # (smoke: the Nature CNN's smallest frames)
+    sb3, ours = [], []
+    for _ in range(repeats):
+        sb3.append(run_worker("sb3_atari", steps, 0))
+        ours.append(run_worker("pgrun", [*ATARI_OVERRIDES, *common]))
+    sb3_rate = statistics.median(run["steps_per_s"] for run in sb3)
+    our_rate = statistics.median(run["steps_per_s"] for run in ours)
+    return [
+        "| task | SB3 steps/s | pgrun steps/s | ratio | SB3 peak RSS | pgrun peak RSS |",
+        "|---|---|---|---|---|---|",
+        f"| ALE/Pong-v5, ppo_atari (CleanRL's hyperparameters), {steps:,} steps x {repeats} | "
+        f"{sb3_rate:,.0f} | {our_rate:,.0f} | {our_rate / sb3_rate:.2f}x "
+        f"| {max(run['peak_rss_mib'] for run in sb3):,.0f} MiB "
+        f"| {max(run['peak_rss_mib'] for run in ours):,.0f} MiB |",
+        "",
+        "Both sides: 8 copies of ALE/Pong-v5 stepped in one process, 128 steps each, 4 epochs of 4",
+        "minibatches, one torch thread. pgrun reads frames channels last (oneDNN's faster layout) and",
+        "evaluates V(s_{t+1}) only where it is not the next step's V(s_t).",
+    ]
 
 
 SOLVE_SEEDS = list(range(20))
@@ -655,6 +723,10 @@ SECTIONS = {
     "envs": ("Raw env throughput (random actions)", section_envs),
     "collector": ("The collector against its floor", section_collector),
     "ppo": ("PPO training steps/s at identical hyperparameters (evaluation excluded)", section_ppo),
+    "atari": (
+        "PPO on Atari with the Nature CNN at identical hyperparameters (evaluation excluded)",
+        section_atari,
+    ),
     "solve": ("Time to solve CartPole-v1", section_solve),
     "updates": ("Time per update, every algorithm (CartPole, shipped defaults)", section_updates),
     "compile": ("torch.compile of the PPO minibatch step (tried, not used)", section_compile),

@@ -120,7 +120,8 @@ def resume(
     run_dir: str | Path, overrides: Sequence[str] = (), callbacks: Sequence[Callback] = ()
 ) -> RunResult:
     """Continue the run in `run_dir` from its newest checkpoint, as `pgrun resume=RUN_DIR
-    OVERRIDES` would (only total_steps, log.* and checkpoint.* may change)."""
+    OVERRIDES` would (only total_steps, schedule_steps, device, log.* and checkpoint.* may
+    change)."""
     directory = Path(os.path.abspath(run_dir))
     config, summary = resume_run(directory, list(overrides), callbacks, from_command=False)
     if summary is None:  # it had nothing left to do

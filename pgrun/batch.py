@@ -7,7 +7,7 @@ Estimators and update rules read batches; they never need the collector that mad
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 
 import torch
 from torch import Tensor
@@ -61,6 +61,21 @@ class Batch:
     def flat(self, tensor: Tensor) -> Tensor:
         """The valid steps of a [T, N, ...] tensor, as [n_valid, ...]."""
         return tensor[self.valid]
+
+    def to(self, device: torch.device) -> Batch:
+        """The batch with its tensors on `device` (itself where they are there already). To a
+        GPU they go through pinned memory without blocking: the first use waits for them."""
+        tensors = {f.name: value for f in fields(self) if isinstance(value := getattr(self, f.name), Tensor)}
+        if all(tensor.device == device for tensor in tensors.values()):
+            return self
+        pinned = device.type == "cuda"
+
+        def move(tensor: Tensor) -> Tensor:
+            if pinned and tensor.device.type == "cpu":
+                return tensor.pin_memory().to(device, non_blocking=True)
+            return tensor.to(device)
+
+        return replace(self, **{name: move(tensor) for name, tensor in tensors.items()})
 
 
 PADDING = {

@@ -107,3 +107,16 @@ def test_kept_runs_are_small_and_the_mujoco_report_reads_them(tmp_path):
     ]
     assert f"| 2 | {statistics.mean(finals):,.0f} ± {statistics.stdev(finals):,.0f} |" in row
     assert (tmp_path / "report" / "hopper" / "curves.png").is_file()
+
+
+@pytest.mark.slow
+def test_the_gpu_benchmark_runs_its_cases_and_says_when_there_is_no_gpu():
+    import torch
+
+    script = str(ROOT / "benchmarks" / "gpu.py")
+    smoke = subprocess.run([sys.executable, script, "--smoke"], capture_output=True, text=True, check=True)
+    assert len(re.findall(r"cpu [\d,]+ steps/s \(smoke\)", smoke.stdout)) == 2
+    if not torch.cuda.is_available():
+        plain = subprocess.run([sys.executable, script], capture_output=True, text=True, check=True)
+        assert plain.stdout.startswith("benchmarks/gpu.py: no CUDA device here (torch ")
+        assert plain.stdout.strip().endswith("nothing measured")

@@ -256,7 +256,7 @@ class NaNAfter(gym.ObservationWrapper):
 
 
 def test_a_non_finite_observation_is_the_envs_fault_at_the_step_it_came():
-    from pgrun.collection.collector import EnvFault
+    from pgrun.collection.early_ends import EnvFault
 
     collector = wrapped_collector(lambda env: NaNAfter(env, steps=5))
     with pytest.raises(EnvFault, match=r"^the env returned a non-finite observation$") as fault:

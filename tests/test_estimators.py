@@ -1,5 +1,7 @@
 """Returns and reward-to-go against hand-computed episodes and a reference loop."""
 
+from dataclasses import replace
+
 import pytest
 import scipy.signal
 import torch
@@ -210,3 +212,47 @@ def test_gae_equals_the_lambda_return_minus_v_with_termination_and_truncation_mi
     expected = lambda_return_advantages(rewards, values, next_values, terminated, done, 0.9, lam)
     torch.testing.assert_close(advantages, expected)
     torch.testing.assert_close(targets, expected + values)
+
+
+class CountingCritic(torch.nn.Module):
+    """V(s) = w . s over byte observations [..., dim], counting the observations it reads."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.linspace(-1.0, 1.0, dim))
+        self.reads = 0
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        self.reads += obs[..., 0].numel()
+        return obs.float() @ self.w
+
+
+def test_byte_observations_are_read_once_and_give_the_values_of_two_readings():
+    """Stored bytes (images) are the same in next_obs[t] and obs[t+1] while an episode goes on:
+    V(s_{t+1}) is then the next step's V(s_t); at an episode's end and the batch's last step,
+    where s_{t+1} is not the next s_t, the critic reads next_obs."""
+    from pgrun.batch import Batch
+    from pgrun.estimation.estimators import state_values
+
+    steps, copies, dim = 6, 2, 5
+    generator = torch.Generator().manual_seed(0)
+    states = torch.randint(0, 256, (steps + 1, copies, dim), dtype=torch.uint8, generator=generator)
+    obs, next_obs = states[:-1].clone(), states[1:].clone()
+    terminated = torch.zeros(steps, copies, dtype=torch.bool)
+    terminated[2, 0] = True  # copy 0's episode ends at t=2: s_3 starts the next one
+    next_obs[2, 0] = torch.randint(0, 256, (dim,), dtype=torch.uint8, generator=generator)
+    truncated = torch.zeros(steps, copies, dtype=torch.bool)
+    truncated[-1] = True
+    batch = Batch(
+        obs=obs, actions=torch.zeros(steps, copies, dtype=torch.long), logp=torch.zeros(steps, copies),
+        rewards=torch.zeros(steps, copies), next_obs=next_obs, terminated=terminated, truncated=truncated,
+        valid=torch.ones(steps, copies, dtype=torch.bool), episode_returns=[], episode_lengths=[],
+    )  # fmt: skip
+    critic = CountingCritic(dim)
+    values, next_values = state_values(batch, critic)
+    assert critic.reads == steps * copies + 3  # the batch once, then the three segment ends
+    assert torch.allclose(values, critic(obs)) and torch.allclose(next_values, critic(next_obs))
+    # floats are read twice (normalized observations may differ between next_obs[t] and obs[t+1])
+    critic.reads = 0
+    state_values(replace(batch, obs=obs.float(), next_obs=next_obs.float()), critic)
+    assert critic.reads == 2 * steps * copies

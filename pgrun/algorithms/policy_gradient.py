@@ -175,7 +175,8 @@ class BaselinePolicyGradient(PolicyGradient):
         value = self.config.value
         self.value.follow_schedule(optim.scheduled(value.lr, value.lr_schedule, progress))
         batch = advantages.batch
-        return info | self.value.fit(batch.flat(batch.obs), batch.flat(advantages.value_targets))
+        targets = batch.flat(advantages.value_targets)
+        return info | self.value.fit(batch.flat(batch.obs), targets, advantages.flat_values())
 
     def state_dict(self) -> dict[str, Any]:
         return super().state_dict() | {"value": self.value.state_dict()}

@@ -166,7 +166,7 @@ class PPO:
         epochs, same minibatch size); else after the epochs."""
         batch = advantages.batch
         obs, value_targets = batch.flat(batch.obs), batch.flat(advantages.value_targets)
-        fitting = learned_value.ValueFitting(self.value, obs, value_targets)
+        fitting = learned_value.ValueFitting(self.value, obs, value_targets, advantages.flat_values())
         joint = self.value.shares_minibatches_with(self.config.epochs, self.config.minibatch_size)
         info = self.policy_update(
             obs, batch.flat(batch.actions), batch.flat(advantages.phi), progress, fitting if joint else None

@@ -150,7 +150,7 @@ class TrustRegion:
         info = self.policy_step(obs, actions, batch.flat(advantages.phi))
         value = self.config.value
         self.value.follow_schedule(optim.scheduled(value.lr, value.lr_schedule, progress))
-        return info | self.value.fit(obs, batch.flat(advantages.value_targets))
+        return info | self.value.fit(obs, batch.flat(advantages.value_targets), advantages.flat_values())
 
     def policy_step(self, obs: Tensor, actions: Tensor, advantages: Tensor) -> dict[str, float]:
         config, policy = self.config, self.policy

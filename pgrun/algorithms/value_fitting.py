@@ -14,11 +14,14 @@ from pgrun.config import ValueConfig
 from pgrun.networks.value import ValueNetworkFactory
 
 
-def value_loss(values: Tensor, targets: Tensor, old_values: Tensor, clip_range: float | None) -> Tensor:
+def value_loss(
+    values: Tensor, targets: Tensor, old_values: Tensor | None, clip_range: float | None
+) -> Tensor:
     """mean (V(s) - R)^2, or with clip_range c:
     mean max((V - R)^2, (V_old + clip(V - V_old, -c, c) - R)^2)."""
     loss = (values - targets).pow(2)
     if clip_range is not None:
+        assert old_values is not None, "clipping V needs its values before the update"
         clipped = old_values + (values - old_values).clamp(-clip_range, clip_range)
         loss = torch.max(loss, (clipped - targets).pow(2))
     return loss.mean()
@@ -54,9 +57,10 @@ class FittedValue:
         if self.optimizer is not None:
             self.optimizer.lr = lr
 
-    def fit(self, obs: Tensor, targets: Tensor) -> dict[str, float]:
-        """Fit to targets [n] at obs [n, obs_dim]; return the loss of the last pass."""
-        fitting = ValueFitting(self, obs, targets)
+    def fit(self, obs: Tensor, targets: Tensor, old_values: Tensor | None = None) -> dict[str, float]:
+        """Fit to targets [n] at obs [n, obs_dim] (`old_values`: V(obs) before the fit, if
+        known); return the loss of the last pass."""
+        fitting = ValueFitting(self, obs, targets, old_values)
         fitting.finish()
         return fitting.info()
 
@@ -85,12 +89,18 @@ class ValueFitting:
     any steps it did not take (after an early stop). Alone, `finish()` takes them all.
     """
 
-    def __init__(self, value: FittedValue, obs: Tensor, targets: Tensor) -> None:
+    def __init__(
+        self, value: FittedValue, obs: Tensor, targets: Tensor, old_values: Tensor | None = None
+    ) -> None:
+        """`old_values`: V(obs) before the fit, where the estimator computed them already; the
+        clipped loss (value.clip_range) needs them, and reads them from V otherwise."""
         self.value, self.obs, self.targets = value, obs, targets
         self.steps_per_pass = -(-len(targets) // (value.config.minibatch_size or len(targets)))
         self.steps_taken, self.losses = 0, []
-        with torch.no_grad():
-            self.old_values = value.net(obs)
+        self.old_values = old_values
+        if self.old_values is None and value.config.clip_range is not None:
+            with torch.no_grad():
+                self.old_values = value.net(obs)
 
     def zero_grad(self) -> None:
         if self.value.optimizer is not None:  # (shared: the rule's optimizer zeroes V's head)
@@ -105,7 +115,8 @@ class ValueFitting:
         values = (
             self.value.net(self.obs[index]) if features is None else self.value.net.from_features(features)
         )
-        loss = value_loss(values, targets, self.old_values[index], config.clip_range)
+        old_values = self.old_values[index] if self.old_values is not None else None
+        loss = value_loss(values, targets, old_values, config.clip_range)
         self.losses.append((loss.detach(), len(targets)))
         return loss if self.value.coef == 1.0 else self.value.coef * loss
 

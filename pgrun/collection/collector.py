@@ -9,7 +9,6 @@ bootstrap exactly where an episode was truncated.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -21,48 +20,22 @@ from gymnasium.vector import VectorEnv
 from torch import Tensor
 
 from pgrun.batch import Batch
+from pgrun.collection.atari import LifeLoss
+from pgrun.collection.early_ends import (
+    STEP_OVERHEAD_BYTES,
+    BatchTooLong,
+    CollectionStopped,
+    EnvFault,
+    batch_memory_limit,
+)
 from pgrun.collection.env_state import episode_records, restore
 from pgrun.collection.envs import next_step_autoreset
 from pgrun.collection.normalization import ObservationPreprocessor, RewardScaler
 from pgrun.collection.observation_trees import all_finite, replace_rows, to_arrays, to_tensors
 from pgrun.errors import first_line
+from pgrun.networks.layers import device_of
 from pgrun.networks.observations import space_leaves
 from pgrun.networks.policy import Policy
-
-
-class EnvFault(RuntimeError):
-    """The env raised an exception or returned a non-finite reward or observation;
-    `env_steps` counts the steps of the batch before it. The message is one line."""
-
-    def __init__(self, message: str, env_steps: int) -> None:
-        super().__init__(message)
-        self.env_steps = env_steps
-
-
-class CollectionStopped(Exception):
-    """A stop was requested (`Collector.stop_requested`) while a batch was being collected:
-    the collector stopped within one env step and the partial batch is dropped."""
-
-
-class BatchTooLong(RuntimeError):
-    """An episode batch reached `env_steps` before its episodes had all ended; `limit` says
-    which bound it reached (the step limit, or the memory the batch would need)."""
-
-    def __init__(self, env_steps: int, limit: str) -> None:
-        super().__init__(f"an episode batch reached {env_steps:,} env steps ({limit})")
-        self.env_steps, self.limit = env_steps, limit
-
-
-STEP_OVERHEAD_BYTES = 1024
-"""what a recorded step costs beyond its arrays' bytes (the tensors' and lists' bookkeeping)"""
-
-
-def batch_memory_limit() -> int:
-    """The bytes an episode batch may hold while collecting: half this machine's memory."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
-    except (ValueError, OSError, AttributeError):  # (no sysconf: not Linux or macOS)
-        return 8 * 2**30
 
 
 class Collector:
@@ -93,9 +66,14 @@ class Collector:
         reward_scaler: RewardScaler | None = None,
         info_keys: Sequence[str] = (),
         keep_features: bool = False,
+        life_loss: LifeLoss | None = None,
     ) -> None:
         self.envs, self.policy, self.preprocessor = envs, policy, preprocessor
+        self.device = device_of(policy)
+        """where the policy acts: observations go there, actions come back (pgrun.training.device)"""
         self.reward_scaler = reward_scaler
+        self.life_loss = life_loss
+        """a lost life is terminal for the learner (env.atari.episodic_life; the info holds "lives")"""
         self.unit, self.size = unit, size
         self.num_envs = envs.num_envs
         self.obs, _ = envs.reset(seed=seed)
@@ -177,7 +155,7 @@ class Collector:
                 if stepping is not None:
                     valid = valid & stepping
                 obs = self.preprocessor.update_and_encode(self.obs, fold=stepping)
-                action, output = self.policy.sample(obs)
+                action, output = self.policy.sample(obs.to(self.device))
                 next_obs, reward, terminated, truncated, info = self.step(action, env_steps)
                 env_steps += cost
                 ended = terminated | truncated
@@ -187,6 +165,8 @@ class Collector:
                     if self.reward_scaler is None
                     else self.reward_scaler(reward, ended, active=stepping)
                 )
+                if self.life_loss is not None:
+                    terminated = terminated | self.life_loss(info, ended)
                 true_next_obs = next_obs
                 if self.next_step_autoreset:  # the copies that ended return their last observation now
                     self.resetting = ended
@@ -280,6 +260,7 @@ class Collector:
             "resetting": torch.as_tensor(self.resetting).clone(),
             "envs": episode_records(self.envs),
             "reward_scaler": self.reward_scaler.state_dict() if self.reward_scaler is not None else {},
+            "life_loss": self.life_loss.state_dict() if self.life_loss is not None else {},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -291,3 +272,5 @@ class Collector:
         self.resetting = state["resetting"].numpy().copy()
         if self.reward_scaler is not None:
             self.reward_scaler.load_state_dict(state["reward_scaler"])
+        if self.life_loss is not None:
+            self.life_loss.load_state_dict(state.get("life_loss", {}))

@@ -3,7 +3,8 @@
 gymnasium has no API to read or write an env's state (CartPole's cart, MuJoCo's qpos,
 Box2D's bodies), but it asks every env to draw its randomness from `np_random`. So an
 episode is fully determined by how it started (the reset seed, or the state of
-`np_random` before an unseeded reset) and the actions taken since. `EpisodeRecorder`
+`np_random` before an unseeded reset; for an env with a generator of its own, such as the
+ALE's, a wrapper's `outside_rng_state` too) and the actions taken since. `EpisodeRecorder`
 keeps exactly that for one copy, as plain values and tensors that a checkpoint can hold;
 `restore` resets each copy the same way and steps it through the same actions, which
 brings the env, its wrappers (time limits) and its random generator to where they were.
@@ -39,10 +40,14 @@ class EpisodeRecorder(gym.Wrapper):
         self.episode_start: dict[str, Any] = {"seed": None, "rng": None}
         self.episode_actions: list[np.ndarray] = []
         self.pending_record: dict[str, Any] | None = None
+        self.outside_rng = env.has_wrapper_attr("outside_rng_state")
+        """a wrapper reads and sets randomness the env keeps outside np_random (the ALE's)"""
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> Any:
         rng = None if seed is not None else copy.deepcopy(self.env.unwrapped.np_random.bit_generator.state)
         self.episode_start = {"seed": seed, "rng": rng}
+        if seed is None and self.outside_rng:
+            self.episode_start["outside_rng"] = self.env.get_wrapper_attr("outside_rng_state")()
         self.episode_actions = []
         return self.env.reset(seed=seed, options=options)
 
@@ -70,6 +75,8 @@ class EpisodeRecorder(gym.Wrapper):
             obs, _ = self.reset(seed=record["seed"])
         else:
             self.env.unwrapped.np_random.bit_generator.state = record["rng"]
+            if "outside_rng" in record:
+                self.env.get_wrapper_attr("set_outside_rng_state")(record["outside_rng"])
             obs, _ = self.reset()
         for action in record["actions"].numpy():
             obs, *_ = self.step(action)

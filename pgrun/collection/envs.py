@@ -16,12 +16,17 @@ from typing import Any
 import gymnasium as gym
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
 
+from pgrun.collection.atari import atari_make_kwargs, atari_wrappers, is_ale_env
 from pgrun.collection.env_state import EpisodeRecorder
 from pgrun.collection.suites import register_suite, suite_wrappers
-from pgrun.config import ConfigError, EnvConfig
+from pgrun.config import ConfigError, EnvConfig, is_atari_id
 from pgrun.errors import first_line
 from pgrun.networks.action_spaces import unsupported_action_space
 from pgrun.networks.observations import UnsupportedSpace, observation_layout
+
+ALE_MAX_FRAMES = 108_000
+"""an ALE game's time limit in emulator frames where its registration names none (30 minutes
+at 60 frames a second, as Machado et al. 2018 cap episodes)"""
 
 GUARD_MAX_EPISODE_STEPS = 100_000
 """the time limit of an env that has none registered and none configured: without one, a
@@ -110,7 +115,12 @@ def episode_step_limit(config: EnvConfig) -> tuple[int, bool]:
     GUARD_MAX_EPISODE_STEPS; and whether it is that guard (the env has no limit of its own)."""
     if config.max_episode_steps is not None:
         return config.max_episode_steps, False
-    registered = gym.spec(resolve_env_id(config.id)).max_episode_steps
+    spec = gym.spec(resolve_env_id(config.id))
+    if is_atari_id(config.id) and is_ale_env(spec.id):
+        # the game's own limit, in emulator frames (108,000: 30 minutes), as agent steps
+        frames = spec.kwargs.get("max_num_frames_per_episode") or ALE_MAX_FRAMES
+        return -(-frames // config.atari.frame_skip), False
+    registered = spec.max_episode_steps
     return (registered, False) if registered is not None else (GUARD_MAX_EPISODE_STEPS, True)
 
 
@@ -130,18 +140,22 @@ def make_vector_env(
     Async workers ignore SIGINT and SIGTERM: the main process decides when to stop, and
     closes them. `render_mode` is passed to gymnasium.make; `wrap(env, index)`, if given,
     wraps copy `index` (e.g. to record it; not with env.vectorization=native). Each copy is
-    gymnasium.make's env, then FilterObservation (env.obs_keys), the suite's wrappers and
-    env.wrappers, innermost first; `info_keys` are the info entries its steps pass on.
+    gymnasium.make's env, then FilterObservation (env.obs_keys), an ALE game's preprocessing
+    (env.atari, pgrun.collection.atari), the suite's wrappers and env.wrappers, innermost
+    first; `info_keys` are the info entries its steps pass on.
     `record=False` leaves the episode records out (envs that no checkpoint will restore).
     """
     env_id = resolve_env_id(config.id)
-    make_kwargs = dict(config.kwargs)
-    make_kwargs["max_episode_steps"] = episode_step_limit(config)[0]
+    limit = episode_step_limit(config)[0]
+    wrappers = [*suite_wrappers(env_id), *(import_wrapper(name) for name in config.wrappers)]
+    if is_atari_id(config.id) and is_ale_env(env_id):
+        make_kwargs = atari_make_kwargs(env_id, dict(config.kwargs), config.atari)
+        wrappers = [*atari_wrappers(config.atari, limit), *wrappers]
+    else:
+        make_kwargs = {**config.kwargs, "max_episode_steps": limit}
     if render_mode is not None:
         make_kwargs["render_mode"] = render_mode
     route_mujoco_warnings(env_id)
-
-    wrappers = [*suite_wrappers(env_id), *(import_wrapper(name) for name in config.wrappers)]
 
     def make_plain() -> gym.Env:
         env = gym.make(env_id, **make_kwargs)

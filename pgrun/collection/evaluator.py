@@ -7,6 +7,7 @@ import torch
 from gymnasium.vector import VectorEnv
 
 from pgrun.collection.normalization import ObservationPreprocessor
+from pgrun.networks.layers import device_of
 from pgrun.networks.policy import Policy
 
 EVAL_SEED_OFFSET = 1_000_000
@@ -53,10 +54,11 @@ class Evaluator:
         obs, _ = self.envs.reset(seed=seed)
         returns, running = np.zeros(n), np.ones(n, dtype=bool)
         lengths = np.zeros(n, dtype=np.int64)
+        device = device_of(policy)
         with torch.random.fork_rng(), torch.no_grad():
             torch.manual_seed(seed)
             while running.any():
-                features = self.preprocessor(obs)
+                features = self.preprocessor(obs).to(device)
                 action = (
                     policy.mode(features) if self.deterministic else policy.distribution(features).sample()
                 )

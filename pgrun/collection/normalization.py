@@ -155,8 +155,8 @@ class ObservationPreprocessor:
     def reencode(self, features: torch.Tensor) -> torch.Tensor:
         """Features [..., dim] recorded earlier (Batch.features), encoded with the statistics
         as they stand now."""
-        flat = features.reshape(-1, self.dim).numpy()
-        return self.standardize(flat).reshape(features.shape)
+        flat = features.reshape(-1, self.dim).cpu().numpy()
+        return self.standardize(flat).reshape(features.shape).to(features.device)
 
     def standardize(self, features: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(self.standardize_array(features))
@@ -194,16 +194,25 @@ def leaf_features(space: gym.Space, values: np.ndarray) -> np.ndarray:
 
 
 class RewardScaler:
-    """Scales each step's rewards [N] of N env copies; the statistics go into checkpoints."""
+    """What the learner sees of each step's rewards [N] of N env copies: with `sign` (env.sign_reward)
+    sign(r), the reward clipping of Mnih et al. (2015); with `normalize` (env.normalize_reward)
+    then scaled as above. The statistics go into checkpoints."""
 
-    def __init__(self, num_envs: int, gamma: float, clip: float | None) -> None:
+    def __init__(
+        self, num_envs: int, gamma: float, clip: float | None, sign: bool = False, normalize: bool = True
+    ) -> None:
         self.gamma, self.clip = gamma, clip
+        self.sign, self.normalize = sign, normalize
         self.returns = np.zeros(num_envs)
         self.statistics = RunningMeanStd(1)
 
     def __call__(self, reward: np.ndarray, ended: np.ndarray, active: np.ndarray | None = None) -> np.ndarray:
-        """The scaled rewards of one step; `ended`: the copies whose episode ended at it;
+        """The learner's rewards of one step; `ended`: the copies whose episode ended at it;
         `active`: the copies that took a step (default all; a copy that only reset did not)."""
+        if self.sign:
+            reward = np.sign(reward)
+        if not self.normalize:
+            return reward
         if active is None:
             self.returns = self.gamma * self.returns + reward
             self.statistics.update(self.returns.reshape(-1, 1))

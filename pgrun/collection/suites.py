@@ -1,4 +1,4 @@
-"""Env suites that register their ids on import (MinAtar, MiniGrid): which module registers an
+"""Env suites that register their ids on import (MinAtar, MiniGrid, the ALE): which module registers an
 id, the extra that installs it, and the wrappers pgrun puts on their envs.
 
 `resolve_env_id` asks `register_suite` before it calls an id unknown; an id of a suite that
@@ -38,14 +38,19 @@ class MinAtarSeeding(gym.Wrapper):
 
 @dataclass(frozen=True)
 class Suite:
-    """An env suite: ids starting with `prefix` are registered by importing `module` (and
-    calling its `register` function, if named); `extra` is the pgrun extra that installs it."""
+    """An env suite: ids starting with `prefix` (or ending with `suffix`, if given) are
+    registered by importing `module` (and calling its `register` function, if named); `extra`
+    is the pgrun extra that installs it."""
 
     prefix: str
     module: str
     extra: str
     register: str | None = None
     wrappers: tuple[Callable[[gym.Env], gym.Env], ...] = field(default=())
+    suffix: str | None = None
+
+    def claims(self, env_id: str) -> bool:
+        return env_id.startswith(self.prefix) or (self.suffix is not None and env_id.endswith(self.suffix))
 
     def install(self) -> None:
         module = importlib.import_module(self.module)
@@ -57,11 +62,13 @@ SUITES = (
     Suite("MinAtar/", "minatar.gym", "minatar", register="register_envs", wrappers=(MinAtarSeeding,)),
     Suite("MiniGrid-", "minigrid", "minigrid"),
     Suite("BabyAI-", "minigrid", "minigrid"),
+    # ale_py registers ALE/<Game>-v5 and <Game>NoFrameskip-v4 when imported (ROMs included)
+    Suite("ALE/", "ale_py", "atari", suffix="NoFrameskip-v4"),
 )
 
 
 def suite_of(env_id: str) -> Suite | None:
-    return next((suite for suite in SUITES if env_id.startswith(suite.prefix)), None)
+    return next((suite for suite in SUITES if suite.claims(env_id)), None)
 
 
 def register_suite(env_id: str) -> str | None:

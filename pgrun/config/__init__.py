@@ -11,6 +11,7 @@ The names most callers need are importable from `pgrun.config` itself.
 from pgrun.config.files import config_dir, default_choices
 from pgrun.config.schema import (
     AlgoConfig,
+    AtariConfig,
     CheckpointConfig,
     Config,
     ConfigError,
@@ -22,11 +23,13 @@ from pgrun.config.schema import (
     ValueConfig,
     ValueNetworkConfig,
     checked,
+    is_atari_id,
 )
 from pgrun.config.validation import as_plain_dict, one_line, slug, to_config, unknown_key, validate
 
 __all__ = [
     "AlgoConfig",
+    "AtariConfig",
     "CheckpointConfig",
     "Config",
     "ConfigError",
@@ -41,6 +44,7 @@ __all__ = [
     "checked",
     "config_dir",
     "default_choices",
+    "is_atari_id",
     "one_line",
     "slug",
     "to_config",

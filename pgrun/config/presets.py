@@ -38,14 +38,17 @@ def preset_overrides(config_dir: Path, overrides: list[str]) -> list[str]:
 def without_foreign_preset(config_dir: Path, overrides: list[str]) -> list[str]:
     """`overrides`, plus `~tuned` when env.id names another env than the env group's own:
     configs/tuned/<algo>_<env>.yaml is tuned for that group's env (ppo_cartpole for
-    CartPole-v1), not for whatever `env.id=...` runs under the default group. A preset
-    chosen on the command line (tuned=..., ~tuned) stays."""
+    CartPole-v1), not for whatever `env.id=...` runs under the default group; a group whose
+    id is missing (`id: ???`, env=atari) is made for any id. A preset chosen on the command
+    line (tuned=..., ~tuned) stays."""
     values = {key.lstrip("+~"): value for key, _, value in (o.partition("=") for o in overrides)}
     if "env.id" not in values or "tuned" in values:
         return overrides
     group_file = config_dir / "env" / f"{values.get('env', default_choices(config_dir)['env'])}.yaml"
-    own_id = OmegaConf.load(group_file).get("id") if group_file.is_file() else None
-    if values["env.id"] == own_id:
+    group = OmegaConf.load(group_file) if group_file.is_file() else OmegaConf.create()
+    if OmegaConf.is_missing(group, "id"):
+        return overrides  # a group for any id of a family (env=atari: any ALE game)
+    if values["env.id"] == group.get("id"):
         return overrides
     # beside env.id: Hydra's argument parser wants the overrides together
     at = next(i for i, o in enumerate(overrides) if o.partition("=")[0].lstrip("+~") == "env.id")

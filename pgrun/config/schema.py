@@ -8,7 +8,7 @@ it uses. Imports neither torch nor any other part of pgrun.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 from omegaconf import MISSING
@@ -21,12 +21,43 @@ class ConfigError(ValueError):
 def checked(default: Any = MISSING, **rules: Any) -> Any:
     """A dataclass field whose value `validate` checks against `rules`.
 
-    Rules: ge, gt, le, lt (bounds), choices (allowed values). None values always pass,
-    so an Optional field means "off" when set to null.
+    Rules: ge, gt, le, lt (bounds), choices (allowed values), pattern (a regular expression
+    the whole value matches; `described` says what it allows). None values always pass, so an
+    Optional field means "off" when set to null.
     """
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=rules)
     return field(default=default, metadata=rules)
+
+
+@dataclass
+class AtariConfig:
+    """The Atari preprocessing of Mnih et al. (2015) as Machado et al. (2018) revisit it, applied
+    to every ALE game (ALE/*-v5, *NoFrameskip-v4) with gymnasium's AtariPreprocessing and
+    FrameStackObservation; the game is made with frameskip=1, since these skip the frames."""
+
+    noop_max: int = checked(30, ge=0)
+    """at each reset, a random number of no-op actions in [0, noop_max]"""
+    frame_skip: int = checked(4, ge=1)
+    """frames per agent step, the action repeated; the observation is the max of the last two"""
+    screen_size: int = checked(84, ge=1)
+    """observed frames are resized to screen_size x screen_size"""
+    grayscale: bool = True
+    """observe grayscale frames (else RGB, channels last)"""
+    frame_stack: int = checked(4, ge=1)
+    """the observation is this many of the latest frames, stacked: [frame_stack, 84, 84] uint8"""
+    episodic_life: bool = False
+    """a lost life is the end of an episode for the learner (no bootstrapping past it) while the
+    game goes on; logged returns stay whole games (Mnih et al. 2015; Machado et al. 2018 advise
+    against it)"""
+    fire_on_reset: bool = False
+    """press FIRE at the start of every game and after every lost life (games such as Breakout
+    wait for it); not for games without a FIRE action"""
+
+
+def is_atari_id(env_id: str) -> bool:
+    """An id of an ALE game: ALE/<Game>-v5 (or -v0) and <Game>NoFrameskip-v4."""
+    return env_id.startswith("ALE/") or env_id.endswith("NoFrameskip-v4")
 
 
 @dataclass
@@ -60,6 +91,11 @@ class EnvConfig:
     (gamma = algo.gamma); logged returns stay raw"""
     clip_reward: float | None = checked(10.0, gt=0.0)
     """with normalize_reward: scaled rewards are clipped to [-clip_reward, clip_reward]; null: not clipped"""
+    sign_reward: bool = False
+    """the learner sees sign(r) in {-1, 0, 1} (the reward clipping of Mnih et al. 2015), before
+    any normalize_reward; logged returns stay raw (an Atari game's score)"""
+    atari: AtariConfig = field(default_factory=AtariConfig)
+    """preprocessing of ALE games (env.id ALE/*-v5 or *NoFrameskip-v4)"""
 
     def ignored_keys(self) -> dict[str, str]:
         """{key: why} for the keys that do nothing with the other values (set to anything
@@ -69,6 +105,9 @@ class EnvConfig:
             ignored["clip_obs"] = "with env.normalize_obs=false: it clips normalized observations"
         if not self.normalize_reward:
             ignored["clip_reward"] = "with env.normalize_reward=false: it clips scaled rewards"
+        if not is_atari_id(self.id):
+            why = f"with env.id={self.id!r}: it preprocesses ALE games only"
+            ignored |= {f"atari.{f.name}": why for f in fields(AtariConfig)}
         return ignored
 
 
@@ -253,8 +292,11 @@ class Config:
     """stop training once target_return is reached"""
     objective: str = checked("final", choices=("final", "best"))
     """what a run returns to a sweeper (Optuna maximizes it): its final or best eval return"""
-    device: str = checked("cpu", choices=("cpu",))
-    """pgrun runs its networks on the cpu"""
+    device: str = checked(
+        "cpu", pattern=r"auto|cpu|mps|cuda(:\d+)?", described="auto, cpu, cuda, cuda:N or mps"
+    )
+    """where the networks learn and act: auto (a CUDA GPU if torch sees one, else the cpu),
+    cpu, cuda, cuda:N or mps. The envs run on the cpu; each batch moves to the device once"""
     torch_threads: int = checked(1, ge=1)
     """intra-op threads; 1 is fastest for small MLPs and keeps parallel jobs apart"""
 

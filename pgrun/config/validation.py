@@ -31,6 +31,8 @@ def slug(text: str) -> str:
 def _violation(rules: dict[str, Any], value: Any) -> str | None:
     if "choices" in rules and value not in rules["choices"]:
         return "must be one of " + ", ".join(map(str, rules["choices"]))
+    if "pattern" in rules and not re.fullmatch(rules["pattern"], str(value)):
+        return f"must be {rules['described']}"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     if rules.get("gt") is not None and not value > rules["gt"]:
@@ -147,6 +149,10 @@ def one_line(error: BaseException) -> str:
     if isinstance(error, OverrideParseException):
         return f"cannot parse override {error.override!r}: {str(error).splitlines()[0]}"
     first = first_line(error) or type(error).__name__
+    if "Missing mandatory value: env.id" in str(error):
+        return (
+            "env.id is missing: this env group runs any game named by env.id (env=atari env.id=ALE/Pong-v5)"
+        )
     cause = error.__cause__
     if isinstance(cause, (ConfigKeyError, ConfigAttributeError)) and cause.full_key:
         # object_type is the schema of the node that lacks the key (PPOConfig for algo=ppo)

@@ -42,6 +42,7 @@ class Advantages:
     phi            [T, N] Phi_t
     value_targets  [T, N] regression targets for V(s_t) (estimators that use a critic), else None
     importance     [T, N] importance weights w_t (importance_sampled), else None
+    values         [T, N] V(s_t) as the critic gave them before the update (gae), else None
     """
 
     batch: Batch
@@ -49,6 +50,11 @@ class Advantages:
     value_targets: Tensor | None = None
     importance: Tensor | None = None
     info: dict[str, float] = field(default_factory=dict)
+    values: Tensor | None = None
+
+    def flat_values(self) -> Tensor | None:
+        """V(s_t) of the batch's valid steps, [n_valid], if the estimator computed them."""
+        return None if self.values is None else self.batch.flat(self.values)
 
 
 class Estimator(Protocol):
@@ -92,13 +98,33 @@ class GeneralizedAdvantage(Stateless):
     def __call__(self, batch: Batch, critic: nn.Module | None) -> Advantages:
         if critic is None:
             raise ValueError("the gae estimator needs an update rule with a critic")
-        with torch.no_grad():
-            values, next_values = critic(batch.obs), critic(batch.next_obs)
+        values, next_values = state_values(batch, critic)
         phi, targets = gae(
             batch.rewards, values, next_values, batch.terminated, batch.done, self.gamma, self.lam
         )
         info = {"train/explained_variance": explained_variance(values[batch.valid], targets[batch.valid])}
-        return Advantages(batch, phi, value_targets=targets, info=info)
+        return Advantages(batch, phi, value_targets=targets, info=info, values=values)
+
+
+def state_values(batch: Batch, critic: nn.Module) -> tuple[Tensor, Tensor]:
+    """V(s_t) and V(s_{t+1}) [T, N] of every step, without gradients.
+
+    Observations stored as bytes (images; never normalized) are the same bytes in next_obs[t]
+    and obs[t+1] wherever the episode went on, so there V(s_{t+1}) is the next step's V(s_t),
+    and the critic reads only the observations that end a segment (an episode's last, the
+    batch's last): on Atari its second pass over the batch would cost a fifth of an iteration.
+    Float observations, normalized with statistics that moved between t and t+1, are read
+    twice (which keeps the runs of vector envs as they were)."""
+    with torch.no_grad():
+        values = critic(batch.obs)
+        if batch.obs.dtype != torch.uint8:
+            return values, critic(batch.next_obs)
+        next_values = torch.empty_like(values)
+        next_values[:-1] = values[1:]
+        segment_ends = batch.done.clone()
+        segment_ends[-1] = True
+        next_values[segment_ends] = critic(batch.next_obs[segment_ends])
+    return values, next_values
 
 
 def current_log_probs(policy: Policy, batch: Batch, chunk: int | None) -> Tensor:
@@ -152,7 +178,8 @@ class ImportanceSampled:
 
     def __call__(self, batch: Batch, critic: nn.Module | None) -> Advantages:
         self.history.append(batch)
-        reused = list(self.history)[:-1]
+        # (batches read from a checkpoint are on the CPU: they join the new one's device)
+        reused = [old.to(batch.obs.device) for old in list(self.history)[:-1]]
         if self.reencode is not None:
             reused = [
                 replace(old, obs=self.reencode(old.features)) if old.features is not None else old

@@ -48,7 +48,7 @@ def total_return(rewards: Tensor, done: Tensor, gamma: float) -> Tensor:
     It is the reward-to-go at the episode's first step, carried forward to the rest.
     """
     rtg = reward_to_go(rewards, done, gamma)
-    time = torch.arange(len(done)).unsqueeze(1).expand_as(done)
+    time = torch.arange(len(done), device=done.device).unsqueeze(1).expand_as(done)
     last_start = torch.where(episode_starts(done), time, 0).cummax(dim=0).values
     return rtg.gather(0, last_start)
 

@@ -74,7 +74,7 @@ class ActionDistribution(nn.Module):
         raise NotImplementedError
 
     def env_action(self, action: Tensor) -> np.ndarray:
-        """The action as the env takes it (a numpy array)."""
+        """The action as the env takes it (a numpy array, on the CPU wherever the policy is)."""
         raise NotImplementedError
 
 
@@ -120,7 +120,7 @@ class Categorical(ActionDistribution):
         return TorchCategorical(logits=params, validate_args=False)
 
     def env_action(self, action: Tensor) -> np.ndarray:
-        return action.numpy() + self.start
+        return action.cpu().numpy() + self.start
 
 
 class DiagonalGaussian(ActionDistribution):
@@ -182,4 +182,4 @@ class DiagonalGaussian(ActionDistribution):
         return Independent(Normal(mean, log_std.exp(), validate_args=False), 1, validate_args=False)
 
     def env_action(self, action: Tensor) -> np.ndarray:
-        return (torch.clamp(action, self.low, self.high) if self.clip_actions else action).numpy()
+        return (torch.clamp(action, self.low, self.high) if self.clip_actions else action).cpu().numpy()

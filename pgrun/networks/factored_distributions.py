@@ -67,7 +67,7 @@ class MultiCategorical(ActionDistribution):
         return IndependentCategoricals(self.logits(params))
 
     def env_action(self, action: Tensor) -> np.ndarray:
-        return (action + self.start).numpy().reshape(*action.shape[:-1], *self.shape)
+        return (action + self.start).cpu().numpy().reshape(*action.shape[:-1], *self.shape)
 
 
 class IndependentCategoricals(Distribution):
@@ -142,4 +142,4 @@ class Bernoulli(ActionDistribution):
         return Independent(TorchBernoulli(logits=params, validate_args=False), 1, validate_args=False)
 
     def env_action(self, action: Tensor) -> np.ndarray:
-        return action.numpy().astype(np.int8).reshape(*action.shape[:-1], *self.shape)
+        return action.cpu().numpy().astype(np.int8).reshape(*action.shape[:-1], *self.shape)

@@ -104,3 +104,8 @@ def mlp(
         if not is_output:
             layers.append(ACTIVATIONS[activation][0]())
     return MLP(*layers, activation=ACTIVATIONS[activation][1])
+
+
+def device_of(module: nn.Module) -> torch.device:
+    """Where a network's parameters are (the CPU for one without parameters)."""
+    return next(module.parameters(), torch.empty(0)).device

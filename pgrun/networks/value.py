@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+import torch
 from torch import Tensor, nn
 
 from pgrun.config import PolicyConfig
@@ -50,13 +51,16 @@ class ValueNetworkFactory(Protocol):
         ...
 
 
-def value_networks(observations: int | ObservationLayout, architecture: PolicyConfig) -> ValueNetworkFactory:
+def value_networks(
+    observations: int | ObservationLayout, architecture: PolicyConfig, device: torch.device | None = None
+) -> ValueNetworkFactory:
     """The factory an update rule gets: value networks over the run's observations (a layout,
     or a float vector of that many features), with the policy's encoder kind, activation and
-    initialization. Float vectors with the MLP get the MLP value network of every earlier
+    initialization, on `device` (initialized on the CPU, so that every device starts from the
+    same weights). Float vectors with the MLP get the MLP value network of every earlier
     pgrun (the same parameters, drawn in the same order)."""
 
-    def make(hidden_sizes: list[int], shared_encoder: Encoder | None = None) -> nn.Module:
+    def make_on_cpu(hidden_sizes: list[int], shared_encoder: Encoder | None = None) -> nn.Module:
         if shared_encoder is not None:
             return EncodedValueNetwork(shared_encoder, architecture.init)
         if isinstance(observations, int):
@@ -65,5 +69,9 @@ def value_networks(observations: int | ObservationLayout, architecture: PolicyCo
             return ValueNetwork(observations.dim, hidden_sizes, architecture.activation, architecture.init)
         encoder = make_encoder(observations, architecture, hidden_sizes)
         return EncodedValueNetwork(encoder, architecture.init)
+
+    def make(hidden_sizes: list[int], shared_encoder: Encoder | None = None) -> nn.Module:
+        network = make_on_cpu(hidden_sizes, shared_encoder)
+        return network if device is None else network.to(device)
 
     return make

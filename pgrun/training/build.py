@@ -15,15 +15,17 @@ from gymnasium.vector import VectorEnv
 
 from pgrun.algorithms import make_update_rule
 from pgrun.algorithms.rule import UpdateRule
+from pgrun.collection.atari import LifeLoss
 from pgrun.collection.collector import Collector
 from pgrun.collection.envs import episode_step_limit, make_vector_env
 from pgrun.collection.evaluator import EVAL_SEED_OFFSET, Evaluator
 from pgrun.collection.normalization import ObservationPreprocessor, RewardScaler
-from pgrun.config import Config
+from pgrun.config import Config, EnvConfig, is_atari_id
 from pgrun.estimation.estimators import REUSES_BATCHES, Estimator, make_estimator
 from pgrun.networks.policy import Policy, make_policy
 from pgrun.networks.value import value_networks
 from pgrun.tracking.video import check_rendering, require_moviepy
+from pgrun.training.device import resolve_device
 from pgrun.training.rng import seed_everything
 
 
@@ -39,6 +41,8 @@ class RunParts:
     estimate: Estimator
     collector: Collector
     evaluate: Evaluator
+    device: torch.device
+    """where the networks learn (config key device); batches move there once per iteration"""
 
     def close(self) -> None:
         """Shut the envs (and async workers) down: both sets, even if closing the first fails."""
@@ -58,26 +62,33 @@ def warn_if_no_time_limit(config: Config) -> None:
         )
 
 
+def episodic_life(config: EnvConfig) -> bool:
+    """A lost life ends the learner's episode (env.atari.episodic_life, for an ALE game)."""
+    return config.atari.episodic_life and is_atari_id(config.id)
+
+
 def build_parts(config: Config) -> RunParts:
     """Seed the generators, make the envs, the networks, the estimator, the update rule, the
     collector and the evaluator; a failure closes the envs made so far."""
+    device = resolve_device(config.device)
     warn_if_no_time_limit(config)
     seed_everything(config.seed)
     torch.set_num_threads(config.torch_threads)
     if config.eval.video:
         require_moviepy("eval.video=true")
         check_rendering(config.env)
-    envs = make_vector_env(config.env, config.env.num_envs, info_keys=config.log.info_keys)
+    lives = ["lives"] if episodic_life(config.env) else []
+    envs = make_vector_env(config.env, config.env.num_envs, info_keys=[*config.log.info_keys, *lives])
     eval_envs = make_vector_env(config.env, config.eval.episodes)
     try:
-        return build_learners(config, envs, eval_envs)
+        return build_learners(config, envs, eval_envs, device)
     except BaseException:
         envs.close()
         eval_envs.close()
         raise
 
 
-def build_learners(config: Config, envs: VectorEnv, eval_envs: VectorEnv) -> RunParts:
+def build_learners(config: Config, envs: VectorEnv, eval_envs: VectorEnv, device: torch.device) -> RunParts:
     observations = envs.single_observation_space
     preprocessor = ObservationPreprocessor(
         observations, normalize=config.env.normalize_obs, clip=config.env.clip_obs
@@ -88,13 +99,14 @@ def build_learners(config: Config, envs: VectorEnv, eval_envs: VectorEnv) -> Run
             "to [0, 1] inside the network",
             file=sys.stderr,
         )
-    policy = make_policy(preprocessor.layout, envs.single_action_space, config.policy)
-    rule = make_update_rule(config.algo, policy, value_networks(preprocessor.layout, config.policy))
+    policy = make_policy(preprocessor.layout, envs.single_action_space, config.policy).to(device)
+    rule = make_update_rule(config.algo, policy, value_networks(preprocessor.layout, config.policy, device))
     reencode = preprocessor.reencode if preprocessor.statistics is not None else None
     estimate = make_estimator(config.algo, policy, reencode)
+    env = config.env
     reward_scaler = (
-        RewardScaler(config.env.num_envs, config.algo.gamma, config.env.clip_reward)
-        if config.env.normalize_reward
+        RewardScaler(env.num_envs, config.algo.gamma, env.clip_reward, env.sign_reward, env.normalize_reward)
+        if env.normalize_reward or env.sign_reward
         else None
     )
     collector = Collector(
@@ -107,6 +119,7 @@ def build_learners(config: Config, envs: VectorEnv, eval_envs: VectorEnv) -> Run
         reward_scaler=reward_scaler,
         info_keys=config.log.info_keys,
         keep_features=config.algo.estimator in REUSES_BATCHES,
+        life_loss=LifeLoss() if episodic_life(config.env) else None,
     )
     return RunParts(
         envs=envs,
@@ -123,4 +136,5 @@ def build_learners(config: Config, envs: VectorEnv, eval_envs: VectorEnv) -> Run
             config.eval.deterministic,
             fresh_starts=config.eval.starts == "fresh",
         ),
+        device=device,
     )

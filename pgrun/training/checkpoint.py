@@ -54,10 +54,11 @@ def atomic_save(payload: dict[str, Any], path: Path) -> None:
 
 
 def read_payload(path: Path) -> dict[str, Any]:
-    """torch.load(weights_only=True): tensors and plain values only; ValueError (one line) if
-    the file is truncated, foreign, or holds any other pickled object."""
+    """torch.load(weights_only=True): tensors and plain values only, on the CPU whichever device
+    wrote them (loading them into networks copies them to the run's device); ValueError (one
+    line) if the file is truncated, foreign, or holds any other pickled object."""
     try:
-        payload = torch.load(path, weights_only=True)
+        payload = torch.load(path, weights_only=True, map_location="cpu")  # (read on any machine)
     except Exception as error:
         text = str(error).strip()
         if "WeightsUnpickler error:" in text:  # torch's first line suggests weights_only=False

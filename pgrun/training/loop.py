@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pgrun.algorithms import schema_name
-from pgrun.collection.collector import BatchTooLong, CollectionStopped, EnvFault
+from pgrun.collection.early_ends import BatchTooLong, CollectionStopped, EnvFault
 from pgrun.config import Config, LogConfig, as_plain_dict
 from pgrun.errors import RunFailed
 from pgrun.tracking.logger import Logger
@@ -171,7 +171,7 @@ class Training:
         before = self.collection_snapshot()
         try:
             with progress.timed("collect"):
-                batch = parts.collector.collect(step_limit=config.total_steps)
+                batch = parts.collector.collect(step_limit=config.total_steps).to(parts.device)
             progress.add_seconds("env", parts.collector.env_seconds)
         except CollectionStopped:
             if self.checkpoint_step != progress.steps:

@@ -87,10 +87,11 @@ def save_policy(
     describe_space), obs_dim, obs_statistics (empty unless env.normalize_obs) and obs_clip,
     value_state_dict (the value network V(s) of algorithms with a critic), eval_seed (the seed
     the run's last evaluation reset its copies with, if it evaluated). Everything is a
-    tensor or a plain value, so torch.load(path, weights_only=True) reads it.
+    tensor or a plain value, so torch.load(path, weights_only=True) reads it; the networks'
+    tensors are CPU copies, so that a machine without the run's device reads them too.
     """
     payload = {
-        "state_dict": policy.state_dict(),
+        "state_dict": on_cpu(policy.state_dict()),
         "config": config,
         "spaces": {"observation": describe_space(preprocessor.space), "action": describe_space(action_space)},
         "obs_dim": preprocessor.dim,
@@ -98,10 +99,14 @@ def save_policy(
         "obs_clip": preprocessor.clip,
     }
     if critic is not None:
-        payload["value_state_dict"] = critic.state_dict()
+        payload["value_state_dict"] = on_cpu(critic.state_dict())
     if eval_seed is not None:
         payload["eval_seed"] = eval_seed
     atomic_save(payload, path)
+
+
+def on_cpu(state: dict[str, Any]) -> dict[str, Any]:
+    return {key: value.cpu() if isinstance(value, torch.Tensor) else value for key, value in state.items()}
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The config of a saved run: continuing it (`resume=`) or starting a new run like it (`rerun=`).
 
 A resumed run keeps its experiment: its checkpoint's config, where only the budget and the
-logging and checkpoint settings may change. A rerun composes a new run from the saved
+logging and checkpoint settings and the device may change. A rerun composes a new run from the saved
 run's resolved config (run.json), every value given as an override, so that changes to the
 shipped YAML files since then do not change it; the user's overrides come last and win.
 """
@@ -26,9 +26,10 @@ from pgrun.config.validation import ignored_paths
 from pgrun.training.checkpoint import load_checkpoint
 from pgrun.training.rundir import PROVENANCE_FILE, RunDirError
 
-RESUMABLE_KEYS = ("total_steps", "schedule_steps", "log", "checkpoint")
+RESUMABLE_KEYS = ("total_steps", "schedule_steps", "log", "checkpoint", "device")
 """top-level keys a resumed run may change: only schedule_steps (asked for by name) changes
-what the run learns; total_steps extends the run on the schedule's horizon it started with"""
+what the run learns; total_steps extends the run on the schedule's horizon it started with;
+device moves it (a run begun on a GPU goes on on a CPU, and the other way)"""
 SAVED_GROUPS = ("algo", "env")
 
 
@@ -64,7 +65,7 @@ def resumed_config(run_dir: Path, overrides: list[str]) -> tuple[Config, dict[st
     if refused:
         raise ConfigError(
             f"resume cannot change {', '.join(refused)}: a resumed run keeps its experiment "
-            "(only total_steps, schedule_steps, log.* and checkpoint.* may change); to change it, "
+            "(only total_steps, schedule_steps, device, log.* and checkpoint.* may change); to change it, "
             f"start a new run from this one's config: pgrun rerun={run_dir} {' '.join(refused)}"
         )
     config = typed_config(state["config"], state["algorithm"])
