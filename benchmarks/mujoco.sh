@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# The MuJoCo reproduction runs: ALGOS x ENVS x SEEDS at BUDGET env steps (default 1M), two
-# at a time (one per core), each in its own fixed run dir under outputs/mujoco/. Resumable:
+# The MuJoCo reproduction runs: ALGOS x ENVS x SEEDS at BUDGET env steps (default 1M),
+# PARALLEL at a time (default 2, one per core), each in its own fixed run dir under outputs/mujoco/. Resumable:
 # a run that finished is skipped, one that was interrupted (a session ended, Ctrl-C, a
 # reboot) continues from its last checkpoint with `pgrun resume=`, so calling this again
 # picks up where it stopped. Each finished run is kept, small, in docs/mujoco/runs/
 # (benchmarks/keep_runs.py): run dirs are lost with the machine, the kept records are not.
-# Usage: [BUDGET=N] bash benchmarks/mujoco.sh ALGOS ENVS SEEDS     (after `make setup`)
+# Usage: [BUDGET=N] [PARALLEL=N] bash benchmarks/mujoco.sh ALGOS ENVS SEEDS     (after `make setup`)
 #   bash benchmarks/mujoco.sh ppo,trpo halfcheetah,hopper,walker2d 0,1,2
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +13,7 @@ export BUDGET=${BUDGET:-1000000} ROOT=outputs/mujoco
 mkdir -p "$ROOT"
 for algo in ${1//,/ }; do for env in ${2//,/ }; do for seed in ${3//,/ }; do
     echo "$algo $env $seed"
-done; done; done | xargs -P 2 -L 1 bash -c '
+done; done; done | xargs -P "${PARALLEL:-2}" -L 1 bash -c '
     algo=$1 env=$2 seed=$3
     dir="$ROOT/${algo}_${env}_seed${seed}"
     if [ -f "$dir/summary.json" ]; then echo "done: $dir"; exit 0; fi
