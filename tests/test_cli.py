@@ -239,7 +239,8 @@ def test_bad_input_gives_one_line_and_leaves_nothing(tmp_path, override):
     assert lines[0].startswith("pgrun: error: ")
     assert BAD_INPUTS[override] in lines[0]
     assert re.search(
-        r"(must be|one of|not a known key|could not be converted|not a registered|does nothing)", lines[0]
+        r"(must be|one of|not a known key|could not be converted|not a registered|does nothing|available)",
+        lines[0],
     )
     assert not list(tmp_path.glob("outputs/*/*")), "a failed start left a run directory behind"
 
