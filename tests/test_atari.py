@@ -5,7 +5,7 @@ sticky actions, and the one-line refusals."""
 import numpy as np
 import pytest
 import torch
-from tests_support import metrics, pgrun, shipped_config
+from tests_support import StopAt, metrics, pgrun, shipped_config
 
 import pgrun as api
 from pgrun.collection.atari import LifeLoss
@@ -14,7 +14,6 @@ from pgrun.collection.envs import episode_step_limit, make_vector_env
 from pgrun.collection.normalization import ObservationPreprocessor, RewardScaler
 from pgrun.config import AtariConfig, ConfigError, EnvConfig, PolicyConfig
 from pgrun.networks.policy import make_policy
-from pgrun.training.callbacks import Callback
 
 
 @pytest.fixture(autouse=True)
@@ -166,15 +165,6 @@ def test_the_atari_env_configs_and_the_ppo_preset_compose():
     assert (algo.optim.lr, algo.optim.lr_schedule, algo.value.share_encoder) == (2.5e-4, "linear", True)
     assert (config.policy.encoder, config.total_steps) == ("nature_cnn", 10_000_000)
     assert shipped_config("algo=ppo", "env=atari", "env.id=ALE/Seaquest-v5").algo.clip == 0.1
-
-
-class StopAt(Callback):
-    def __init__(self, steps: int) -> None:
-        self.steps = steps
-
-    def after_iteration(self, training, scalars) -> None:
-        if training.progress.steps >= self.steps:
-            training.should_stop = True
 
 
 @pytest.mark.slow

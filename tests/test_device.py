@@ -4,13 +4,12 @@ GPU), and a CPU checkpoint resumed with device=auto."""
 
 import pytest
 import torch
-from tests_support import metrics, pgrun, shipped_config
+from tests_support import StopAt, metrics, pgrun, shipped_config
 
 import pgrun as api
 from pgrun.batch import Batch
 from pgrun.config import ConfigError
 from pgrun.training import build
-from pgrun.training.callbacks import Callback
 from pgrun.training.device import resolve_device
 
 NO_GPU = not torch.cuda.is_available()
@@ -71,15 +70,6 @@ def test_a_batch_moves_to_the_device_whole():
     assert len(tensors) == 9 and all(tensor.device.type == "meta" for tensor in tensors)
     assert moved.obs.dtype == torch.uint8  # (frames travel as bytes)
     assert (moved.episode_returns, moved.env_steps) == ([1.0], 6)
-
-
-class StopAt(Callback):
-    def __init__(self, steps: int) -> None:
-        self.steps = steps
-
-    def after_iteration(self, training, scalars) -> None:
-        if training.progress.steps >= self.steps:
-            training.should_stop = True
 
 
 def test_a_cpu_checkpoint_resumes_with_device_auto(tmp_path):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from space_envs import EPISODE_STEPS
-from tests_support import metrics, pgrun, random_batch, random_like, small_policy, value_networks
+from tests_support import StopAt, metrics, pgrun, random_batch, random_like, small_policy, value_networks
 
 import pgrun as api
 from pgrun.algorithms.ppo import PPO, PPOConfig, PPOValueConfig
@@ -21,7 +21,6 @@ from pgrun.estimation.estimators import Advantages
 from pgrun.networks.encoders import ImageEncoder, MLPEncoder, MultiInputEncoder, SingleImageEncoder
 from pgrun.networks.observations import UnsupportedSpace, observation_layout
 from pgrun.networks.policy import make_policy
-from pgrun.training.callbacks import Callback
 from pgrun.training.policy_file import describe_space, rebuild_space, same_kind_of_space
 
 TESTS = Path(__file__).resolve().parent
@@ -288,17 +287,6 @@ def test_episode_info_is_logged_at_episode_ends(tmp_path):
         assert row["env/steps_taken"] == pytest.approx(row["charts/episodic_length"])
         assert row["env/success_rate"] == pytest.approx((8 - row["charts/episodic_length"]) / 4)
         assert 0 < row["env/success_rate"] < 1
-
-
-class StopAt(Callback):
-    """Ends the run (as a finished one: checkpoint written) after the iteration reaching `steps`."""
-
-    def __init__(self, steps: int) -> None:
-        self.steps = steps
-
-    def after_iteration(self, training, scalars) -> None:
-        if training.progress.steps >= self.steps:
-            training.should_stop = True
 
 
 @pytest.mark.slow

@@ -19,6 +19,7 @@ from pgrun.config import Config, PolicyConfig, config_dir, to_config
 from pgrun.config.overrides import hydra_overrides
 from pgrun.networks.policy import make_policy
 from pgrun.networks.value import value_networks as run_value_networks
+from pgrun.training.callbacks import Callback
 
 OBS_DIM = 3
 SPACES = {
@@ -179,3 +180,14 @@ def main_runner(monkeypatch, capsys, prog: str, main):
         return subprocess.CompletedProcess(args, code, out.out, out.err)
 
     return run
+
+
+class StopAt(Callback):
+    """Ends the run (as a finished one: checkpoint written) after the iteration reaching `steps`."""
+
+    def __init__(self, steps: int) -> None:
+        self.steps = steps
+
+    def after_iteration(self, training, scalars) -> None:
+        if training.progress.steps >= self.steps:
+            training.should_stop = True
