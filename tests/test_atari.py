@@ -5,7 +5,7 @@ sticky actions, and the one-line refusals."""
 import numpy as np
 import pytest
 import torch
-from tests_support import StopAt, metrics, pgrun, shipped_config
+from tests_support import StopAt, learning_rows, pgrun, shipped_config
 
 import pgrun as api
 from pgrun.collection.atari import LifeLoss
@@ -176,9 +176,6 @@ def test_a_ppo_run_on_pong_logs_game_scores_and_resumes_exactly(tmp_path):
     api.train(common, run_dir=tmp_path / "split", callbacks=[StopAt(256)])
     api.resume(tmp_path / "split")
 
-    def rows(run_dir):
-        return [{k: v for k, v in row.items() if not k.startswith("time/")} for row in metrics(run_dir)]
-
-    assert rows(tmp_path / "split") == rows(whole.run_dir)
-    evaluations = [row["eval/return"] for row in rows(whole.run_dir) if "eval/return" in row]
+    assert learning_rows(tmp_path / "split") == learning_rows(whole.run_dir)
+    evaluations = [row["eval/return"] for row in learning_rows(whole.run_dir) if "eval/return" in row]
     assert len(evaluations) == 2 and all(-21 <= value <= 21 and value == int(value) for value in evaluations)

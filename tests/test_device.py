@@ -4,7 +4,7 @@ GPU), and a CPU checkpoint resumed with device=auto."""
 
 import pytest
 import torch
-from tests_support import StopAt, metrics, pgrun, shipped_config
+from tests_support import StopAt, learning_rows, pgrun, shipped_config
 
 import pgrun as api
 from pgrun.batch import Batch
@@ -80,10 +80,7 @@ def test_a_cpu_checkpoint_resumes_with_device_auto(tmp_path):
     resumed = api.resume(tmp_path / "split", ["device=auto"])
     assert resumed.config.device == "auto"
 
-    def rows(run_dir):
-        return [{k: v for k, v in row.items() if not k.startswith("time/")} for row in metrics(run_dir)]
-
     if NO_GPU:  # auto is the CPU here: the resumed run is the run that never stopped
-        assert rows(tmp_path / "split") == rows(whole.run_dir)
+        assert learning_rows(tmp_path / "split") == learning_rows(whole.run_dir)
     else:
-        assert len(rows(tmp_path / "split")) == len(rows(whole.run_dir))
+        assert len(learning_rows(tmp_path / "split")) == len(learning_rows(whole.run_dir))

@@ -14,8 +14,12 @@ from typing import ClassVar
 
 from omegaconf import MISSING
 
-from pgrun.config.checks import ConfigError, checked
-from pgrun.config.env_schema import AtariConfig, EnvConfig, is_atari_id
+# (re-exported: pgrun.config's names of the schema, ConfigError and checked included, come from here)
+from pgrun.config.checks import ConfigError as ConfigError
+from pgrun.config.checks import checked
+from pgrun.config.env_schema import AtariConfig as AtariConfig
+from pgrun.config.env_schema import EnvConfig
+from pgrun.config.env_schema import is_atari_id as is_atari_id
 
 
 @dataclass
@@ -223,21 +227,3 @@ class Config:
                     f"with env.num_envs={num_envs})"
                 )
         return None
-
-
-__all__ = [
-    "AlgoConfig",
-    "AtariConfig",
-    "CheckpointConfig",
-    "Config",
-    "ConfigError",
-    "EnvConfig",
-    "EvalConfig",
-    "LogConfig",
-    "OptimizerConfig",
-    "PolicyConfig",
-    "ValueConfig",
-    "ValueNetworkConfig",
-    "checked",
-    "is_atari_id",
-]
