@@ -43,6 +43,11 @@ class Batch:
     features: Tensor | None = None
     """[T, N, dim] s_t's features before observation normalization, kept only for an estimator
     that reuses the batch later (it re-encodes them with the statistics then in force)"""
+    params: Tensor | None = None
+    """[T, N, P] the params of pi_old(.|s_t) the collecting policy sampled a_t from"""
+    values: Tensor | None = None
+    """[T, N] V(s_t) from the collection's forward pass, recorded where V shares the policy's
+    encoder (one pass gave both); None: the estimator computes V itself"""
     env_steps: int | None = None
     """env steps the batch cost: every step of every copy in steps mode (a native env's reset
     steps included), in episode mode only a copy's steps until its share of episodes is done,

@@ -35,6 +35,29 @@ def test_steps_mode_records_a_consistent_batch():
     with torch.no_grad():
         logp = collector.policy.distribution(batch.obs).log_prob(batch.actions)
     torch.testing.assert_close(batch.logp, logp)
+    torch.testing.assert_close(batch.params, collector.policy.distribution_params(batch.obs))
+    assert batch.values is None  # (no value head shares the policy's encoder)
+
+
+def test_a_value_head_on_the_policys_encoder_is_recorded_from_the_sampling_pass():
+    from pgrun.networks.value import EncodedValueNetwork
+    from pgrun.training.build import shared_value_head
+
+    plain_collector = make_collector(EnvConfig(id="CartPole-v1", num_envs=3), "steps", 30)
+    torch.manual_seed(1)
+    plain = plain_collector.collect()
+    collector = make_collector(EnvConfig(id="CartPole-v1", num_envs=3), "steps", 30)
+    policy = collector.policy
+    critic = EncodedValueNetwork(policy.encoder, "orthogonal")
+    apart = EncodedValueNetwork(make_policy(4, gym.spaces.Discrete(2), PolicyConfig()).encoder, "orthogonal")
+    assert shared_value_head(apart, policy) is None and shared_value_head(None, policy) is None
+    collector.value_head = shared_value_head(critic, policy)
+    torch.manual_seed(1)
+    batch = collector.collect()
+    assert torch.equal(batch.actions, plain.actions)  # the same samples as without the head
+    with torch.no_grad():
+        torch.testing.assert_close(batch.values, critic(batch.obs))
+        torch.testing.assert_close(batch.logp, policy.log_prob_of(batch.obs, batch.actions))
 
 
 def test_time_limit_is_truncation_not_termination():

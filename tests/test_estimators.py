@@ -252,6 +252,13 @@ def test_byte_observations_are_read_once_and_give_the_values_of_two_readings():
     values, next_values = state_values(batch, critic)
     assert critic.reads == steps * copies + 3  # the batch once, then the three segment ends
     assert torch.allclose(values, critic(obs)) and torch.allclose(next_values, critic(next_obs))
+    # V(s_t) the collection recorded (a critic sharing the policy's encoder) are taken as they are
+    critic.reads = 0
+    recorded = torch.randn(steps, copies, generator=generator)
+    values, next_values = state_values(replace(batch, values=recorded), critic)
+    assert critic.reads == 3 and torch.equal(values, recorded)
+    assert torch.equal(next_values[:2, 0], recorded[1:3, 0])
+    assert torch.equal(next_values[-1], critic(next_obs[-1]))
     # floats are read twice (normalized observations may differ between next_obs[t] and obs[t+1])
     critic.reads = 0
     state_values(replace(batch, obs=obs.float(), next_obs=next_obs.float()), critic)

@@ -100,6 +100,26 @@ def test_images_are_kept_as_bytes_and_scaled_only_in_the_network():
     torch.testing.assert_close(encoder(stored), expected)
 
 
+def test_a_channels_first_image_is_stored_channels_last_and_read_as_the_env_gave_it():
+    """A stack of Atari frames is (C, H, W); stored (H, W, C), the CNN still sees the frames."""
+    frames = np.random.default_rng(1).integers(0, 256, (2, 4, 40, 40), dtype=np.uint8)
+    whole = gym.spaces.Box(0, 255, (4, 40, 40), dtype=np.uint8)
+    inside = gym.spaces.Dict({"frames": whole, "flag": gym.spaces.Discrete(2)})
+    scaled = torch.as_tensor(frames, dtype=torch.float32) / 255
+    for space, obs in [(whole, frames), (inside, {"frames": frames, "flag": np.array([0, 1])})]:
+        preprocessor = ObservationPreprocessor(space)
+        stored = preprocessor(obs)
+        part = preprocessor.layout.images[0]
+        assert part.channels_first and part.shape == (4, 40, 40)
+        pixels = stored[:, part.columns].view(2, 40, 40, 4)
+        assert pixels[1, 7, 30].tolist() == frames[1, :, 7, 30].tolist()  # (H, W, C)
+        policy = make_policy(preprocessor.layout, gym.spaces.Discrete(3), PolicyConfig())
+        if space is whole:
+            cnn = policy.encoder.cnn
+            expected = torch.relu(cnn.linear(cnn.convolutions(scaled)))
+            torch.testing.assert_close(policy.encoder(stored), expected)
+
+
 def conv_layers(encoder: ImageEncoder) -> list[tuple[int, int, int]]:
     return [
         (layer.out_channels, layer.kernel_size[0], layer.stride[0])

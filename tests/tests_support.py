@@ -52,7 +52,8 @@ def random_batch(policy, obs_dim: int = OBS_DIM, seed: int = 0, steps: int = 13,
     with torch.no_grad():
         distribution = policy.distribution(obs)
         actions = distribution.sample()
-        logp = policy.log_prob_of(obs, actions)  # as the collector computes it
+        params = policy.distribution_params(obs)
+        logp = policy.log_prob_from(params, actions)  # as the collector computes it
     valid = torch.ones(steps, envs, dtype=torch.bool)
     valid[-3:, 0] = False  # padding, as in episode mode
     terminated = torch.zeros(steps, envs, dtype=torch.bool)
@@ -63,6 +64,7 @@ def random_batch(policy, obs_dim: int = OBS_DIM, seed: int = 0, steps: int = 13,
         next_obs=next_obs,
         actions=actions,
         logp=logp,
+        params=params,
         rewards=torch.randn(steps, envs, generator=generator),
         terminated=terminated,
         truncated=truncated,

@@ -168,9 +168,9 @@ class PPO:
         obs, value_targets = batch.flat(batch.obs), batch.flat(advantages.value_targets)
         fitting = learned_value.ValueFitting(self.value, obs, value_targets, advantages.flat_values())
         joint = self.value.shares_minibatches_with(self.config.epochs, self.config.minibatch_size)
-        info = self.policy_update(
-            obs, batch.flat(batch.actions), batch.flat(advantages.phi), progress, fitting if joint else None
-        )
+        old = None if batch.params is None else (batch.flat(batch.params), batch.flat(batch.logp))
+        actions, phi = batch.flat(batch.actions), batch.flat(advantages.phi)
+        info = self.policy_update(obs, actions, phi, progress, fitting if joint else None, old)
         fitting.finish()
         return info | fitting.info()
 
@@ -181,17 +181,21 @@ class PPO:
         advantages: Tensor,
         progress: float,
         value_fitting: ValueFitting | None = None,
+        old: tuple[Tensor, Tensor] | None = None,
     ) -> dict[str, float]:
         """The epochs of minibatch steps on the surrogate; with `value_fitting`, each step
-        also takes V's step on the same minibatch."""
+        also takes V's step on the same minibatch. `old`: pi_old's params and log
+        pi_old(a_t|s_t) as the collection computed them (as Stable-Baselines3 and CleanRL take
+        them: no pass over the batch); None: computed here, at the current parameters."""
         config, policy = self.config, self.policy
         self.optimizer.lr = optim.scheduled_lr(config.optim, progress)
         self.value.follow_schedule(optim.scheduled(config.value.lr, config.value.lr_schedule, progress))
-        with torch.no_grad():
-            old_params = policy.distribution_params(obs)
-            logp_old = policy.log_prob_from(old_params, actions)
         n = len(advantages)
         size = config.minibatch_size or n
+        if old is None:
+            with torch.no_grad():
+                old = (params := policy.distribution_params(obs)), policy.log_prob_from(params, actions)
+        old_params, logp_old = old
         per_epoch = -(-n // size)
         steps, stopped, clip_fracs, grad_norms, last_loss = 0, False, [], [], torch.tensor(float("nan"))
         early_stop = config.variant == "clip" and config.target_kl is not None
@@ -240,8 +244,8 @@ class PPO:
                     )
             if stopped:
                 break
-        with torch.no_grad():
-            new_params = policy.distribution_params(obs)
+        with torch.no_grad():  # (in minibatch-sized chunks: a CNN's pass over a whole batch is slower)
+            new_params = torch.cat([policy(obs[part]) for part in batching.chunks(n, size)])
             kl_mean = policy.kl_from(old_params, new_params).mean().item()
             approx = losses.approx_kl(logp_old, policy.log_prob_from(new_params, actions))
         info = {

@@ -67,11 +67,15 @@ class Collector:
         info_keys: Sequence[str] = (),
         keep_features: bool = False,
         life_loss: LifeLoss | None = None,
+        value_head: Callable[[Tensor], Tensor] | None = None,
     ) -> None:
         self.envs, self.policy, self.preprocessor = envs, policy, preprocessor
         self.device = device_of(policy)
         """where the policy acts: observations go there, actions come back (pgrun.training.device)"""
         self.reward_scaler = reward_scaler
+        self.value_head = value_head
+        """V(s) from the policy's encoder output, where V shares that encoder: the pass that
+        samples a_t then records V(s_t) too (Batch.values), and the estimator needs none"""
         self.life_loss = life_loss
         """a lost life is terminal for the learner (env.atari.episodic_life; the info holds "lives")"""
         self.unit, self.size = unit, size
@@ -118,6 +122,8 @@ class Collector:
         episodes_done = np.zeros(self.num_envs, dtype=np.int64)
         # per step: the policy's tensors, and the env's arrays (made tensors once, at the end)
         steps: dict[str, list[Tensor]] = {"obs": [], "actions": [], "outputs": []}
+        if self.value_head is not None:
+            steps["values"] = []
         arrays: dict[str, list[np.ndarray]] = {
             "next_obs": [], "rewards": [], "terminated": [], "truncated": [], "valid": []
         }  # fmt: skip
@@ -155,7 +161,12 @@ class Collector:
                 if stepping is not None:
                     valid = valid & stepping
                 obs = self.preprocessor.update_and_encode(self.obs, fold=stepping)
-                action, output = self.policy.sample(obs.to(self.device))
+                if self.value_head is None:
+                    action, output = self.policy.sample(obs.to(self.device))
+                else:
+                    features = self.policy.encoder(obs.to(self.device))
+                    action, output = self.policy.sample_from_features(features)
+                    steps["values"].append(self.value_head(features))
                 next_obs, reward, terminated, truncated, info = self.step(action, env_steps)
                 env_steps += cost
                 ended = terminated | truncated
@@ -203,8 +214,8 @@ class Collector:
                 self.obs = next_obs
             fields = {key: torch.stack(values) for key, values in steps.items()}
             # log pi_old(a_t|s_t), from the network outputs that sampled a_t, for the batch at once
-            params = self.policy.params_from_output(fields.pop("outputs"))
-            fields["logp"] = self.policy.log_prob_from(params, fields["actions"])
+            fields["params"] = self.policy.params_from_output(fields.pop("outputs"))
+            fields["logp"] = self.policy.log_prob_from(fields["params"], fields["actions"])
         fields |= {key: torch.from_numpy(np.stack(values)) for key, values in arrays.items()}
         fields["rewards"] = fields["rewards"].float()
         # In steps mode the batch edge cuts every still-running episode.

@@ -80,7 +80,7 @@ class ObservationPreprocessor:
     """Turns a batch of raw observations [N, ...] into the flat vectors [N, dim] the batch
     stores and the networks read, laid out as pgrun.networks.observations describes: Box
     flattened, Discrete one-hot, Dict and Tuple entries side by side; images kept in their
-    own bytes (uint8), scaled to [0, 1] only inside the network.
+    own bytes (uint8), channels last, scaled to [0, 1] only inside the network.
 
     With `normalize`, the vector features are then standardized by running statistics,
     (x - mean) / sqrt(var + 1e-8) clipped to [-clip, clip]; never images, whose entries pass
@@ -115,17 +115,23 @@ class ObservationPreprocessor:
         """how the encoded vectors are stored: uint8 for byte-valued images, else float32"""
         self.whole_box = isinstance(space, gym.spaces.Box)
         """a Box: its features are the observation itself, flattened"""
+        self.channels_first = [part.kind == "image" and part.channels_first for part in self.layout.parts]
+        """per part (and leaf of the space): an image the env gives as (C, H, W), stored (H, W, C)"""
         self.as_is = self.whole_box and space.shape == (self.dim,) and not normalize
         """vectors, not normalized: the features of [N, dim] observations are themselves, as float32"""
 
     def features(self, obs: Any) -> np.ndarray:
         """The flat features [N, dim], before normalization (uint8 or float)."""
         if self.whole_box:
-            flat = np.asarray(obs).reshape(-1, self.dim)
+            flat = channels_last(np.asarray(obs)) if self.channels_first[0] else np.asarray(obs)
+            flat = flat.reshape(-1, self.dim)
             return flat.view(np.uint8) if flat.dtype == np.bool_ and flat.flags.c_contiguous else flat
         if isinstance(self.space, gym.spaces.Discrete):
             return np.eye(self.dim)[np.asarray(obs) - self.space.start]
-        columns = [leaf_features(leaf, pick(obs, path)) for path, leaf in self.leaves]
+        columns = []
+        for (path, leaf), transpose in zip(self.leaves, self.channels_first, strict=True):
+            values = pick(obs, path)
+            columns.append(leaf_features(leaf, channels_last(values) if transpose else values))
         return np.concatenate([column.astype(self.layout.dtype, copy=False) for column in columns], axis=1)
 
     def update_and_encode(self, obs: Any, fold: np.ndarray | None = None) -> torch.Tensor:
@@ -175,6 +181,11 @@ class ObservationPreprocessor:
         standardized = (features[:, columns] - self.statistics.mean) / self.statistics.std
         encoded[:, columns] = np.clip(standardized, -self.clip, self.clip)
         return encoded
+
+
+def channels_last(images: np.ndarray) -> np.ndarray:
+    """[N, C, H, W] -> [N, H, W, C] (a view; flattening it copies)."""
+    return images.transpose(0, 2, 3, 1)
 
 
 def leaf_features(space: gym.Space, values: np.ndarray) -> np.ndarray:

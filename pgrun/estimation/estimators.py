@@ -109,14 +109,15 @@ class GeneralizedAdvantage(Stateless):
 def state_values(batch: Batch, critic: nn.Module) -> tuple[Tensor, Tensor]:
     """V(s_t) and V(s_{t+1}) [T, N] of every step, without gradients.
 
-    Observations stored as bytes (images; never normalized) are the same bytes in next_obs[t]
-    and obs[t+1] wherever the episode went on, so there V(s_{t+1}) is the next step's V(s_t),
-    and the critic reads only the observations that end a segment (an episode's last, the
-    batch's last): on Atari its second pass over the batch would cost a fifth of an iteration.
-    Float observations, normalized with statistics that moved between t and t+1, are read
-    twice (which keeps the runs of vector envs as they were)."""
+    V(s_t) is the collection's (Batch.values) where it recorded them: the same parameters, no
+    second pass. Observations stored as bytes (images; never normalized) are the same bytes in
+    next_obs[t] and obs[t+1] wherever the episode went on, so there V(s_{t+1}) is the next
+    step's V(s_t), and the critic reads only the observations that end a segment (an
+    episode's last, the batch's last): on Atari a pass over the batch would cost a fifth of an
+    iteration. Float observations, normalized with statistics that moved between t and t+1,
+    are read twice (which keeps the runs of vector envs as they were)."""
     with torch.no_grad():
-        values = critic(batch.obs)
+        values = critic(batch.obs) if batch.values is None else batch.values
         if batch.obs.dtype != torch.uint8:
             return values, critic(batch.next_obs)
         next_values = torch.empty_like(values)

@@ -40,17 +40,13 @@ class Encoder(nn.Module):
 
 def image_of(x: Tensor, part: ObservationPart) -> Tensor:
     """The part's image as floats in [0, 1], [B, C, H, W] for x [..., dim] (leading dims
-    flattened), laid out channels last in memory: oneDNN's CPU convolutions run a Nature CNN's
-    training step ~25% faster on such input than on the default channels-first layout."""
+    flattened), laid out channels last in memory as it is stored (H, W, C): oneDNN's CPU
+    convolutions run a Nature CNN's training step ~25% faster on such input than on the
+    default channels-first layout, and the bytes become floats in one contiguous pass."""
     channels, height, width = part.shape
-    pixels = x[..., part.columns].reshape(-1, part.size)
-    if part.channels_first:
-        stored = pixels.view(-1, channels, height, width)
-    else:
-        stored = pixels.view(-1, height, width, channels).permute(0, 3, 1, 2)
-    # one pass to floats in the new layout, one to scale them (in place: the copy is ours)
-    image = stored.to(torch.float32, memory_format=torch.channels_last, copy=True)
-    return image.mul_(1.0 / part.high)
+    pixels = x[..., part.columns].reshape(-1, height, width, channels).permute(0, 3, 1, 2)
+    # one contiguous pass to floats (the copy is ours: scaled in place)
+    return pixels.to(torch.float32, memory_format=torch.channels_last, copy=True).mul_(1.0 / part.high)
 
 
 def column_scales(layout: ObservationLayout) -> Tensor:

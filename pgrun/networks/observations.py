@@ -3,8 +3,8 @@ step, and its layout says which parts of that vector are what.
 
     space               part(s)                                          stored as
     Box (float)         vector: the values, flattened                    float32
-    Box (uint8 / bool)  image, if 2-D (H, W) or 3-D (H, W, C) / (C, H, W)  its own bytes, unscaled
-                        with sides >= 3; else vector
+    Box (uint8 / bool)  image, if 2-D (H, W) or 3-D (H, W, C) / (C, H, W)  its own bytes, unscaled,
+                        with sides >= 3; else vector                       (H, W, C) order
     Discrete(n)         vector: one-hot, n entries
     MultiDiscrete       vector: a one-hot per entry, concatenated
     MultiBinary         vector: the bits
@@ -13,7 +13,10 @@ step, and its layout says which parts of that vector are what.
 The vector is stored as uint8 when it holds an image and every part is byte-valued (images
 of uint8 or bool, one-hots, bits): Atari frames stay 1 byte a pixel in the batch, 4x less
 than float32. Otherwise float32. Encoders (pgrun.networks.encoders) read the parts back:
-images scaled by 1 / high (pixels to [0, 1]) and given to a CNN, vectors as they are.
+images scaled by 1 / high (pixels to [0, 1]) and given to a CNN, vectors as they are. An
+image is stored channels last whatever the env's order (a stack of Atari frames is (C, H, W)):
+the layout oneDNN's CPU convolutions read fastest, reached from the bytes by one contiguous
+conversion to floats where a transposing one would cost three times as long.
 Imports numpy and gymnasium only.
 """
 
@@ -40,7 +43,8 @@ class ObservationPart:
     """One entry of the flat observation vector: columns [start, start + size).
 
     An image's `shape` is (channels, height, width) and `channels_first` says how the env
-    lays it out ((C, H, W) or (H, W, C)); its values are scaled by 1 / high in the network.
+    lays it out ((C, H, W) or (H, W, C)); it is stored as (H, W, C) either way (see the module
+    docstring), and its values are scaled by 1 / high in the network.
     """
 
     name: str

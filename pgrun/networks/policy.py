@@ -65,6 +65,10 @@ class Policy(Protocol):
         turns a stack of those into params, once per batch)."""
         ...
 
+    def sample_from_features(self, features: Tensor) -> tuple[Tensor, Tensor]:
+        """`sample` from the encoder's output (when a value head reads the same features)."""
+        ...
+
     def params_from_output(self, output: Tensor) -> Tensor: ...
 
     def log_prob_from(self, params: Tensor, actions: Tensor) -> Tensor:
@@ -132,7 +136,11 @@ class StochasticPolicy(nn.Module):
         return self._modules["action_distribution"].params(F.linear(features, head.weight, head.bias))
 
     def sample(self, obs: Tensor) -> tuple[Tensor, Tensor]:
-        output = self.output(obs)
+        return self.sample_from_features(self._modules["encoder"](obs))
+
+    def sample_from_features(self, features: Tensor) -> tuple[Tensor, Tensor]:
+        head = self._modules["head"]
+        output = F.linear(features, head.weight, head.bias)
         return self._modules["action_distribution"].sample(output), output
 
     def params_from_output(self, output: Tensor) -> Tensor:

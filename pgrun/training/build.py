@@ -8,10 +8,12 @@ value network's initial weights, the envs' first reset).
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from gymnasium.vector import VectorEnv
+from torch import Tensor
 
 from pgrun.algorithms import make_update_rule
 from pgrun.algorithms.rule import UpdateRule
@@ -23,7 +25,7 @@ from pgrun.collection.normalization import ObservationPreprocessor, RewardScaler
 from pgrun.config import Config, EnvConfig, is_atari_id
 from pgrun.estimation.estimators import REUSES_BATCHES, Estimator, make_estimator
 from pgrun.networks.policy import Policy, make_policy
-from pgrun.networks.value import value_networks
+from pgrun.networks.value import EncodedValueNetwork, value_networks
 from pgrun.tracking.video import check_rendering, require_moviepy
 from pgrun.training.device import resolve_device
 from pgrun.training.rng import seed_everything
@@ -120,6 +122,7 @@ def build_learners(config: Config, envs: VectorEnv, eval_envs: VectorEnv, device
         info_keys=config.log.info_keys,
         keep_features=config.algo.estimator in REUSES_BATCHES,
         life_loss=LifeLoss() if episodic_life(config.env) else None,
+        value_head=shared_value_head(rule.critic, policy),
     )
     return RunParts(
         envs=envs,
@@ -138,3 +141,11 @@ def build_learners(config: Config, envs: VectorEnv, eval_envs: VectorEnv, device
         ),
         device=device,
     )
+
+
+def shared_value_head(critic: torch.nn.Module | None, policy: Policy) -> Callable[[Tensor], Tensor] | None:
+    """V from the policy's encoder features, if the rule's critic is a head on that encoder
+    (then the collection's one pass gives pi(.|s_t) and V(s_t)); else None."""
+    if isinstance(critic, EncodedValueNetwork) and critic.encoder is policy.encoder:
+        return critic.from_features
+    return None
