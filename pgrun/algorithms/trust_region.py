@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pgrun.algorithms.rule import Algorithm
 from pgrun.config import AlgoConfig, ValueConfig, checked
@@ -53,6 +53,8 @@ class TrustRegionConfig(AlgoConfig):
     """added to the Fisher matrix: F + damping I"""
     backtrack_iters: int = checked(10, ge=1)
     backtrack_coef: float = checked(0.8, gt=0.0, lt=1.0)
+
+    SECOND_DERIVATIVES: ClassVar[bool] = True
 
     def ignored_keys(self) -> dict[str, str]:
         if self.line_search:

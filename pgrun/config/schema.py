@@ -91,6 +91,9 @@ class AlgoConfig:
     LOG_STD_INIT: ClassVar[float] = -0.5
     """the initial log-std of a Gaussian policy when policy.log_std_init is null: Spinning Up's
     -0.5 (vpg, baseline, trpo), unless the algorithm's reference implementation has another"""
+    SECOND_DERIVATIVES: ClassVar[bool] = False
+    """its step differentiates the policy twice (a Fisher-vector product): torch.compile'd
+    networks cannot take it"""
 
     def inconsistency(self) -> tuple[str, str] | None:
         """(field, why) if the fields do not fit together, else None."""
@@ -210,6 +213,11 @@ class Config:
     cpu, cuda, cuda:N or mps. The envs run on the cpu; each batch moves to the device once"""
     torch_threads: int = checked(1, ge=1)
     """intra-op threads; 1 is fastest for small MLPs and keeps parallel jobs apart"""
+    compile: bool = False
+    """torch.compile the networks (each encoder, and a value network of its own): the update's
+    forward and backward passes and the collection's run as compiled kernels, with CUDA graphs
+    on a GPU. The same math up to float rounding; costs compile time at the start and at each
+    new batch shape (benchmarks/speed.py measures both)"""
 
     def inconsistency(self) -> tuple[str, str] | None:
         """(key, why) if the batch and the env copies do not fit the budget, else None."""
@@ -218,6 +226,11 @@ class Config:
             return "env.num_envs", (
                 f"must be at most algo.batch_size={algo.batch_size} ({algo.batch_unit} per batch): "
                 "each env copy contributes at least one"
+            )
+        if self.compile and algo.SECOND_DERIVATIVES:
+            return "compile", (
+                "the trust-region step takes Fisher-vector products (second derivatives of the policy), "
+                "which torch.compile'd networks do not give; use compile=false"
             )
         if algo.batch_unit == "steps":
             batch_steps = -(-algo.batch_size // num_envs) * num_envs

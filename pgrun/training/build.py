@@ -27,7 +27,7 @@ from pgrun.estimation.estimators import REUSES_BATCHES, Estimator, make_estimato
 from pgrun.networks.policy import Policy, make_policy
 from pgrun.networks.value import EncodedValueNetwork, value_networks
 from pgrun.tracking.video import check_rendering, require_moviepy
-from pgrun.training.device import resolve_device
+from pgrun.training.device import compile_networks, resolve_device
 from pgrun.training.rng import seed_everything
 
 
@@ -103,6 +103,8 @@ def build_learners(config: Config, envs: VectorEnv, eval_envs: VectorEnv, device
         )
     policy = make_policy(preprocessor.layout, envs.single_action_space, config.policy).to(device)
     rule = make_update_rule(config.algo, policy, value_networks(preprocessor.layout, config.policy, device))
+    if config.compile:
+        compile_networks(policy, rule.critic, device)
     reencode = preprocessor.reencode if preprocessor.statistics is not None else None
     estimate = make_estimator(config.algo, policy, reencode)
     env = config.env

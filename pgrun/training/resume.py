@@ -26,10 +26,11 @@ from pgrun.config.validation import ignored_paths
 from pgrun.training.checkpoint import load_checkpoint
 from pgrun.training.rundir import PROVENANCE_FILE, RunDirError
 
-RESUMABLE_KEYS = ("total_steps", "schedule_steps", "log", "checkpoint", "device")
+RESUMABLE_KEYS = ("total_steps", "schedule_steps", "log", "checkpoint", "device", "compile")
 """top-level keys a resumed run may change: only schedule_steps (asked for by name) changes
 what the run learns; total_steps extends the run on the schedule's horizon it started with;
-device moves it (a run begun on a GPU goes on on a CPU, and the other way)"""
+device moves it (a run begun on a GPU goes on on a CPU, and the other way), compile changes
+how its networks are run (both change its numbers only by float rounding)"""
 SAVED_GROUPS = ("algo", "env")
 
 
@@ -65,8 +66,8 @@ def resumed_config(run_dir: Path, overrides: list[str]) -> tuple[Config, dict[st
     if refused:
         raise ConfigError(
             f"resume cannot change {', '.join(refused)}: a resumed run keeps its experiment "
-            "(only total_steps, schedule_steps, device, log.* and checkpoint.* may change); to change it, "
-            f"start a new run from this one's config: pgrun rerun={run_dir} {' '.join(refused)}"
+            "(only total_steps, schedule_steps, device, compile, log.* and checkpoint.* may change); to "
+            f"change it, start a new run from this one's config: pgrun rerun={run_dir} {' '.join(refused)}"
         )
     config = typed_config(state["config"], state["algorithm"])
     if config.schedule_steps is None:  # the schedule ran over the budget the run started with
