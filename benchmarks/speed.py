@@ -744,7 +744,7 @@ SECTIONS = {
     ),
     "solve": ("Time to solve CartPole-v1", section_solve),
     "updates": ("Time per update, every algorithm (CartPole, shipped defaults)", section_updates),
-    "compile": ("torch.compile of the PPO minibatch step (tried, not used)", section_compile),
+    "compile": ("torch.compile of the networks in a PPO minibatch step (compile=true)", section_compile),
     "startup": ("Start-up", section_startup),
 }
 

@@ -161,11 +161,9 @@ class Collector:
                 if stepping is not None:
                     valid = valid & stepping
                 obs = self.preprocessor.update_and_encode(self.obs, fold=stepping)
-                if self.value_head is None:
-                    action, output = self.policy.sample(obs.to(self.device))
-                else:
-                    features = self.policy.encoder(obs.to(self.device))
-                    action, output = self.policy.sample_from_features(features)
+                features = self.policy.encoder(obs.to(self.device))
+                action, output = self.policy.sample_from_features(features)
+                if self.value_head is not None:
                     steps["values"].append(self.value_head(features))
                 next_obs, reward, terminated, truncated, info = self.step(action, env_steps)
                 env_steps += cost
