@@ -1,6 +1,7 @@
 """The benchmark scripts run (their --smoke modes): a benchmark that cannot run has rotted."""
 
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -122,3 +123,23 @@ def test_the_gpu_benchmark_runs_its_cases_and_says_when_there_is_no_gpu():
         plain = subprocess.run([sys.executable, script], capture_output=True, text=True, check=True)
         assert plain.stdout.startswith("benchmarks/gpu.py: no CUDA device here (torch ")
         assert plain.stdout.strip().endswith("nothing measured")
+
+
+@pytest.mark.slow
+def test_the_atari_vectorization_benchmark_measures_each_vectorization(tmp_path):
+    pytest.importorskip("ale_py")
+    report = tmp_path / "vectorization.md"
+    script = str(ROOT / "benchmarks" / "atari_vectorization.py")
+    result = subprocess.run(
+        [sys.executable, script, "--steps", "20", "--train-steps", "1024", "--out", str(report)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "SCRATCH": str(tmp_path / "runs")},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = report.read_text()
+    for vectorization in ("sync", "async"):
+        env_row = rf"\| gymnasium {vectorization} \(env.vectorization={vectorization}\) \| [\d,]+ \|"
+        assert re.search(env_row, text)
+        assert re.search(rf"\| env.vectorization={vectorization} \| [\d,]+ \|", text)

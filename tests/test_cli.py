@@ -124,6 +124,20 @@ def test_same_seed_gives_identical_returns(tmp_path):
     assert returns[0] != returns[2]
 
 
+def test_console_line_leaves_out_a_return_no_episode_produced(tmp_path, capsys):
+    from pgrun.tracking.logger import Logger
+
+    logger = Logger(tmp_path, {}, total_steps=100, console=True, tensorboard=False)
+    logger.iteration(1, 50, {"charts/episodic_return": float("nan"), "time/sps": 1234.0})
+    logger.iteration(2, 100, {"charts/episodic_return": 21.5, "time/sps": 1234.0})
+    logger.close()
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("iter ")]
+    assert lines == [
+        "iter    1 | steps        50 | steps/s 1,234",
+        "iter    2 | steps       100 | return 21.5 | steps/s 1,234",
+    ]
+
+
 @pytest.mark.slow
 def test_console_says_where_the_run_goes_which_preset_applied_and_how_it_ended(tmp_path):
     result = pgrun(

@@ -90,7 +90,7 @@ def test_compile_is_refused_where_the_step_takes_second_derivatives(tmp_path, al
     refused = pgrun(f"algo={algo}", "env=cartpole", "compile=true", cwd=tmp_path)
     assert refused.returncode != 0
     assert refused.stderr.strip().splitlines() == [
-        "pgrun: error: compile=True is not allowed: the trust-region step takes Fisher-vector products "
+        "pgrun: error: compile=true is not allowed: the trust-region step takes Fisher-vector products "
         "(second derivatives of the policy), which torch.compile'd networks do not give; use compile=false"
     ]
     assert not (tmp_path / "outputs").exists()

@@ -35,7 +35,7 @@ def test_a_device_pgrun_does_not_know_is_refused(tmp_path):
     result = pgrun("device=tpu", cwd=tmp_path)
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1] == (
-        "pgrun: error: device='tpu' is not allowed: must be auto, cpu, cuda, cuda:N or mps"
+        "pgrun: error: device=tpu is not allowed: must be auto, cpu, cuda, cuda:N or mps"
     )
 
 

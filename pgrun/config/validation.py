@@ -28,6 +28,17 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text)
 
 
+def as_typed(value: Any) -> str:
+    """`value` as one writes it on the command line: true, null, tpu, [1, 2] (not True, None, 'tpu')."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if value is None:
+        return "null"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(map(as_typed, value)) + "]"
+    return str(value)
+
+
 def _violation(rules: dict[str, Any], value: Any) -> str | None:
     if "choices" in rules and value not in rules["choices"]:
         return "must be one of " + ", ".join(map(str, rules["choices"]))
@@ -65,11 +76,11 @@ def validate(
             continue
         for item in value if isinstance(value, list) else [value]:
             if item is not None and (problem := _violation(dict(f.metadata), item)):
-                raise ConfigError(f"{key}={value!r} is not allowed: {problem}")
+                raise ConfigError(f"{key}={as_typed(value)} is not allowed: {problem}")
     if hasattr(node, "inconsistency") and (found := node.inconsistency()):
         name, problem = found
         value = functools.reduce(getattr, name.split("."), node)
-        raise ConfigError(f"{prefix}{name}={value!r} is not allowed: {problem}")
+        raise ConfigError(f"{prefix}{name}={as_typed(value)} is not allowed: {problem}")
     if refuse_ignored and hasattr(node, "ignored_keys") and (ignored := node.ignored_keys()):
         for name, why in ignored.items():
             value = functools.reduce(getattr, name.split("."), node)
@@ -81,7 +92,7 @@ def validate(
                     )
                 else:
                     way_out = "leave it out"
-                raise ConfigError(f"{key}={value!r} does nothing {why}; {way_out}")
+                raise ConfigError(f"{key}={as_typed(value)} does nothing {why}; {way_out}")
 
 
 def applied_preset_keys(name: str) -> list[str]:

@@ -165,7 +165,7 @@ class Logger:
         parts += [
             f"{name} {form.format(scalars[key])}"
             for key, (name, form) in CONSOLE_KEYS.items()
-            if key in scalars
+            if not math.isnan(scalars.get(key, math.nan))  # (NaN: none this iteration, e.g. no episode ended)
         ]
         self.progress.write(" | ".join(parts), file=sys.stderr)
 
