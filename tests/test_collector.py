@@ -12,9 +12,9 @@ from pgrun.config import EnvConfig, PolicyConfig
 from pgrun.networks.policy import make_policy
 
 
-def make_collector(env: EnvConfig, unit: str, size: int, seed: int = 0) -> Collector:
+def make_collector(env: EnvConfig, unit: str, size: int, seed: int = 0, wrap=lambda envs: envs) -> Collector:
     torch.manual_seed(seed)
-    envs = make_vector_env(env, env.num_envs)
+    envs = wrap(make_vector_env(env, env.num_envs))
     encoder = ObservationPreprocessor(envs.single_observation_space, normalize=env.normalize_obs)
     policy = make_policy(encoder.dim, envs.single_action_space, PolicyConfig())
     return Collector(envs, policy, encoder, unit, size, seed=seed)
@@ -111,6 +111,32 @@ def test_same_seed_same_batch():
     second = make_collector(EnvConfig(id="Acrobot-v1", num_envs=2), "steps", 64, seed=7).collect()
     torch.testing.assert_close(first.obs, second.obs)
     torch.testing.assert_close(first.actions, second.actions)
+
+
+class BufferReusingEnvs(gym.vector.VectorWrapper):
+    """Returns the same arrays at every step, overwritten in place (as EnvPool may): the
+    collector must keep its own copies, or every stored step becomes the last one."""
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        self.buffers = [obs.copy(), np.zeros(self.num_envs), np.zeros(self.num_envs, bool)]
+        self.buffers.append(np.zeros(self.num_envs, bool))
+        return self.buffers[0], info
+
+    def step(self, actions):
+        *arrays, info = self.env.step(actions)
+        for buffer, array in zip(self.buffers, arrays, strict=True):
+            buffer[...] = array
+        return *self.buffers, info
+
+
+def test_an_env_that_reuses_its_arrays_gives_the_same_batch():
+    config = EnvConfig(id="Pendulum-v1", num_envs=2, max_episode_steps=5)
+    plain = make_collector(config, "steps", 20, seed=3).collect()
+    reusing = make_collector(config, "steps", 20, seed=3, wrap=BufferReusingEnvs).collect()
+    for field in ("obs", "next_obs", "rewards", "terminated", "truncated", "actions"):
+        assert torch.equal(getattr(reusing, field), getattr(plain, field)), field
+    assert len(set(plain.rewards[:, 0].tolist())) == 10  # (the rewards differ from step to step)
 
 
 @pytest.mark.parametrize("group", ["cartpole", "acrobot", "pendulum", "lunarlander"])

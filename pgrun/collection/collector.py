@@ -31,7 +31,7 @@ from pgrun.collection.early_ends import (
 from pgrun.collection.env_state import episode_records, restore
 from pgrun.collection.envs import next_step_autoreset
 from pgrun.collection.normalization import ObservationPreprocessor, RewardScaler
-from pgrun.collection.observation_trees import all_finite, replace_rows, to_arrays, to_tensors
+from pgrun.collection.observation_trees import all_finite, copied, replace_rows, to_arrays, to_tensors
 from pgrun.errors import first_line
 from pgrun.networks.layers import device_of
 from pgrun.networks.observations import space_leaves
@@ -80,7 +80,7 @@ class Collector:
         """a lost life is terminal for the learner (env.atari.episodic_life; the info holds "lives")"""
         self.unit, self.size = unit, size
         self.num_envs = envs.num_envs
-        self.obs, _ = envs.reset(seed=seed)
+        self.obs = copied(envs.reset(seed=seed)[0])
         envs.action_space.seed(seed)
         self.next_step_autoreset = next_step_autoreset(envs)
         space = envs.single_observation_space
@@ -107,7 +107,7 @@ class Collector:
         env steps, or whose steps would fill half this machine's memory, raises BatchTooLong
         (an env whose episodes never end). A stop request raises CollectionStopped."""
         if self.unit == "episodes":
-            self.obs, _ = self.envs.reset()
+            self.obs = copied(self.envs.reset()[0])
             self.resetting[:] = False
             self.running_return[:], self.running_length[:] = 0.0, 0
             if self.reward_scaler is not None:
@@ -240,7 +240,8 @@ class Collector:
 
     def step(self, action: Tensor, env_steps: int) -> tuple[Any, ...]:
         """envs.step, with an env's exception or a non-finite reward or observation turned
-        into EnvFault: the env's fault, which no learning rate will mend."""
+        into EnvFault: the env's fault, which no learning rate will mend. The arrays returned
+        are the collector's own copies: the batch keeps them across steps."""
         env_action = self.policy.env_action(action)
         start = time.perf_counter()
         try:
@@ -257,7 +258,7 @@ class Collector:
             np.isfinite(next_obs).all() if self.obs_is_array else all_finite(next_obs)
         ):
             raise EnvFault("the env returned a non-finite observation", env_steps)
-        return next_obs, reward, terminated, truncated, info
+        return copied(next_obs), *map(copied, (reward, terminated, truncated)), info
 
     def state_dict(self) -> dict[str, Any]:
         """Where the envs are: their current observations, the returns and lengths of the

@@ -31,6 +31,16 @@ def replace_rows(obs: Any, rows: Sequence[int], replacements: Sequence[Any]) -> 
     return copied
 
 
+def copied(obs: Any) -> Any:
+    """A copy of the batch `obs` the env cannot overwrite: a vector env may return the same
+    arrays at every step, written in place (EnvPool may; gymnasium's copy them already)."""
+    if isinstance(obs, dict):
+        return {key: copied(value) for key, value in obs.items()}
+    if isinstance(obs, tuple):
+        return tuple(copied(value) for value in obs)
+    return np.array(obs, copy=True)
+
+
 def all_finite(obs: Any) -> bool:
     """No NaN or infinity in any floating-point entry."""
     if isinstance(obs, dict):
