@@ -161,9 +161,10 @@ class Agent:
 
 
 def load(path: str | Path) -> Agent:
-    """The agent in a run dir (its policy.pt) or a policy file; PolicyFileError (one line) if
-    there is none or it is not a pgrun policy file."""
-    from pgrun.training.policy_file import POLICY_FILE, read_policy
+    """The agent in a run dir (its policy.pt, or while the run has none its newest checkpoint),
+    a policy file or a checkpoint; PolicyFileError (one line) if there is none or it is not a
+    pgrun policy file or checkpoint."""
+    from pgrun.training.policy_file import policy_path, read_policy
 
     path = Path(path)
-    return Agent(read_policy(path / POLICY_FILE if path.is_dir() else path))
+    return Agent(read_policy(policy_path(path)))

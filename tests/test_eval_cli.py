@@ -4,6 +4,7 @@ during training into TensorBoard."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -168,18 +169,48 @@ def test_a_policy_file_and_an_env_override(run_dir, tmp_path, run_main, report):
 
 
 @pytest.mark.slow
+def test_a_checkpoint_holds_the_policy_and_stands_in_for_a_missing_policy_file(
+    run_dir, tmp_path, run_main, report
+):
+    import pgrun
+
+    # the checkpoint written at the run's end holds the policy of its policy.pt
+    last = sorted((run_dir / "checkpoints").glob("*.pt"))[-1]
+    assert report(last, "--seed", 7) == report(run_dir, "--seed", 7)
+    # a run dir without policy.pt (a run under way or interrupted): its newest checkpoint, said so
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(run_dir, unfinished)
+    (unfinished / "policy.pt").unlink()
+    result = run_main(unfinished, "--seed", 7, "--json")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines()[0] == (
+        f"pgrun-eval: {unfinished} has no policy.pt yet: evaluating its newest checkpoint, {last.name}"
+    )
+    assert json.loads(result.stdout) == report(run_dir, "--seed", 7)
+    observations = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
+    assert (pgrun.load(unfinished).act(observations) == pgrun.load(run_dir).act(observations)).all()
+    # a checkpoint of an older pgrun, which did not save the spaces: one env copy tells them
+    older = torch.load(last, weights_only=True)
+    del older["spaces"]
+    torch.save(older, tmp_path / last.name)
+    assert report(tmp_path / last.name, "--seed", 7) == report(run_dir, "--seed", 7)
+
+
+@pytest.mark.slow
 def test_bad_paths_files_and_envs_end_in_one_line_with_exit_2(run_dir, tmp_path, run_main, monkeypatch):
-    one_error_line(run_main(tmp_path / "absent"), "absent: no such run dir or policy file")
+    one_error_line(run_main(tmp_path / "absent"), "absent: no such run dir, policy file or checkpoint")
     (tmp_path / "empty_run").mkdir()
-    one_error_line(run_main(tmp_path / "empty_run"), "holds no policy.pt")
+    one_error_line(run_main(tmp_path / "empty_run"), "holds no policy.pt and no checkpoint")
     noise = tmp_path / "noise.pt"
     noise.write_bytes(np.random.default_rng(0).bytes(4096))
     one_error_line(run_main(noise), "noise.pt: not a readable pgrun policy file")
     tensors = tmp_path / "tensors.pt"
     torch.save({"weights": torch.zeros(3)}, tensors)
     one_error_line(run_main(tensors), "tensors.pt: not a pgrun policy file", "missing")
-    checkpoint = sorted((run_dir / "checkpoints").glob("*.pt"))[-1]
-    one_error_line(run_main(checkpoint), "not a pgrun policy file")
+    checkpoint = torch.load(sorted((run_dir / "checkpoints").glob("*.pt"))[-1], weights_only=True)
+    del checkpoint["rule"]["policy"]
+    torch.save(checkpoint, tmp_path / "step_000000000001.pt")
+    one_error_line(run_main(tmp_path / "step_000000000001.pt"), "a checkpoint without a policy")
     one_error_line(
         run_main(run_dir, "--env", "Pendulum-v1"),
         "env Pendulum-v1 does not fit the policy",

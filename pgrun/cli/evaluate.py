@@ -74,22 +74,6 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def policy_file(path: Path) -> Path:
-    """The policy file `path` names: itself, or <run dir>/policy.pt."""
-    from pgrun.training.policy_file import POLICY_FILE, PolicyFileError
-
-    if path.is_dir():
-        if not (path / POLICY_FILE).is_file():
-            raise PolicyFileError(
-                f"{path} holds no {POLICY_FILE} "
-                "(a run writes it when it finishes, unless log.save_policy=false)"
-            )
-        return path / POLICY_FILE
-    if not path.exists():
-        raise PolicyFileError(f"{path}: no such run dir or policy file")
-    return path
-
-
 def env_config_of(saved_config: dict[str, Any], env_id: str | None) -> EnvConfig:
     """The run's env config (the keys this pgrun knows), or `env_id` with its registered
     settings and the run's env.obs_keys and env.wrappers (what the policy's input is made of)."""
@@ -158,11 +142,15 @@ def evaluate(args: argparse.Namespace) -> None:
         require_moviepy,
         video_env_config,
     )
-    from pgrun.training.policy_file import read_policy
-    from pgrun.training.rundir import VIDEO_DIR
+    from pgrun.training.policy_file import POLICY_FILE, policy_path, read_policy
+    from pgrun.training.rundir import CHECKPOINT_DIR, VIDEO_DIR
 
-    path = policy_file(args.path)
+    path = policy_path(args.path)
     saved = read_policy(path)  # imports nothing the file names
+    run_dir = path.parent.parent if path.parent.name == CHECKPOINT_DIR else path.parent
+    if args.path.is_dir() and path.name != POLICY_FILE:
+        print(f"{PROG}: {args.path} has no {POLICY_FILE} yet: evaluating its newest checkpoint, {path.name}",
+              file=sys.stderr)  # fmt: skip
     env_config = env_config_of(saved.config, args.env)
     episodes, deterministic, seed = settings(args, saved.config, saved.eval_seed)
     if args.video:
@@ -181,7 +169,7 @@ def evaluate(args: argparse.Namespace) -> None:
     check_fit(saved, env_config, path)
     torch.set_num_threads(int(saved.config.get("torch_threads", 1)))  # as the run: the same kernels
 
-    video_dir = args.video_dir if args.video_dir is not None else path.parent / VIDEO_DIR
+    video_dir = args.video_dir if args.video_dir is not None else run_dir / VIDEO_DIR
     stamp = time.strftime("%Y%m%d-%H%M%S")
 
     def video_name(index: int) -> str:

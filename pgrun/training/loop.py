@@ -20,6 +20,7 @@ from pgrun.training.callbacks import Callback, builtin_callbacks
 from pgrun.training.checkpoint import save_checkpoint
 from pgrun.training.episode_stats import EpisodeStats
 from pgrun.training.interrupt import Interrupted, StopRequests
+from pgrun.training.policy_file import describe_spaces
 from pgrun.training.rng import load_rng_state, rng_state
 
 
@@ -130,6 +131,7 @@ class Training:
             "rule": self.rule.state_dict(),
             "estimator": parts.estimate.state_dict(),
             "observation_statistics": statistics.state_dict() if statistics else {},
+            "spaces": describe_spaces(parts.preprocessor.space, parts.collector.envs.single_action_space),
             "collector": parts.collector.state_dict(),
             "rng": rng_state(),
             "progress": asdict(self.progress),

@@ -1,10 +1,13 @@
 """The policy file (policy.pt): what a finished run leaves to act with. Its parameters, the
 observation statistics, the spaces it was trained on and the run's config, as tensors and
 plain values written atomically; read back with torch.load(weights_only=True), which
-executes no pickled code, and rebuilt without making the env."""
+executes no pickled code, and rebuilt without making the env. A checkpoint reads as a policy
+file too (the policy of a run under way or interrupted), and a run dir names its policy.pt,
+or while it has none its newest checkpoint."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +21,8 @@ from pgrun.config import PolicyConfig
 from pgrun.errors import first_line
 from pgrun.networks.observations import observation_layout
 from pgrun.networks.policy import Policy, make_policy
-from pgrun.training.checkpoint import atomic_save, read_payload
+from pgrun.training.checkpoint import atomic_save, checkpoint_files, read_payload
+from pgrun.training.rundir import CHECKPOINT_DIR
 
 POLICY_FILE = "policy.pt"
 
@@ -50,6 +54,11 @@ def describe_space(space: gym.Space) -> dict[str, Any]:
         "high": torch.as_tensor(space.high),
         "dtype": str(space.dtype),
     }
+
+
+def describe_spaces(observation_space: gym.Space, action_space: gym.Space) -> dict[str, Any]:
+    """A policy's spaces, as policy files and checkpoints store them (`describe_space`)."""
+    return {"observation": describe_space(observation_space), "action": describe_space(action_space)}
 
 
 def rebuild_space(description: dict[str, Any]) -> gym.Space:
@@ -93,7 +102,7 @@ def save_policy(
     payload = {
         "state_dict": on_cpu(policy.state_dict()),
         "config": config,
-        "spaces": {"observation": describe_space(preprocessor.space), "action": describe_space(action_space)},
+        "spaces": describe_spaces(preprocessor.space, action_space),
         "obs_dim": preprocessor.dim,
         "obs_statistics": preprocessor.statistics.state_dict() if preprocessor.statistics is not None else {},
         "obs_clip": preprocessor.clip,
@@ -170,6 +179,49 @@ def same_kind_of_space(saved: gym.Space, given: gym.Space) -> bool:
     return type(given) is type(saved) and given == saved
 
 
+def policy_path(path: Path) -> Path:
+    """The policy `path` names: a policy file or checkpoint itself, a run dir's policy.pt, or,
+    in a run dir without one (a run under way or interrupted), its newest checkpoint."""
+    path = Path(path)
+    if path.is_dir():
+        if (path / POLICY_FILE).is_file():
+            return path / POLICY_FILE
+        if checkpoints := checkpoint_files(path):
+            return checkpoints[-1]
+        raise PolicyFileError(
+            f"{path} holds no {POLICY_FILE} and no checkpoint (a run writes {POLICY_FILE} when it "
+            f"finishes, unless log.save_policy=false, and checkpoints under {CHECKPOINT_DIR}/ as it goes)"
+        )
+    if not path.exists():
+        raise PolicyFileError(f"{path}: no such run dir, policy file or checkpoint")
+    return path
+
+
+def as_policy_payload(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's state as a policy file's payload: the policy's weights from the update
+    rule's state, the run's config, observation statistics and spaces. A checkpoint of an
+    older pgrun, which did not save the spaces, gets them from one copy of the run's env."""
+    config = checkpoint["config"]
+    spaces = checkpoint.get("spaces")
+    if spaces is None:
+        from pgrun.collection.envs import make_vector_env
+        from pgrun.config import EnvConfig
+
+        known = {field.name for field in dataclasses.fields(EnvConfig)}
+        env = EnvConfig(**{key: value for key, value in config["env"].items() if key in known})
+        env.vectorization = "sync"
+        probe = make_vector_env(env, 1)
+        spaces = describe_spaces(probe.single_observation_space, probe.single_action_space)
+        probe.close()
+    return {
+        "state_dict": checkpoint["rule"]["policy"],
+        "config": config,
+        "spaces": spaces,
+        "obs_statistics": checkpoint["observation_statistics"],
+        "obs_clip": config["env"]["clip_obs"],
+    }
+
+
 def read_policy(path: Path) -> SavedPolicy:
     """Rebuild the saved policy and its observation preprocessing from what the file stores.
 
@@ -186,6 +238,11 @@ def read_policy(path: Path) -> SavedPolicy:
         payload = read_payload(path)
     except ValueError as error:  # truncated, foreign, or a pickle weights_only refuses
         raise PolicyFileError(f"{path}: not a readable pgrun policy file ({error})") from error
+    if str(payload.get("format", "")).startswith("pgrun-checkpoint-") and "rule" in payload:
+        try:
+            payload = as_policy_payload(payload)
+        except (KeyError, TypeError) as error:
+            raise PolicyFileError(f"{path}: a checkpoint without a policy ({first_line(error)})") from error
     missing = {"state_dict", "config", "spaces", "obs_statistics"} - set(payload)
     if missing:
         raise PolicyFileError(f"{path}: not a pgrun policy file (missing {', '.join(sorted(missing))})")
