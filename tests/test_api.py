@@ -132,7 +132,7 @@ def test_a_loaded_agent_acts_as_its_policy(tmp_path, env):
 
 def test_load_refuses_what_is_not_a_policy(tmp_path):
     assert api.PolicyFileError is PolicyFileError
-    with pytest.raises(PolicyFileError, match="holds no policy.pt and no checkpoint"):
+    with pytest.raises(PolicyFileError, match=r"holds no policy\.pt and no checkpoint"):
         api.load(tmp_path)
     (tmp_path / "policy.pt").write_bytes(b"not a torch file")
     with pytest.raises(PolicyFileError, match="not a readable pgrun policy file"):

@@ -142,7 +142,7 @@ def test_a_metric_no_run_logged_is_a_one_line_error(sweep, tmp_path):
          "--out", str(tmp_path)],
         capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
     )  # fmt: skip
-    assert plot.returncode != 0
+    assert plot.returncode == 2  # bad input, as pgrun and pgrun-eval exit
     (line,) = plot.stderr.strip().splitlines()
     assert line.startswith("pgrun-plot: error: no run logged 'eval/retrun'; logged: ")
     assert "eval/return" in line and "charts/episodic_return" in line

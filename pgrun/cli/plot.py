@@ -15,10 +15,12 @@ from typing import Any
 
 from pgrun.analysis.plot import band_name, group_curve, plot, table_row, write_table
 from pgrun.analysis.run_groups import ABSENT, Run, differing_settings, find_runs, group_runs, select_runs
+from pgrun.cli.one_line import OneLineParser, fail
 from pgrun.config import ConfigError, as_plain_dict, config_dir, to_config
 from pgrun.config.files import algo_schema_of
 from pgrun.training.resume import typed_config
 
+PROG = "pgrun-plot"
 DESCRIPTION = "Learning curves and a results table of runs, grouped by their resolved configs."
 
 
@@ -46,7 +48,7 @@ def runs_with_metric(runs: list[Run], metric: str, x_axis: str) -> list[Run]:
         logged = logged_scalars(runs)
         shown = ", ".join(logged[:12]) + (f" and {len(logged) - 12} more" if len(logged) > 12 else "")
         axis = "" if x_axis == "steps" else " with time/elapsed"
-        sys.exit(f"pgrun-plot: error: no run logged {metric!r}{axis}; logged: {shown}")
+        fail(PROG, f"no run logged {metric!r}{axis}; logged: {shown}")
     for run in runs:
         if run not in kept:
             print(f"pgrun-plot: skipping {run.path}: it logged no {metric!r}", file=sys.stderr)
@@ -58,14 +60,15 @@ def check_group_keys(runs: list[Run], keys: list[str] | None) -> None:
     for key in keys or []:
         if all(run.value(key) == ABSENT for run in runs):
             choices = sorted({c for run in runs for c in run.choices})
-            sys.exit(
-                f"pgrun-plot: error: no run has {key!r} (a preset choice such as "
-                f"{', '.join(choices)}, or a dotted config key such as algo.optim.lr)"
+            fail(
+                PROG,
+                f"no run has {key!r} (a preset choice such as "
+                f"{', '.join(choices)}, or a dotted config key such as algo.optim.lr)",
             )
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="pgrun-plot", description=DESCRIPTION)
+    parser = OneLineParser(prog=PROG, description=DESCRIPTION)
     parser.add_argument("folders", nargs="+", type=Path, help="sweep folders or run dirs")
     parser.add_argument(
         "--metric", default="eval/return", help="logged scalar to plot, e.g. charts/episodic_return"
@@ -93,13 +96,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     missing = [str(folder) for folder in args.folders if not folder.is_dir()]
     if missing:
-        sys.exit(f"pgrun-plot: error: not a folder: {', '.join(missing)}")
+        fail(PROG, f"not a folder: {', '.join(missing)}")
     runs = find_runs(args.folders, complete=with_todays_keys)
     if not runs:
-        sys.exit(f"pgrun-plot: error: no finished run under {', '.join(map(str, args.folders))}")
+        fail(PROG, f"no finished run under {', '.join(map(str, args.folders))}")
     runs = select_runs(runs, args.where)
     if not runs:
-        sys.exit(f"pgrun-plot: error: no run matches --where {' '.join(args.where)}")
+        fail(PROG, f"no run matches --where {' '.join(args.where)}")
     runs = runs_with_metric(runs, args.metric, args.x)
     check_group_keys(runs, args.group)
     groups = group_runs(runs, args.group)
