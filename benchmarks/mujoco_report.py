@@ -1,10 +1,14 @@
 """The MuJoCo reproduction report: pgrun's returns at 1M env steps next to the published ones.
 
-Usage: python benchmarks/mujoco_report.py [RUNS_DIR] [--out docs/mujoco]
+Usage: python benchmarks/mujoco_report.py [RUNS_DIR] [--out docs/mujoco] [--seed-sets 0-2,3-5]
 RUNS_DIR (default docs/mujoco/runs, the records benchmarks/mujoco.sh keeps with
 benchmarks/keep_runs.py; or outputs/mujoco, the run dirs themselves) holds
 <algo>_<env>_seed<k>/. Writes results.md and results.csv, and one learning-curve figure per
-task made by pgrun-plot. Only finished runs (with summary.json) count.
+task and seed set made by pgrun-plot (<task>/seeds<a>-<b>/curves.png). Only finished runs
+(with summary.json) count.
+
+Seed sets are reported apart: the presets were chosen by looking at seed 0, so seeds 0-2
+carry that selection and seeds 3-5, never looked at while choosing, are the held-out check.
 
 Statistics, per (algo, task) over seeds: "final" is each seed's last evaluation (10
 deterministic episodes at the end of the budget), as mean +- sample std over seeds; "last 5
@@ -50,6 +54,7 @@ PHASES = ("env", "collect", "update", "eval")
 
 @dataclass
 class Seed:
+    seed: int
     final: float
     best: float
     last_five: float
@@ -57,25 +62,35 @@ class Seed:
     steps: int
     seconds: float
     phases: dict[str, float]
+    commits: list[str]
+    """the git commits the run's sessions ran (run.json; a resumed run has several)"""
 
 
 def read_runs(root: Path) -> dict[tuple[str, str], list[Seed]]:
     """(algo, task) -> its finished seeds."""
     groups: dict[tuple[str, str], list[Seed]] = defaultdict(list)
     for summary_file in sorted(root.glob("*_seed*/summary.json")):
-        algo, task = summary_file.parent.name.rsplit("_seed", 1)[0].split("_", 1)
+        name, seed = summary_file.parent.name.rsplit("_seed", 1)
+        algo, task = name.split("_", 1)
         summary = json.loads(summary_file.read_text())
         rows = [json.loads(line) for line in (summary_file.parent / "metrics.jsonl").read_text().splitlines()]
         last = rows[-1]
         evaluations = [row["eval/return"] for row in rows if "eval/return" in row]
+        provenance = json.loads((summary_file.parent / "run.json").read_text())
+        commits = [
+            (session.get("git") or {}).get("commit") or "unrecorded"
+            for session in provenance.get("sessions", [])
+        ]
         groups[algo, task].append(
             Seed(
+                seed=int(seed),
                 final=summary["final_eval_return"],
                 best=summary["best_eval_return"],
                 last_five=statistics.mean(evaluations[-5:]),
                 steps=summary["env_steps"],
                 seconds=summary["seconds"],
                 phases={phase: last[f"time/{phase}"] for phase in PHASES if f"time/{phase}" in last},
+                commits=commits,
             )
         )
     return groups
@@ -100,6 +115,30 @@ def where_time_goes(seeds: list[Seed]) -> str:
     evaluation = sum(seed.phases["eval"] for seed in timed)
     shares = {"env": env, "inference": inference, "update": update, "eval": evaluation}
     return ", ".join(f"{name} {100 * seconds / total:.0f}%" for name, seconds in shares.items())
+
+
+def in_set(groups: dict[tuple[str, str], list[Seed]], seeds: range) -> dict[tuple[str, str], list[Seed]]:
+    """The groups' runs of the seeds in `seeds` (groups left without any dropped)."""
+    kept = {key: [run for run in runs if run.seed in seeds] for key, runs in groups.items()}
+    return {key: runs for key, runs in kept.items() if runs}
+
+
+def code_line(groups: dict[tuple[str, str], list[Seed]]) -> str:
+    """Which commits ran these runs, and how many runs each (a resumed run counts for each)."""
+    counts: dict[str, int] = defaultdict(int)
+    for runs in groups.values():
+        for run in runs:
+            for commit in dict.fromkeys(run.commits):
+                counts[commit] += 1
+    return (
+        "Code: "
+        + ", ".join(f"{commit} ({n} run{'s' * (n != 1)})" for commit, n in sorted(counts.items()))
+        + "."
+    )
+
+
+def set_name(seeds: range) -> str:
+    return f"seeds {seeds.start}-{seeds.stop - 1}"
 
 
 def table(groups: dict[tuple[str, str], list[Seed]]) -> tuple[list[str], list[dict[str, str]]]:
@@ -142,16 +181,18 @@ def published_table() -> list[str]:
     return lines
 
 
-def figures(root: Path, out: Path, groups: dict[tuple[str, str], list[Seed]]) -> list[str]:
-    """One pgrun-plot figure per task with finished runs; returns the Markdown image lines."""
+def figures(root: Path, out: Path, groups: dict[tuple[str, str], list[Seed]], seeds: range) -> list[str]:
+    """One pgrun-plot figure per task with finished runs of `seeds`; the Markdown image lines."""
     images = []
+    folder = f"seeds{seeds.start}-{seeds.stop - 1}"
     for task in sorted({task for _, task in groups}):
-        target = out / task
+        target = out / task / folder
         command = [
             str(Path(sys.executable).parent / "pgrun-plot"),
             str(root),
             "--where",
             f"env={task}",
+            "seed=" + ",".join(map(str, seeds)),
             "--group",  # by algorithm alone: runs of one preset made by other pgrun versions may
             "algo",  # differ in config keys that do not change the run (added since, say)
             "--band",
@@ -159,10 +200,23 @@ def figures(root: Path, out: Path, groups: dict[tuple[str, str], list[Seed]]) ->
             "--out",
             str(target),
         ]
-        command += ["--title", f"{TASKS.get(task, task)}: eval return (mean and 95% CI over seeds)"]
-        subprocess.run(command, check=True)
-        images.append(f"![{task}]({task}/curves.png)")
+        title = f"{TASKS.get(task, task)}, {set_name(seeds)}: eval return (mean and 95% CI over seeds)"
+        subprocess.run([*command, "--title", title], check=True)
+        images.append(f"![{task}, {set_name(seeds)}]({task}/{folder}/curves.png)")
     return images
+
+
+def seed_sets(text: str) -> list[range]:
+    """'0-2,3-5' -> [range(0, 3), range(3, 6)]."""
+    sets = []
+    for part in text.split(","):
+        first, _, last = part.partition("-")
+        if not (first.isdigit() and (last or first).isdigit() and int(first) <= int(last or first)):
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: give seed ranges FIRST-LAST, comma-separated, e.g. 0-2,3-5"
+            )
+        sets.append(range(int(first), int(last or first) + 1))
+    return sets
 
 
 def main() -> None:
@@ -170,19 +224,30 @@ def main() -> None:
     parser.add_argument("runs", nargs="?", type=Path, default=Path("docs/mujoco/runs"))
     parser.add_argument("--out", type=Path, default=Path("docs/mujoco"))
     parser.add_argument("--no-figures", action="store_true", help="tables only")
+    parser.add_argument(
+        "--seed-sets", type=seed_sets, default="0-2,3-5", help="seed ranges reported apart (default 0-2,3-5)"
+    )
     args = parser.parse_args()
     groups = read_runs(args.runs)
     if not groups:
         sys.exit(f"mujoco_report: no finished runs (summary.json) under {args.runs}")
     args.out.mkdir(parents=True, exist_ok=True)
-    lines, rows = table(groups)
+    report, all_rows, images = ["# pgrun at 1M env steps (v5 tasks)"], [], []
+    for seeds in args.seed_sets:
+        if not (chosen := in_set(groups, seeds)):
+            continue
+        lines, rows = table(chosen)
+        report += ["", f"## {set_name(seeds)}", "", *lines, "", code_line(chosen)]
+        all_rows += [{"seed_set": set_name(seeds), **row} for row in rows]
+        if not args.no_figures:
+            images += figures(args.runs, args.out, chosen, seeds)
     with open(args.out / "results.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer = csv.DictWriter(handle, fieldnames=list(all_rows[0]))
         writer.writeheader()
-        writer.writerows(rows)
-    report = ["## pgrun at 1M env steps (v5 tasks)", "", *lines, "", "## Published", "", *published_table()]
-    if not args.no_figures:
-        report += ["", "## Learning curves", "", *figures(args.runs, args.out, groups)]
+        writer.writerows(all_rows)
+    report += ["", "## Published", "", *published_table()]
+    if images:
+        report += ["", "## Learning curves", "", *images]
     (args.out / "results.md").write_text("\n".join(report) + "\n")
     print("\n".join(report))
 

@@ -109,7 +109,9 @@ def test_kept_runs_are_small_and_the_mujoco_report_reads_them(tmp_path):
         if "| Hopper-v5 | trpo |" in line
     ]
     assert f"| 2 | {statistics.mean(finals):,.0f} ± {statistics.stdev(finals):,.0f} |" in row
-    assert (tmp_path / "report" / "hopper" / "curves.png").is_file()
+    assert (tmp_path / "report" / "hopper" / "seeds0-2" / "curves.png").is_file()
+    assert "## seeds 0-2" in (tmp_path / "report" / "results.md").read_text()
+    assert "## seeds 3-5" not in (tmp_path / "report" / "results.md").read_text()  # (none ran)
 
 
 @pytest.mark.slow
