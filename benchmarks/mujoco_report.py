@@ -78,7 +78,7 @@ def read_runs(root: Path) -> dict[tuple[str, str], list[Seed]]:
         evaluations = [row["eval/return"] for row in rows if "eval/return" in row]
         provenance = json.loads((summary_file.parent / "run.json").read_text())
         commits = [
-            (session.get("git") or {}).get("commit") or "unrecorded"
+            ((session.get("git") or {}).get("commit") or "unrecorded")[:10]
             for session in provenance.get("sessions", [])
         ]
         groups[algo, task].append(
