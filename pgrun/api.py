@@ -112,7 +112,10 @@ def run_overrides(
     directory = Path(os.path.abspath(run_dir if run_dir is not None else hydra_config.run.dir))
     with read_write(hydra_config), open_dict(hydra_config):
         hydra_config.run.dir = hydra_config.runtime.output_dir = str(directory)  # as Hydra's app records it
-    config, summary = new_run(cfg, hydra_config, directory, callbacks=callbacks, from_command=from_command)
+    chosen = run_dir is not None or any(override.startswith("hydra.run.dir=") for override in overrides)
+    config, summary, directory = new_run(
+        cfg, hydra_config, directory, callbacks=callbacks, from_command=from_command, unique=not chosen
+    )
     return RunResult(directory, summary, config)
 
 

@@ -190,3 +190,34 @@ def test_step_counts_may_be_written_in_e_notation(tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["env_steps"] == 1200
+
+
+def test_runs_named_in_the_same_second_get_a_dir_each_but_a_chosen_dir_is_not_renamed(tmp_path, monkeypatch):
+    import datetime as real_datetime
+
+    import hydra.core.utils
+
+    import pgrun
+    from pgrun.training.rundir import RunDirError
+
+    class FrozenClock(real_datetime.datetime):
+        """Every run starts in the same second (as runs launched together in a shell loop)."""
+
+        @classmethod
+        def now(cls, tz=None):
+            return real_datetime.datetime(2026, 1, 2, 3, 4, 5)
+
+    monkeypatch.setattr(hydra.core.utils, "datetime", FrozenClock)  # (Hydra's ${now:...} resolver)
+    monkeypatch.chdir(tmp_path)
+    first = pgrun.train(tiny("vpg"))
+    second = pgrun.train([*tiny("vpg"), "algo.optim.lr=0.02"])
+    assert first.run_dir == tmp_path / "outputs" / "2026-01-02" / "03-04-05_vpg_CartPole-v1_seed0"
+    assert second.run_dir == first.run_dir.with_name(f"{first.run_dir.name}-2")
+    assert second.config.algo.optim.lr == 0.02 and first.config.algo.optim.lr != 0.02
+    assert json.loads((second.run_dir / "run.json").read_text())["config"]["algo"]["optim"]["lr"] == 0.02
+    assert "-2" in (second.run_dir / ".hydra" / "hydra.yaml").read_text()  # (where Hydra's record says)
+    # a dir the user chose stays theirs: refused in one line, not renamed
+    with pytest.raises(RunDirError, match="already holds a run"):
+        pgrun.train(tiny("vpg"), run_dir=first.run_dir)
+    with pytest.raises(RunDirError, match="already holds a run"):
+        pgrun.train([*tiny("vpg"), f"hydra.run.dir={first.run_dir}"])

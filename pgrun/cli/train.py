@@ -47,11 +47,13 @@ def run(cfg: DictConfig) -> float | None:
     hydra_config = HydraConfig.get()
     single_run = hydra_config.mode == RunMode.RUN
     try:
-        config, summary = new_run(
+        config, summary, _ = new_run(
             cfg,
             hydra_config,
             Path(hydra_config.runtime.output_dir),
             sweep_dir=None if single_run else Path(hydra_config.sweep.dir),
+            unique=single_run
+            and not any(o.startswith("hydra.run.dir=") for o in hydra_config.overrides.hydra),
         )
     except (ConfigError, RunDirError) as error:
         if single_run:

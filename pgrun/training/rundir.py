@@ -67,16 +67,28 @@ class RunDirLock:
             self.file.close()
 
 
-def claim_new_run_dir(run_dir: Path) -> RunDirLock:
-    """Lock `run_dir` for a new run; RunDirError if another process has it or it holds a run."""
-    lock = RunDirLock(run_dir)
-    if holds_run(run_dir):
+def claim_new_run_dir(run_dir: Path, unique: bool = False) -> tuple[RunDirLock, Path]:
+    """Lock `run_dir` for a new run; RunDirError if another process has it or it holds a run.
+    `unique` (a dir pgrun named, not one the user chose): then run_dir-2, run_dir-3, ... in
+    turn, until one is free (two runs started in the same second with the same algorithm,
+    env and seed, say with different learning rates). Returns the lock and the dir."""
+    candidates = [run_dir] + [run_dir.with_name(f"{run_dir.name}-{k}") for k in range(2, 100)]
+    for candidate in candidates if unique else candidates[:1]:
+        try:
+            lock = RunDirLock(candidate)
+        except RunDirError:
+            if unique:
+                continue
+            raise
+        if not holds_run(candidate):
+            return lock, candidate
         lock.release()
-        raise RunDirError(
-            f"{run_dir} already holds a run: continue it with `pgrun resume={run_dir}`, "
-            "or start the new run in another directory (hydra.run.dir=...)"
-        )
-    return lock
+        if not unique:
+            raise RunDirError(
+                f"{run_dir} already holds a run: continue it with `pgrun resume={run_dir}`, "
+                "or start the new run in another directory (hydra.run.dir=...)"
+            )
+    raise RunDirError(f"{run_dir} and its 98 numbered neighbours are all taken; choose hydra.run.dir=...")
 
 
 def write_hydra_files(run_dir: Path, task_config: DictConfig, hydra_config: DictConfig) -> None:

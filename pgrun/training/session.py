@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from pgrun.config import Config, ConfigError, config_dir, one_line, to_config
 from pgrun.config.presets import preset_line
@@ -53,27 +53,32 @@ def new_run(
     sweep_dir: Path | None = None,
     callbacks: Sequence[Callback] = (),
     from_command: bool = True,
-) -> tuple[Config, dict[str, Any]]:
+    unique: bool = False,
+) -> tuple[Config, dict[str, Any], Path]:
     """One new run of a composed config: validate, claim the run dir, train, write
-    summary.json; the config and the summary. `hydra_config`: the `hydra` node it was composed
-    with (written to .hydra/ with it; its runtime.choices name the algorithm); `sweep_dir`:
-    the sweep the run is a job of (its W&B group by default), None for a single run;
-    `from_command`: as in `execute`.
+    summary.json; the config, the summary and the run dir. `hydra_config`: the `hydra` node it
+    was composed with (written to .hydra/ with it; its runtime.choices name the algorithm);
+    `sweep_dir`: the sweep the run is a job of (its W&B group by default), None for a single
+    run; `from_command`: as in `execute`; `unique`: `run_dir` is pgrun's default name, not the
+    user's choice, so a taken one gives way to run_dir-2, -3, ... (rundir.claim_new_run_dir).
 
     Bad input (ConfigError, RunDirError) leaves the run dir as it was: what this run wrote
     in it is removed, and so is a dir that holds nothing else."""
-    lock = None
+    lock, claimed = None, run_dir
     try:
         config = to_config(cfg, preset=hydra_config.runtime.choices.get("tuned"))
         if sweep_dir is not None and config.log.wandb and config.log.wandb_group is None:
             config.log.wandb_group = str(sweep_dir)  # a sweep's jobs side by side in W&B
-        lock = claim_new_run_dir(run_dir)
-        write_hydra_files(run_dir, cfg, OmegaConf.create({"hydra": hydra_config}))
+        lock, claimed = claim_new_run_dir(run_dir, unique)
+        if claimed != run_dir:
+            with read_write(hydra_config), open_dict(hydra_config):
+                hydra_config.run.dir = hydra_config.runtime.output_dir = str(claimed)
+        write_hydra_files(claimed, cfg, OmegaConf.create({"hydra": hydra_config}))
         choices = dict(hydra_config.runtime.choices)
-        return config, execute(config, run_dir, None, choices, callbacks, from_command)
+        return config, execute(config, claimed, None, choices, callbacks, from_command), claimed
     except (ConfigError, RunDirError):
         if lock is not None:
-            discard_new_run(run_dir)  # the run never started
+            discard_new_run(claimed)  # the run never started
         elif not holds_run(run_dir):
             remove_if_empty(run_dir)  # what Hydra made for it
         raise
