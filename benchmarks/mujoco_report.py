@@ -79,6 +79,7 @@ def read_runs(root: Path) -> dict[tuple[str, str], list[Seed]]:
         provenance = json.loads((summary_file.parent / "run.json").read_text())
         commits = [
             ((session.get("git") or {}).get("commit") or "unrecorded")[:10]
+            + ("+dirty" if (session.get("git") or {}).get("dirty") else "")
             for session in provenance.get("sessions", [])
         ]
         groups[algo, task].append(
@@ -137,8 +138,9 @@ def code_line(groups: dict[tuple[str, str], list[Seed]]) -> str:
     )
 
 
-def set_name(seeds: range) -> str:
-    return f"seeds {seeds.start}-{seeds.stop - 1}"
+def set_name(seeds: range, sep: str = " ") -> str:
+    """'seeds 3-5' (sep='': the folder name 'seeds3-5')."""
+    return f"seeds{sep}{seeds.start}-{seeds.stop - 1}"
 
 
 def table(groups: dict[tuple[str, str], list[Seed]]) -> tuple[list[str], list[dict[str, str]]]:
@@ -184,7 +186,7 @@ def published_table() -> list[str]:
 def figures(root: Path, out: Path, groups: dict[tuple[str, str], list[Seed]], seeds: range) -> list[str]:
     """One pgrun-plot figure per task with finished runs of `seeds`; the Markdown image lines."""
     images = []
-    folder = f"seeds{seeds.start}-{seeds.stop - 1}"
+    folder = set_name(seeds, sep="")
     for task in sorted({task for _, task in groups}):
         target = out / task / folder
         command = [
@@ -231,6 +233,16 @@ def main() -> None:
     groups = read_runs(args.runs)
     if not groups:
         sys.exit(f"mujoco_report: no finished runs (summary.json) under {args.runs}")
+    outside = sorted(
+        f"{algo}_{task}_seed{run.seed}"
+        for (algo, task), runs in groups.items()
+        for run in runs
+        if not any(run.seed in seeds for seeds in args.seed_sets)
+    )
+    if outside:
+        print(f"mujoco_report: left out (in no --seed-sets range): {', '.join(outside)}", file=sys.stderr)
+    if not any(in_set(groups, seeds) for seeds in args.seed_sets):
+        sys.exit(f"mujoco_report: no finished run under {args.runs} has a seed in --seed-sets")
     args.out.mkdir(parents=True, exist_ok=True)
     report, all_rows, images = ["# pgrun at 1M env steps (v5 tasks)"], [], []
     for seeds in args.seed_sets:

@@ -31,7 +31,7 @@ from omegaconf import DictConfig, open_dict, read_write
 
 from pgrun.algorithms import register_schemas
 from pgrun.config import Config, config_dir, to_config
-from pgrun.config.overrides import hydra_overrides
+from pgrun.config.overrides import chooses_run_dir, hydra_overrides
 from pgrun.tracking.files import METRICS_FILE
 from pgrun.training.session import SUMMARY_FILE, new_run, resume_run
 
@@ -112,7 +112,7 @@ def run_overrides(
     directory = Path(os.path.abspath(run_dir if run_dir is not None else hydra_config.run.dir))
     with read_write(hydra_config), open_dict(hydra_config):
         hydra_config.run.dir = hydra_config.runtime.output_dir = str(directory)  # as Hydra's app records it
-    chosen = run_dir is not None or any(override.startswith("hydra.run.dir=") for override in overrides)
+    chosen = run_dir is not None or chooses_run_dir(overrides)
     config, summary, directory = new_run(
         cfg, hydra_config, directory, callbacks=callbacks, from_command=from_command, unique=not chosen
     )

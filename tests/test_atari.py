@@ -2,10 +2,12 @@
 view of rewards and lives beside the logged game scores, FIRE on reset, exact resumes with
 sticky actions, and the one-line refusals."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
-from tests_support import StopAt, learning_rows, pgrun, shipped_config
+from tests_support import StopAt, learning_rows, main_runner, pgrun, shipped_config
 
 import pgrun as api
 from pgrun.collection.atari import LifeLoss
@@ -168,7 +170,12 @@ def test_the_atari_env_configs_and_the_ppo_preset_compose():
 
 
 @pytest.mark.slow
-def test_a_ppo_run_on_pong_logs_game_scores_and_resumes_exactly(tmp_path):
+def test_a_ppo_run_on_pong_logs_game_scores_resumes_exactly_and_reads_back(tmp_path, monkeypatch, capsys):
+    from pgrun.cli import evaluate
+
+    def pgrun_eval_main(*args: str):
+        return main_runner(monkeypatch, capsys, "pgrun-eval", evaluate.main)(*args)
+
     common = ["algo=ppo", "env=pong", "env.atari.screen_size=42", "env.num_envs=2", "algo.batch_size=128"]
     common += ["algo.minibatch_size=64", "algo.value.minibatch_size=64", "total_steps=512"]
     common += ["eval.every=256", "eval.episodes=1", "log.console=false", "log.every=1"]
@@ -179,3 +186,17 @@ def test_a_ppo_run_on_pong_logs_game_scores_and_resumes_exactly(tmp_path):
     assert learning_rows(tmp_path / "split") == learning_rows(whole.run_dir)
     evaluations = [row["eval/return"] for row in learning_rows(whole.run_dir) if "eval/return" in row]
     assert len(evaluations) == 2 and all(-21 <= value <= 21 and value == int(value) for value in evaluations)
+    # Its policy, read back from policy.pt, from the checkpoint at its end and from that
+    # checkpoint as an older pgrun wrote it (no spaces: made from the saved env config, whose
+    # env.atari is a nested dict to type again); pgrun-eval makes the env from it too.
+    frames = np.random.default_rng(0).integers(0, 256, (3, 4, 42, 42), dtype=np.uint8)
+    acted = api.load(whole.run_dir).act(frames)
+    last = sorted((whole.run_dir / "checkpoints").glob("*.pt"))[-1]
+    older = torch.load(last, weights_only=True)
+    del older["spaces"]
+    torch.save(older, tmp_path / last.name)
+    for path in (last, tmp_path / last.name):
+        assert (api.load(path).act(frames) == acted).all()
+    evaluated = pgrun_eval_main(str(tmp_path / last.name), "--episodes", "1", "--json")
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert json.loads(evaluated.stdout)["env"] == "ALE/Pong-v5"

@@ -184,7 +184,8 @@ def test_a_checkpoint_holds_the_policy_and_stands_in_for_a_missing_policy_file(
     result = run_main(unfinished, "--seed", 7, "--json")
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines()[0] == (
-        f"pgrun-eval: {unfinished} has no policy.pt yet: evaluating its newest checkpoint, {last.name}"
+        f"pgrun-eval: {unfinished} has no policy.pt (a run under way or stopped, or log.save_policy=false): "
+        f"evaluating its newest checkpoint, {last.name}"
     )
     assert json.loads(result.stdout) == report(run_dir, "--seed", 7)
     observations = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
@@ -210,7 +211,9 @@ def test_bad_paths_files_and_envs_end_in_one_line_with_exit_2(run_dir, tmp_path,
     checkpoint = torch.load(sorted((run_dir / "checkpoints").glob("*.pt"))[-1], weights_only=True)
     del checkpoint["rule"]["policy"]
     torch.save(checkpoint, tmp_path / "step_000000000001.pt")
-    one_error_line(run_main(tmp_path / "step_000000000001.pt"), "a checkpoint without a policy")
+    one_error_line(
+        run_main(tmp_path / "step_000000000001.pt"), "not a readable pgrun checkpoint (missing 'policy')"
+    )
     one_error_line(
         run_main(run_dir, "--env", "Pendulum-v1"),
         "env Pendulum-v1 does not fit the policy",

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 from tests_support import learning_rows, pgrun, saved_parameters, tiny
 
 from pgrun.training.checkpoint import CHECKPOINT_DIR, CHECKPOINT_FORMAT, checkpoint_files
@@ -215,9 +216,11 @@ def test_runs_named_in_the_same_second_get_a_dir_each_but_a_chosen_dir_is_not_re
     assert second.run_dir == first.run_dir.with_name(f"{first.run_dir.name}-2")
     assert second.config.algo.optim.lr == 0.02 and first.config.algo.optim.lr != 0.02
     assert json.loads((second.run_dir / "run.json").read_text())["config"]["algo"]["optim"]["lr"] == 0.02
-    assert "-2" in (second.run_dir / ".hydra" / "hydra.yaml").read_text()  # (where Hydra's record says)
+    recorded = OmegaConf.load(second.run_dir / ".hydra" / "hydra.yaml").hydra  # (Hydra's record of the dir)
+    assert recorded.run.dir == recorded.runtime.output_dir == str(second.run_dir)
     # a dir the user chose stays theirs: refused in one line, not renamed
     with pytest.raises(RunDirError, match="already holds a run"):
         pgrun.train(tiny("vpg"), run_dir=first.run_dir)
-    with pytest.raises(RunDirError, match="already holds a run"):
-        pgrun.train([*tiny("vpg"), f"hydra.run.dir={first.run_dir}"])
+    for key in ("hydra.run.dir", "++hydra.run.dir"):
+        with pytest.raises(RunDirError, match="already holds a run"):
+            pgrun.train([*tiny("vpg"), f"{key}={first.run_dir}"])

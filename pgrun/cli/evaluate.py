@@ -1,5 +1,6 @@
-"""The `pgrun-eval` command: evaluate a saved policy (a run dir's policy.pt, or the file) on
-fresh episodes, optionally recording them as MP4 files.
+"""The `pgrun-eval` command: evaluate a saved policy (a run dir's policy.pt, or while it has
+none its newest checkpoint; or the file, policy or checkpoint) on fresh episodes, optionally
+recording them as MP4 files.
 
 By default it repeats the run's own final evaluation: the same env config, seed
 (config.seed + EVAL_SEED_OFFSET, copy i reset with seed + i), number of episodes and
@@ -9,7 +10,6 @@ last logged eval/return."""
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
@@ -39,7 +39,11 @@ def parser() -> argparse.ArgumentParser:
         description="Evaluate a saved pgrun policy on fresh episodes; by default exactly as the run's "
         "own evaluation did (its env, seed, episodes and mode), so the mean repeats its last eval/return.",
     )
-    p.add_argument("path", type=Path, help="a run dir (its policy.pt) or a policy file")
+    p.add_argument(
+        "path",
+        type=Path,
+        help="a run dir (its policy.pt, else its newest checkpoint), a policy file or a checkpoint",
+    )
     p.add_argument(
         "--env",
         metavar="ID",
@@ -68,7 +72,7 @@ def parser() -> argparse.ArgumentParser:
         "--video-dir",
         type=Path,
         metavar="DIR",
-        help="where the MP4s go (default: videos/ beside the policy file)",
+        help="where the MP4s go (default: the run dir's videos/, or beside a policy file given alone)",
     )
     p.add_argument("--json", action="store_true", help="print the results as one JSON object instead")
     return p
@@ -77,11 +81,12 @@ def parser() -> argparse.ArgumentParser:
 def env_config_of(saved_config: dict[str, Any], env_id: str | None) -> EnvConfig:
     """The run's env config (the keys this pgrun knows), or `env_id` with its registered
     settings and the run's env.obs_keys and env.wrappers (what the policy's input is made of)."""
+    from pgrun.config.env_schema import saved_env_config
+
     if env_id is not None:
         env = saved_config["env"]
         return EnvConfig(id=env_id, obs_keys=env.get("obs_keys"), wrappers=list(env.get("wrappers", [])))
-    known = {field.name for field in dataclasses.fields(EnvConfig)}
-    return EnvConfig(**{key: value for key, value in saved_config["env"].items() if key in known})
+    return saved_env_config(saved_config["env"])
 
 
 def summary_lines(
@@ -121,11 +126,9 @@ def settings(
 
 def check_fit(saved: SavedPolicy, env_config: EnvConfig, path: Path) -> None:
     """ConfigError unless the env's spaces fit the policy's; makes one copy to see them."""
-    from pgrun.collection.envs import make_vector_env
+    from pgrun.collection.envs import env_spaces
 
-    probe = make_vector_env(dataclasses.replace(env_config, vectorization="sync"), 1)
-    problem = saved.mismatch(probe.single_observation_space, probe.single_action_space)
-    probe.close()
+    problem = saved.mismatch(*env_spaces(env_config))
     if problem:
         raise ConfigError(f"env {env_config.id} does not fit the policy in {path}: {problem}")
 
@@ -149,8 +152,9 @@ def evaluate(args: argparse.Namespace) -> None:
     saved = read_policy(path)  # imports nothing the file names
     run_dir = path.parent.parent if path.parent.name == CHECKPOINT_DIR else path.parent
     if args.path.is_dir() and path.name != POLICY_FILE:
-        print(f"{PROG}: {args.path} has no {POLICY_FILE} yet: evaluating its newest checkpoint, {path.name}",
-              file=sys.stderr)  # fmt: skip
+        why = "a run under way or stopped, or log.save_policy=false"
+        newest = f"evaluating its newest checkpoint, {path.name}"
+        print(f"{PROG}: {args.path} has no {POLICY_FILE} ({why}): {newest}", file=sys.stderr)
     env_config = env_config_of(saved.config, args.env)
     episodes, deterministic, seed = settings(args, saved.config, saved.eval_seed)
     if args.video:

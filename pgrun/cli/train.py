@@ -25,7 +25,7 @@ from pgrun.algorithms import register_schemas
 from pgrun.cli.help import help_page
 from pgrun.cli.sweeps import report_sweep_failures
 from pgrun.config import ConfigError, config_dir, one_line
-from pgrun.config.overrides import hydra_overrides, integral_e_notation_as_int
+from pgrun.config.overrides import chooses_run_dir, hydra_overrides, integral_e_notation_as_int
 from pgrun.errors import CheckpointError, EnvNotReplayable, RunFailed
 from pgrun.training.interrupt import Interrupted
 from pgrun.training.rundir import RunDirError
@@ -52,8 +52,7 @@ def run(cfg: DictConfig) -> float | None:
             hydra_config,
             Path(hydra_config.runtime.output_dir),
             sweep_dir=None if single_run else Path(hydra_config.sweep.dir),
-            unique=single_run
-            and not any(o.startswith("hydra.run.dir=") for o in hydra_config.overrides.hydra),
+            unique=single_run and not chooses_run_dir(hydra_config.overrides.hydra),
         )
     except (ConfigError, RunDirError) as error:
         if single_run:

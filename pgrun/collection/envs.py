@@ -3,6 +3,7 @@ envs of its copies, and check that pgrun has a policy for their spaces."""
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import functools
 import importlib
@@ -194,6 +195,15 @@ def make_vector_env(
         return SyncVectorEnv(copies, autoreset_mode=AutoresetMode.SAME_STEP)
     copies = [functools.partial(make_in_worker, index) for index in range(num_envs)]
     return AsyncVectorEnv(copies, autoreset_mode=AutoresetMode.SAME_STEP)
+
+
+def env_spaces(config: EnvConfig) -> tuple[gym.Space, gym.Space]:
+    """The observation and action spaces of one copy of the env (made in this process, then closed)."""
+    probe = make_vector_env(dataclasses.replace(config, vectorization="sync"), 1)
+    try:
+        return probe.single_observation_space, probe.single_action_space
+    finally:
+        probe.close()
 
 
 def make_native_vector_env(env_id: str, num_envs: int, make_kwargs: dict) -> VectorEnv:

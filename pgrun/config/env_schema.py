@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
 from pgrun.config.checks import checked
 
@@ -91,3 +91,11 @@ class EnvConfig:
             why = f"with env.id={self.id!r}: it preprocesses ALE games only"
             ignored |= {f"atari.{f.name}": why for f in fields(AtariConfig)}
         return ignored
+
+
+def saved_env_config(saved: dict[str, Any]) -> EnvConfig:
+    """The EnvConfig of a run's saved (plain) env config, typed again: its nested parts
+    (env.atari) as dataclasses; the keys this version of pgrun does not know are left out."""
+    known = {entry.name for entry in fields(EnvConfig)}
+    typed = OmegaConf.merge(OmegaConf.structured(EnvConfig), {k: v for k, v in saved.items() if k in known})
+    return OmegaConf.to_object(typed)

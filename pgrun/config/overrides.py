@@ -4,6 +4,7 @@ them: step counts written as floats, `algo=null` and `experiment=null`, and the 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from pgrun.config.files import config_dir
 from pgrun.config.presets import NULLS, preset_overrides
@@ -16,6 +17,11 @@ def hydra_overrides(overrides: list[str]) -> list[str]:
     preset_overrides)."""
     arguments = [integral_e_notation_as_int(argument) for argument in overrides]
     return preset_overrides(config_dir(), without_group_nulls(arguments))
+
+
+def chooses_run_dir(overrides: Sequence[str]) -> bool:
+    """Whether the overrides set hydra.run.dir (also as +hydra.run.dir=... or ++hydra.run.dir=...)."""
+    return any(override.partition("=")[0].lstrip("+~") == "hydra.run.dir" for override in overrides)
 
 
 REQUIRED_GROUPS = ("algo", "env")

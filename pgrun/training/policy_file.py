@@ -7,7 +7,6 @@ or while it has none its newest checkpoint."""
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -200,19 +199,22 @@ def policy_path(path: Path) -> Path:
 def as_policy_payload(checkpoint: dict[str, Any]) -> dict[str, Any]:
     """A checkpoint's state as a policy file's payload: the policy's weights from the update
     rule's state, the run's config, observation statistics and spaces. A checkpoint of an
-    older pgrun, which did not save the spaces, gets them from one copy of the run's env."""
+    older pgrun, which did not save the spaces, gets them from one copy of the run's env
+    (made from its saved env config: its module imported, its wrappers applied)."""
     config = checkpoint["config"]
     spaces = checkpoint.get("spaces")
     if spaces is None:
-        from pgrun.collection.envs import make_vector_env
-        from pgrun.config import EnvConfig
+        from pgrun.collection.envs import env_spaces
+        from pgrun.config.env_schema import saved_env_config
 
-        known = {field.name for field in dataclasses.fields(EnvConfig)}
-        env = EnvConfig(**{key: value for key, value in config["env"].items() if key in known})
-        env.vectorization = "sync"
-        probe = make_vector_env(env, 1)
-        spaces = describe_spaces(probe.single_observation_space, probe.single_action_space)
-        probe.close()
+        env = saved_env_config(config["env"])
+        try:
+            spaces = describe_spaces(*env_spaces(env))
+        except Exception as error:  # the env's own failure, a missing module or extra
+            raise PolicyFileError(
+                f"a checkpoint of an older pgrun, without the policy's spaces, and its env {env.id} "
+                f"could not be made to read them: {type(error).__name__}: {first_line(error)}"
+            ) from error
     return {
         "state_dict": checkpoint["rule"]["policy"],
         "config": config,
@@ -241,8 +243,12 @@ def read_policy(path: Path) -> SavedPolicy:
     if str(payload.get("format", "")).startswith("pgrun-checkpoint-") and "rule" in payload:
         try:
             payload = as_policy_payload(payload)
+        except PolicyFileError as error:
+            raise PolicyFileError(f"{path}: {error}") from error
         except (KeyError, TypeError) as error:
-            raise PolicyFileError(f"{path}: a checkpoint without a policy ({first_line(error)})") from error
+            raise PolicyFileError(
+                f"{path}: not a readable pgrun checkpoint (missing {first_line(error)})"
+            ) from error
     missing = {"state_dict", "config", "spaces", "obs_statistics"} - set(payload)
     if missing:
         raise PolicyFileError(f"{path}: not a pgrun policy file (missing {', '.join(sorted(missing))})")
