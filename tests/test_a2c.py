@@ -75,6 +75,27 @@ def test_one_rmsprop_step_follows_the_rmsprop_rule_on_that_gradient():
         torch.testing.assert_close(step, expected, rtol=1e-4, atol=1e-8)
 
 
+def test_two_tensorflow_form_rmsprop_steps_follow_that_rule():
+    # s_0 = 1, s_k = alpha s_(k-1) + (1 - alpha) g_k^2; step_k = -lr g_k / sqrt(s_k + eps)
+    # (steps well above float32's resolution at the weights; an eps that tells inside from outside the root)
+    lr, eps, alpha = 0.05, 0.5, RMSPROP_ALPHA
+    rule = linear_a2c(OptimizerConfig(name="rmsprop_tf", lr=lr, eps=eps))
+    square_avg = [torch.ones_like(p) for p in rule.optimizer.params]
+    for seed in (1, 4):
+        batch = random_batch(rule.policy, seed=seed)
+        advantages = Advantages(
+            batch,
+            random_like(batch.rewards, seed=seed + 1),
+            value_targets=random_like(batch.rewards, seed=seed + 2),
+        )
+        gradient = hand_gradient(rule, advantages)
+        before = [p.detach().clone() for p in rule.optimizer.params]
+        rule.update(advantages, progress=0.0)
+        for p, old, grad, s in zip(rule.optimizer.params, before, gradient, square_avg, strict=True):
+            s.mul_(alpha).add_((1 - alpha) * grad**2)
+            torch.testing.assert_close(p.detach() - old, -lr * grad / (s + eps).sqrt(), rtol=1e-4, atol=1e-7)
+
+
 def test_with_a_shared_encoder_one_sgd_step_is_minus_the_joint_losss_gradient():
     """value.share_encoder: V is a head on the policy's encoder; one plain SGD step moves the
     encoder by the gradient of both terms of the joint loss, each head by its own."""

@@ -167,6 +167,19 @@ def test_the_atari_env_configs_and_the_ppo_preset_compose():
     assert (algo.optim.lr, algo.optim.lr_schedule, algo.value.share_encoder) == (2.5e-4, "linear", True)
     assert (config.policy.encoder, config.total_steps) == ("nature_cnn", 10_000_000)
     assert shipped_config("algo=ppo", "env=atari", "env.id=ALE/Seaquest-v5").algo.clip == 0.1
+    a2c = shipped_config("algo=a2c", "env=breakout")  # rl-baselines3-zoo's A2C: 16 x 5 steps, TF's RMSprop
+    assert (a2c.env.num_envs, a2c.algo.batch_size, a2c.algo.value_coef, a2c.algo.ent_coef) == (
+        16,
+        80,
+        0.25,
+        0.01,
+    )
+    assert (a2c.algo.optim.name, a2c.algo.optim.eps, a2c.algo.value.share_encoder) == (
+        "rmsprop_tf",
+        1e-5,
+        True,
+    )
+    assert a2c.policy.encoder == "nature_cnn"
 
 
 @pytest.mark.slow

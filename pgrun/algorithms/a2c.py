@@ -76,10 +76,14 @@ class A2C:
         obs, actions = batch.flat(batch.obs), batch.flat(batch.actions)
         phi, targets = batch.flat(advantages.phi), batch.flat(advantages.value_targets)
         self.optimizer.lr = optim.scheduled_lr(config.optim, progress)
-        params = self.policy.distribution_params(obs)
+        if config.value.share_encoder:  # one encoder pass serves both heads
+            features = self.policy.encoder(obs)
+            params, values = self.policy.params_from_features(features), self.critic.from_features(features)
+        else:
+            params, values = self.policy.distribution_params(obs), self.critic(obs)
         entropy = self.policy.entropy_from(params)
         policy_loss = losses.score_function_loss(self.policy.log_prob_from(params, actions), phi)
-        value_loss = (self.critic(obs) - targets).pow(2).mean()
+        value_loss = (values - targets).pow(2).mean()
         loss = policy_loss + config.value_coef * value_loss + losses.entropy_bonus(entropy, config.ent_coef)
         self.optimizer.zero_grad()
         loss.backward()

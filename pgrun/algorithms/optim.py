@@ -231,6 +231,21 @@ class RMSprop(FlatOptimizer):
         return {"square_avg": self.square_avg}
 
 
+class RMSpropTF(RMSprop):
+    """RMSprop in TensorFlow's form (Stable-Baselines3's RMSpropTFLike, which A2C on Atari
+    uses: torch's form is unstable there), with the squared average starting at 1 and eps
+    inside the root:
+    s <- alpha s + (1 - alpha) g^2, s_0 = 1;  theta <- theta - lr g / sqrt(s + eps)"""
+
+    def __init__(self, modules: Modules, lr: float, eps: float = 1e-8) -> None:
+        super().__init__(modules, lr, eps)
+        self.square_avg.fill_(1.0)
+
+    def update(self) -> None:
+        self.square_avg.mul_(RMSPROP_ALPHA).addcmul_(self.grad, self.grad, value=1 - RMSPROP_ALPHA)
+        self.flat.addcdiv_(self.grad, self.square_avg.add(self.eps).sqrt_(), value=-self.lr)
+
+
 class SGD(FlatOptimizer):
     """theta <- theta - lr g"""
 
@@ -239,11 +254,14 @@ class SGD(FlatOptimizer):
 
 
 def make_optimizer(modules: Modules, config: OptimizerConfig) -> FlatOptimizer:
-    """Adam, RMSprop (smoothing constant 0.99, as in A2C) or SGD over the modules' parameters at config.lr."""
+    """Adam, RMSprop (smoothing constant 0.99, as in A2C; torch's or TensorFlow's form) or SGD
+    over the modules' parameters at config.lr."""
     if config.name == "adam":
         return Adam(modules, config.lr, config.eps)
     if config.name == "rmsprop":
         return RMSprop(modules, config.lr, config.eps)
+    if config.name == "rmsprop_tf":
+        return RMSpropTF(modules, config.lr, config.eps)
     return SGD(modules, config.lr)
 
 

@@ -26,8 +26,9 @@ from pgrun.config.env_schema import is_atari_id as is_atari_id
 class OptimizerConfig:
     """The optimizer of an update rule's gradient steps, and what is done to each step."""
 
-    name: str = checked("adam", choices=("adam", "rmsprop", "sgd"))
-    """adam, rmsprop (smoothing constant 0.99) or plain sgd"""
+    name: str = checked("adam", choices=("adam", "rmsprop", "rmsprop_tf", "sgd"))
+    """adam, rmsprop (smoothing constant 0.99; torch's form), rmsprop_tf (TensorFlow's form:
+    eps inside the root, the squared average starting at 1; for A2C on Atari) or plain sgd"""
     lr: float = checked(1e-3, gt=0.0)
     """learning rate"""
     lr_schedule: str = checked("constant", choices=("constant", "linear"))
