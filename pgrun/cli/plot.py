@@ -16,9 +16,9 @@ from typing import Any
 from pgrun.analysis.plot import band_name, group_curve, plot, table_row, write_table
 from pgrun.analysis.run_groups import ABSENT, Run, differing_settings, find_runs, group_runs, select_runs
 from pgrun.cli.one_line import OneLineParser, fail
-from pgrun.config import ConfigError, as_plain_dict, config_dir, to_config
+from pgrun.config import ConfigError, as_plain_dict, config_dir
 from pgrun.config.files import algo_schema_of
-from pgrun.training.resume import typed_config
+from pgrun.training.resume import saved_run_config
 
 PROG = "pgrun-plot"
 DESCRIPTION = "Learning curves and a results table of runs, grouped by their resolved configs."
@@ -31,7 +31,7 @@ def with_todays_keys(config: dict[str, Any], choices: dict[str, str]) -> dict[st
     policy.log_std_init as what the run used); unchanged where it does not fit that schema."""
     try:
         schema = algo_schema_of(config_dir(), choices.get("algo", ""))
-        return as_plain_dict(to_config(typed_config(config, schema), refuse_ignored=False))
+        return as_plain_dict(saved_run_config(config, schema))
     except (ConfigError, KeyError, OSError):
         return config
 

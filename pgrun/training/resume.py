@@ -50,6 +50,12 @@ def typed_config(saved: dict[str, Any], algorithm: str) -> DictConfig:
         raise ConfigError(f"the saved config does not fit this version of pgrun ({error})") from error
 
 
+def saved_run_config(saved: dict[str, Any], algorithm: str) -> Config:
+    """A run's saved config as this pgrun's checked Config (`typed_config`), the keys that did
+    nothing in that run not refused (it ran with them)."""
+    return to_config(typed_config(saved, algorithm), refuse_ignored=False)
+
+
 def resumed_config(run_dir: Path, overrides: list[str]) -> tuple[Config, dict[str, Any], Path]:
     """The config to continue `run_dir` with, its newest readable checkpoint and that file.
 
@@ -128,10 +134,7 @@ def rerun_overrides(run_dir: Path, overrides: list[str]) -> list[str]:
     saved_config = current_config(record["config"])
     # keys that did nothing in that run (e.g. value.lr beside a shared encoder) stay unset
     ignored = ignored_paths(
-        to_config(
-            typed_config(saved_config, algo_schema_of(config_dir(), record["choices"]["algo"])),
-            refuse_ignored=False,
-        )
+        saved_run_config(saved_config, algo_schema_of(config_dir(), record["choices"]["algo"]))
     )
     for key, value in leaves(saved_config).items():
         if key in ignored:

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from pgrun.collection.normalization import RunningMeanStd
-from pgrun.config import Config, ConfigError, to_config
+from pgrun.config import Config, ConfigError
 from pgrun.errors import CheckpointError
 from pgrun.networks.policy import Policy, make_policy
 from pgrun.training.build import RunParts, build_parts
 from pgrun.training.checkpoint import checkpoint_files, read_checkpoint
-from pgrun.training.resume import typed_config
+from pgrun.training.resume import saved_run_config
 from pgrun.training.rundir import CHECKPOINT_DIR
 
 
@@ -76,9 +76,7 @@ def checkpoint_subject(path: Path) -> Subject:
     """The policy, critic and update rule of a checkpoint, in parts built from its config."""
     state = read_checkpoint(path)
     try:
-        config = without_video(
-            to_config(typed_config(state["config"], state["algorithm"]), refuse_ignored=False)
-        )
+        config = without_video(saved_run_config(state["config"], state["algorithm"]))
     except KeyError as error:
         raise CheckpointError(f"{path}: not a pgrun checkpoint (no {error})") from error
     parts = build_parts(config)
