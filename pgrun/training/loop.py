@@ -62,10 +62,8 @@ def wandb_settings(log: LogConfig) -> dict[str, Any]:
 
 class Training:
     """One run between iterations: its parts (pgrun.training.build), logger, counters and callbacks.
-
     `state_dict()` is everything the next iteration depends on, so a run restored from it
-    (`resume`) continues exactly as the uninterrupted run would (CPU, same code).
-    """
+    (`resume`) continues exactly as the uninterrupted run would (CPU, same code)."""
 
     def __init__(
         self,
