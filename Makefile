@@ -25,7 +25,7 @@ lint: setup
 	$(BIN)/lint-imports
 
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto  # one worker per core (pytest-xdist)
 
 bench: setup
 	bash benchmarks/compare.sh vpg,rtg,baseline,is cartpole:475 acrobot:-100
