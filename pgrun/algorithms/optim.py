@@ -225,7 +225,11 @@ class RMSprop(FlatOptimizer):
 
     def update(self) -> None:
         self.square_avg.mul_(RMSPROP_ALPHA).addcmul_(self.grad, self.grad, value=1 - RMSPROP_ALPHA)
-        self.flat.addcdiv_(self.grad, self.square_avg.sqrt().add_(self.eps), value=-self.lr)
+        self.flat.addcdiv_(self.grad, self.denominator(), value=-self.lr)
+
+    def denominator(self) -> Tensor:
+        """sqrt(s) + eps"""
+        return self.square_avg.sqrt().add_(self.eps)
 
     def statistics(self) -> dict[str, Tensor]:
         return {"square_avg": self.square_avg}
@@ -241,9 +245,9 @@ class RMSpropTF(RMSprop):
         super().__init__(modules, lr, eps)
         self.square_avg.fill_(1.0)
 
-    def update(self) -> None:
-        self.square_avg.mul_(RMSPROP_ALPHA).addcmul_(self.grad, self.grad, value=1 - RMSPROP_ALPHA)
-        self.flat.addcdiv_(self.grad, self.square_avg.add(self.eps).sqrt_(), value=-self.lr)
+    def denominator(self) -> Tensor:
+        """sqrt(s + eps)"""
+        return self.square_avg.add(self.eps).sqrt_()
 
 
 class SGD(FlatOptimizer):
