@@ -42,6 +42,7 @@ except SystemExit as exit:
     print("exit", exit.code, file=sys.stderr)
 heavy = ("torch._C", "gymnasium", "tensorboard", "numpy")
 print("imported:", *(name for name in heavy if name in sys.modules))
+print("hydra:", *(name for name in ("hydra", "hydra_plugins") if name in sys.modules))
 """
 
 
@@ -55,9 +56,29 @@ def test_help_and_config_errors_answer_without_torch_or_gymnasium(tmp_path, args
     result = subprocess.run(
         [sys.executable, "-c", IMPORTED, *args], cwd=tmp_path, capture_output=True, text=True, timeout=120
     )
-    assert result.stdout.splitlines()[-1] == "imported:", result.stdout[-300:]
+    assert result.stdout.splitlines()[-2] == "imported:", result.stdout[-300:]
     if args[0].startswith("algo"):
         assert "exit 2" in result.stderr and "pgrun: error:" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "hydra_modules"),
+    [(["--help"], ""), (["--version"], ""), (["algo=nope"], " hydra"), (["algo=ppo", "env=pong2"], " hydra")],
+    ids=["help", "version", "unknown algo", "unknown env"],
+)
+def test_help_imports_no_hydra_and_a_mistyped_group_composes_nothing(tmp_path, args, hydra_modules):
+    """Hydra's import and its composition take most of a config error's time: help needs
+    neither, a mistyped algo= or env= is found in configs/ before composing (its message
+    needs hydra.errors only; composing scans Hydra's plugins, hydra_plugins)."""
+    result = subprocess.run(
+        [sys.executable, "-c", IMPORTED, *args], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert result.stdout.splitlines()[-1] == f"hydra:{hydra_modules}", result.stdout[-300:]
+    if "=" in args[-1]:
+        group, _, value = args[-1].partition("=")
+        shipped = ", ".join(sorted(path.stem for path in (config_dir() / group).glob("*.yaml")))
+        assert f"pgrun: error: {group}={value} is not allowed: must be one of {shipped}" in result.stderr
+        assert "exit 2" in result.stderr
 
 
 def test_the_algorithm_modules_load_torch_when_a_rule_is_built():

@@ -57,10 +57,13 @@ def make_update_rule(
 
 def register_schemas() -> None:
     """Make the schemas (pgrun's and each algorithm's) and the ${pgrun_slug:...} resolver
-    available to the YAML configs."""
-    store = ConfigStore.instance()
-    store.store(name="pgrun_schema", node=Config)
-    for name, algorithm in algorithms().items():
-        store.store(group="schema/algo", name=name, node=algorithm.schema)
+    available to the YAML configs; once per process (Hydra's ConfigStore keeps them, and
+    storing a schema converts it to a config again: a tenth of a second)."""
     if not OmegaConf.has_resolver("pgrun_slug"):
         OmegaConf.register_new_resolver("pgrun_slug", slug)
+    store = ConfigStore.instance()
+    if "pgrun_schema.yaml" in store.repo:  # (stored last: the others are there)
+        return
+    for name, algorithm in algorithms().items():
+        store.store(group="schema/algo", name=name, node=algorithm.schema)
+    store.store(name="pgrun_schema", node=Config)

@@ -11,39 +11,49 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn
-
-import hydra
-from hydra.core.hydra_config import HydraConfig
-from hydra.errors import HydraException
-from hydra.types import RunMode
-from omegaconf import DictConfig
-from omegaconf.errors import OmegaConfBaseException
+from typing import TYPE_CHECKING, NoReturn
 
 import pgrun
-from pgrun.algorithms import register_schemas
 from pgrun.cli.help import help_page
-from pgrun.cli.sweeps import report_sweep_failures
 from pgrun.config import ConfigError, config_dir, one_line
-from pgrun.config.overrides import chooses_run_dir, hydra_overrides, integral_e_notation_as_int
+from pgrun.config.overrides import (
+    check_group_choices,
+    chooses_run_dir,
+    hydra_overrides,
+    integral_e_notation_as_int,
+)
 from pgrun.errors import CheckpointError, EnvNotReplayable, RunFailed
 from pgrun.training.interrupt import Interrupted
-from pgrun.training.rundir import RunDirError
-from pgrun.training.session import new_run, resume_run
 
-# torch, gymnasium and the training code are imported where a run starts, not here, so
-# that --help and a config error answer at once (pgrun.lazy has the algorithms' side)
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
-BAD_INPUT = (ConfigError, RunDirError, CheckpointError, HydraException, OmegaConfBaseException)
-
-
-register_schemas()
+# Hydra, torch, gymnasium and the training code are imported where a run starts, not here,
+# so that --help answers at once and a mistyped algo= or env= soon (pgrun.lazy has the
+# algorithms' side)
 
 
-@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
+def bad_input() -> tuple[type[BaseException], ...]:
+    """The errors that are the user's input (exit 2): config, run dir, checkpoint, Hydra's
+    and OmegaConf's own."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from pgrun.training.rundir import RunDirError
+
+    return ConfigError, RunDirError, CheckpointError, HydraException, OmegaConfBaseException
+
+
 def run(cfg: DictConfig) -> float | None:
-    """One job (the run, or one of a sweep's): pgrun.training.session.new_run; return the final
-    or best eval return (`objective`), which a sweeper such as Optuna maximizes."""
+    """One job of Hydra's app (the run, or one of a sweep's): pgrun.training.session.new_run;
+    return the final or best eval return (`objective`), which a sweeper such as Optuna
+    maximizes."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from pgrun.training.rundir import RunDirError
+    from pgrun.training.session import new_run
+
     hydra_config = HydraConfig.get()
     single_run = hydra_config.mode == RunMode.RUN
     try:
@@ -65,6 +75,16 @@ def run(cfg: DictConfig) -> float | None:
     return summary[f"{config.objective}_eval_return"]
 
 
+def run_hydra_app() -> None:
+    """Hydra's application over `run`, on sys.argv (sweeps, --cfg, --config-dir, hydra.* keys)."""
+    import hydra
+
+    from pgrun.algorithms import register_schemas
+
+    register_schemas()
+    hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")(run)()
+
+
 def composes_by_itself(arguments: list[str]) -> bool:
     """Whether the command line is one run given as overrides alone (hydra.run.dir included):
     no flag (-m, --cfg, --config-dir, ...), no other hydra.* key and no experiment (whose
@@ -84,6 +104,7 @@ def run_composed(overrides: list[str]) -> None:
     """One run, composed once with Hydra's public compose API and run as pgrun.train runs it
     (Hydra's app composes a config twice: once only to read hydra.mode); bad input and
     failures are raised, for main to report."""
+    check_group_choices(overrides)  # (before Hydra is imported: a mistyped algo= answers at once)
     from pgrun.api import run_overrides
 
     run_overrides(overrides, None, (), from_command=True)
@@ -129,6 +150,8 @@ def main() -> None:
         if "resume" in saved:
             if "-m" in others or "--multirun" in others:
                 raise ConfigError("resume= continues one run: resume the jobs of a sweep one by one")
+            from pgrun.training.session import resume_run
+
             resume_run(Path(saved["resume"]), others)
             return
         if "rerun" in saved:
@@ -139,13 +162,15 @@ def main() -> None:
             run_composed(others)
         else:
             sys.argv = [sys.argv[0], *hydra_overrides(others)]
-            run()
+            run_hydra_app()
     except Interrupted as interrupted:
         stopped(interrupted)
-    except (RunFailed, EnvNotReplayable, *BAD_INPUT) as error:
+    except (RunFailed, EnvNotReplayable, *bad_input()) as error:
+        from pgrun.cli.sweeps import report_sweep_failures
+
         if report_sweep_failures():
             sys.exit(1)
-        fail(error, status=2 if isinstance(error, BAD_INPUT) else 1)
+        fail(error, status=2 if isinstance(error, bad_input()) else 1)
     except OSError as error:  # e.g. a run dir that cannot be created
         print(f"pgrun: error: {error.strerror or error}: {error.filename}", file=sys.stderr)
         sys.exit(1)

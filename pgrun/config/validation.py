@@ -13,7 +13,6 @@ import functools
 import re
 from typing import Any
 
-from hydra.errors import MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
@@ -154,6 +153,8 @@ def as_plain_dict(config: Config) -> dict[str, Any]:
 
 def one_line(error: BaseException) -> str:
     """A single line naming the bad key or value and, where known, what is allowed."""
+    from hydra.errors import MissingConfigException, OverrideParseException  # (--help imports no hydra)
+
     if isinstance(error, MissingConfigException) and error.options:
         group, _, value = str(error.missing_cfg_file).rpartition("/")
         return f"{group}={value} is not allowed: must be one of {', '.join(error.options)}"
