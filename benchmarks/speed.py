@@ -126,11 +126,11 @@ def worker_env(env: str, mode: str, num_envs: int, steps: int) -> dict:
     return {"steps_per_s": calls * num_envs / elapsed, "seconds_per_call": elapsed / calls}
 
 
-def worker_inference(env: str, num_envs: int, calls: int) -> dict:
-    """Seconds per call of the collector's policy step (its sampling call, and the action for the
-    env) on [N, obs_dim], in torch.no_grad as the collector runs it."""
+def policy_and_probe(env: str):
+    """The shipped default policy for `env` (pgrun.networks.policy.make_policy, or pgrun.policies
+    before the redesign of issue #21), its observation size, and its sampling call as the
+    collector makes it: sample(obs [N, obs_dim]) -> the env's actions."""
     import gymnasium as gym
-    import torch
 
     from pgrun.config import PolicyConfig
 
@@ -150,19 +150,54 @@ def worker_inference(env: str, num_envs: int, calls: int) -> dict:
             return action, distribution.log_prob(action)
         return sample_with_log_prob(policy, obs)
 
-    torch.set_num_threads(1)
     quiet_mujoco(env)
     probe = gym.make(ENV_IDS[env])
     obs_dim = int(gym.spaces.flatdim(probe.observation_space))
     policy = make_policy(obs_dim, probe.action_space, PolicyConfig())
+    return obs_dim, lambda obs: policy.env_action(sample(policy, obs)[0])
+
+
+def worker_inference(env: str, num_envs: int, calls: int) -> dict:
+    """Seconds per call of the collector's policy step (its sampling call, and the action for the
+    env) on [N, obs_dim], in torch.no_grad as the collector runs it."""
+    import torch
+
+    torch.set_num_threads(1)
+    obs_dim, act = policy_and_probe(env)
     obs = torch.randn(num_envs, obs_dim)
     with torch.no_grad():
         for _ in range(100):
-            policy.env_action(sample(policy, obs)[0])
+            act(obs)
         start = time.perf_counter()
         for _ in range(calls):
-            policy.env_action(sample(policy, obs)[0])
+            act(obs)
     return {"seconds_per_call": (time.perf_counter() - start) / calls}
+
+
+def worker_in_turns(env: str, mode: str, num_envs: int, steps: int) -> dict:
+    """Seconds per call of the policy's sampling call and the raw env's step in turns, each
+    acting on the other's output and nothing recorded: the least a collector can cost on this
+    machine (the two loops apart, t_env + t_policy, each keep their own code and data in the
+    core's caches; in turns they evict each other's)."""
+    import gymnasium as gym
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(1)
+    _, act = policy_and_probe(env)
+    vectorization_mode = {"native": "vector_entry_point", "sync": "sync", "async": "async"}[mode]
+    envs = gym.make_vec(ENV_IDS[env], num_envs=num_envs, vectorization_mode=vectorization_mode)
+    obs, _ = envs.reset(seed=0)
+    calls = max(1, steps // num_envs)
+    with torch.no_grad():
+        for _ in range(100):
+            obs = envs.step(act(torch.from_numpy(np.asarray(obs, dtype=np.float32))))[0]
+        start = time.perf_counter()
+        for _ in range(calls):
+            obs = envs.step(act(torch.from_numpy(np.asarray(obs, dtype=np.float32))))[0]
+        elapsed = time.perf_counter() - start
+    envs.close()
+    return {"seconds_per_call": elapsed / calls}
 
 
 def worker_collector(env: str, num_envs: int, vectorization: str, steps: int) -> dict:
@@ -202,17 +237,20 @@ def worker_collector_floor(
 ) -> dict:
     """The collector against its floor, all in one process: `rounds` interleaved rounds of the
     raw env on its fastest vectorization (t_env per call), the policy's sampling call
-    (t_policy per call) and the collector (steps/s); the median of each. (In three separate
-    processes, each side's noise moved the ratio by several points.)"""
-    t_env, t_policy, collected = [], [], []
+    (t_policy per call), the two in turns with nothing recorded (t_turns per call) and the
+    collector (steps/s); the median of each. (In three separate processes, each side's noise
+    moved the ratio by several points.)"""
+    t_env, t_policy, t_turns, collected = [], [], [], []
     for _ in range(rounds):
         t_env.append(worker_env(env, fastest, num_envs, steps)["seconds_per_call"])
         t_policy.append(worker_inference(env, num_envs, calls)["seconds_per_call"])
+        t_turns.append(worker_in_turns(env, fastest, num_envs, steps)["seconds_per_call"])
         collector = worker_collector(env, num_envs, fastest, steps)
         collected.append(collector["steps_per_s"])
     return {
         "t_env": statistics.median(t_env),
         "t_policy": statistics.median(t_policy),
+        "t_turns": statistics.median(t_turns),
         "steps_per_s": statistics.median(collected),
         "vectorization": collector["vectorization"],
     }
@@ -551,19 +589,27 @@ def section_collector(smoke: bool) -> list[str]:
     steps = 4_096 if smoke else 200_000
     calls = 200 if smoke else 5_000
     rows = [
-        "| env | envs | t_env per call | t_policy per call | floor steps/s | collector steps/s | fraction |",
-        "|---|---|---|---|---|---|---|",
+        "| env | envs | t_env per call | t_policy per call | floor steps/s | in turns steps/s "
+        "| collector steps/s | fraction | in turns / floor |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     cases = [("cartpole", 8, "native"), ("cartpole", 64, "native"), ("halfcheetah", 1, "sync")]
     for env, n, fastest in smoke_subset(cases, smoke):
         budget = steps if env == "cartpole" else steps // 10
         collector = run_worker("collector", env, n, fastest, max(budget, n * 20), calls, 1 if smoke else 3)
         t_env, t_policy, collected = collector["t_env"], collector["t_policy"], collector["steps_per_s"]
-        floor = n / (t_env + t_policy)
+        floor, in_turns = n / (t_env + t_policy), n / collector["t_turns"]
         rows.append(
             f"| {ENV_IDS[env]} | {n} | {t_env * 1e6:,.0f} us ({fastest}) | {t_policy * 1e6:,.0f} us "
-            f"| {floor:,.0f} | {collected:,.0f} ({collector['vectorization']}) | {collected / floor:.2f} |"
+            f"| {floor:,.0f} | {in_turns:,.0f} | {collected:,.0f} ({collector['vectorization']}) "
+            f"| {collected / floor:.2f} | {in_turns / floor:.2f} |"
         )
+    rows += [
+        "",
+        "fraction: collector / floor, floor = N / (t_env + t_policy) from the two loops timed apart. "
+        "In turns: the policy's call and the raw env's step alternating, each on the other's "
+        "output, nothing recorded; what is left between it and the collector is the recording.",
+    ]
     return rows
 
 
@@ -730,6 +776,8 @@ def section_startup(smoke: bool) -> list[str]:
     rows.append(
         f"| a config error (`pgrun algo=nope`) | {median_of(repeats, lambda: wall('algo=nope')):.2f} |"
     )
+    value_error = median_of(repeats, lambda: wall("algo=ppo", "algo.clip=-1"))
+    rows.append(f"| a bad value, found by composing (`pgrun algo=ppo algo.clip=-1`) | {value_error:.2f} |")
     rows.append(f"| invocation to the first env step | {median_of(repeats, first_step):.2f} |")
     return rows
 

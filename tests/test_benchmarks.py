@@ -37,7 +37,9 @@ def test_speed_benchmark_smoke_run_writes_every_table(tmp_path):
     )
     # torch.compile against eager: a speed-up, or the reason it could not compile here
     assert re.search(r"\| CartPole-v1 \(256\) \| [\d,]+ us \| ([\d,]+ us \| \d+\.\d\dx|failed: )", text)
-    assert re.search(r"\| `pgrun --help` \| \d+\.\d\d \|", text)
+    assert re.search(r"\| `pgrun --help` \| \d+\.\d\d \|", text) and "found by composing" in text
+    # the collector against its floor, and the policy and env in turns against it
+    assert re.search(r"^\| CartPole-v1 \| 8 \| .* \| \d\.\d\d \| \d\.\d\d \|$", text, re.MULTILINE)
     assert not list(tmp_path.glob("MUJOCO_LOG.TXT"))
 
 
