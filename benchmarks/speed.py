@@ -763,7 +763,9 @@ def section_startup(smoke: bool) -> list[str]:
     def first_step() -> float:
         with tempfile.TemporaryDirectory() as folder:
             stamp = Path(folder) / "first_step"
-            env = os.environ | {"PGRUN_FIRST_STEP_FILE": str(stamp), "PYTHONPATH": str(ROOT / "benchmarks")}
+            # (the benchmarks' env beside any PYTHONPATH given: another checkout of pgrun)
+            path = os.pathsep.join(filter(None, [str(ROOT / "benchmarks"), os.environ.get("PYTHONPATH")]))
+            env = os.environ | {"PGRUN_FIRST_STEP_FILE": str(stamp), "PYTHONPATH": path}
             started = time.time()
             command = [str(PGRUN), "algo=ppo", "env.id=speed:FirstStepCartPole", "total_steps=2048"]
             command += ["env.max_episode_steps=500"]
