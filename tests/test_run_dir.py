@@ -224,3 +224,33 @@ def test_runs_named_in_the_same_second_get_a_dir_each_but_a_chosen_dir_is_not_re
     for key in ("hydra.run.dir", "++hydra.run.dir"):
         with pytest.raises(RunDirError, match="already holds a run"):
             pgrun.train([*tiny("vpg"), f"{key}={first.run_dir}"])
+
+
+def test_single_runs_through_hydras_app_named_in_the_same_second_get_a_dir_each(tmp_path, monkeypatch):
+    """The `pgrun` command's other branch: a hydra.* key (here hydra.job.chdir) sends a single
+    run through Hydra's app, which names the default dir itself; the second run of the second
+    gets `-2`, as pgrun.train's runs do (the test above)."""
+    import datetime as real_datetime
+    import sys
+
+    import hydra.core.utils
+
+    from pgrun.cli.train import main
+
+    class FrozenClock(real_datetime.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return real_datetime.datetime(2026, 1, 2, 3, 4, 5)
+
+    monkeypatch.setattr(hydra.core.utils, "datetime", FrozenClock)
+    monkeypatch.chdir(tmp_path)
+    for lr in ("0.01", "0.02"):
+        arguments = [*tiny("vpg"), f"algo.optim.lr={lr}", "hydra.job.chdir=false"]
+        monkeypatch.setattr(sys, "argv", ["pgrun", *arguments])
+        main()
+    first = tmp_path / "outputs" / "2026-01-02" / "03-04-05_vpg_CartPole-v1_seed0"
+    second = first.with_name(f"{first.name}-2")
+    assert sorted(path.name for path in first.parent.iterdir()) == [first.name, second.name]
+    for run_dir, lr in ((first, 0.01), (second, 0.02)):
+        assert json.loads((run_dir / "run.json").read_text())["config"]["algo"]["optim"]["lr"] == lr
+        assert (run_dir / "summary.json").is_file()
