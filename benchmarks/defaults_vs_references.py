@@ -85,6 +85,7 @@ def sb3_worker(algo: str, seed: int, steps: int, every: int) -> list[dict]:
     from stable_baselines3 import A2C, PPO
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.logger import Logger
 
     torch.set_num_threads(1)
     envs = make_vec_env("CartPole-v1", n_envs=4, seed=seed)
@@ -112,6 +113,7 @@ def sb3_worker(algo: str, seed: int, steps: int, every: int) -> list[dict]:
                 evaluate(self.num_timesteps)
             return True
 
+    model.set_logger(Logger(folder=None, output_formats=[]))  # (its default makes a /tmp/SB3-<time> dir)
     model.learn(total_timesteps=steps, callback=Every())
     evaluate(model.num_timesteps)
     return rows

@@ -297,6 +297,7 @@ def worker_sb3(env: str, steps: int, seed: int, target: float | None, eval_every
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.logger import Logger
     from stable_baselines3.common.vec_env import VecNormalize
 
     torch.set_num_threads(1)
@@ -356,6 +357,7 @@ def worker_sb3(env: str, steps: int, seed: int, target: float | None, eval_every
 
     clock = SolveClock()
     start = time.perf_counter()
+    model.set_logger(Logger(folder=None, output_formats=[]))  # (its default makes a /tmp/SB3-<time> dir)
     model.learn(total_timesteps=steps, callback=clock)
     training = time.perf_counter() - start - clock.eval_seconds
     return {
@@ -386,6 +388,7 @@ def worker_sb3_atari(steps: int, seed: int) -> dict:
     import torch
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_atari_env
+    from stable_baselines3.common.logger import Logger
     from stable_baselines3.common.vec_env import VecFrameStack
 
     gym.register_envs(ale_py)
@@ -400,6 +403,7 @@ def worker_sb3_atari(steps: int, seed: int) -> dict:
         learning_rate=lambda remaining: remaining * 2.5e-4, max_grad_norm=0.5, seed=seed, device="cpu",
     )  # fmt: skip
     start = time.perf_counter()
+    model.set_logger(Logger(folder=None, output_formats=[]))  # (its default makes a /tmp/SB3-<time> dir)
     model.learn(total_timesteps=steps)
     training = time.perf_counter() - start
     return {
