@@ -141,7 +141,7 @@ def test_atari_keys_on_other_envs_and_a_second_frame_skip_are_refused(tmp_path):
     result = pgrun("env=cartpole", "env.atari.noop_max=10", cwd=tmp_path)
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1] == (
-        "pgrun: error: env.atari.noop_max=10 does nothing with env.id='CartPole-v1': it preprocesses "
+        "pgrun: error: env.atari.noop_max=10 does nothing with env.id=CartPole-v1: it preprocesses "
         "ALE games only; leave it out"
     )
     config = EnvConfig(id="ALE/Pong-v5", kwargs={"frameskip": 4})

@@ -22,12 +22,12 @@ def test_auto_takes_a_gpu_only_where_there_is_one():
 
 @pytest.mark.skipif(not NO_GPU, reason="this machine has a GPU")
 def test_a_gpu_this_machine_lacks_is_one_line(tmp_path):
-    with pytest.raises(ConfigError, match=r"^device='cuda:1' is not available: torch .* sees no CUDA device"):
+    with pytest.raises(ConfigError, match=r"^device=cuda:1 is not available: torch .* sees no CUDA device"):
         resolve_device("cuda:1")
     result = pgrun("device=cuda", "total_steps=64", cwd=tmp_path)
     assert result.returncode != 0
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("pgrun: error: device='cuda' is not available: torch ")
+    assert last.startswith("pgrun: error: device=cuda is not available: torch ")
     assert last.endswith("use device=cpu, or device=auto to take a GPU only where there is one")
 
 

@@ -47,17 +47,17 @@ def resolve_env_id(env_id: str) -> str:
         if env_id in gym.registry:
             return env_id
         if (problem := register_suite(env_id)) is not None:
-            raise ConfigError(f"env.id={env_id!r} {problem}")
+            raise ConfigError(f"env.id={env_id} {problem}")
         if env_id in gym.registry:
             return env_id
         close = difflib.get_close_matches(env_id, list(gym.registry), n=3)
         hint = f"did you mean {', '.join(close)}?" if close else "use a registered id or module:Class"
-        raise ConfigError(f"env.id={env_id!r} is not a registered gymnasium id; {hint}")
+        raise ConfigError(f"env.id={env_id} is not a registered gymnasium id; {hint}")
     module_name, _, name = env_id.partition(":")
     try:
         module = import_from_here(module_name)
     except ImportError as error:
-        raise ConfigError(f"env.id={env_id!r}: cannot import module {module_name!r} ({error})") from error
+        raise ConfigError(f"env.id={env_id}: cannot import module {module_name!r} ({error})") from error
     if name in gym.registry:
         return name
     target = getattr(module, name, None)
@@ -68,7 +68,7 @@ def resolve_env_id(env_id: str) -> str:
             gym.register(id=registered_id, entry_point=target)
         return registered_id
     raise ConfigError(
-        f"env.id={env_id!r}: module {module_name!r} neither registers {name!r} "
+        f"env.id={env_id}: module {module_name!r} neither registers {name!r} "
         "nor defines a gymnasium.Env subclass of that name"
     )
 
@@ -178,7 +178,7 @@ def make_vector_env(
     try:
         check_spaces(make_plain())
     except gym.error.Error as error:
-        raise ConfigError(f"env.id={config.id!r}: {error}") from error
+        raise ConfigError(f"env.id={config.id}: {error}") from error
     except TypeError as error:  # unexpected keyword in env.kwargs
         raise ConfigError(f"env.kwargs={dict(config.kwargs)!r}: {error}") from error
     if config.vectorization == "native":

@@ -88,7 +88,7 @@ class EnvConfig:
         if not self.normalize_reward:
             ignored["clip_reward"] = "with env.normalize_reward=false: it clips scaled rewards"
         if not is_atari_id(self.id):
-            why = f"with env.id={self.id!r}: it preprocesses ALE games only"
+            why = f"with env.id={self.id}: it preprocesses ALE games only"
             ignored |= {f"atari.{f.name}": why for f in fields(AtariConfig)}
         return ignored
 

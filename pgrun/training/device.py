@@ -27,14 +27,14 @@ def resolve_device(name: str) -> torch.device:
         if found == 0:
             built = f"CUDA {torch.version.cuda}" if torch.version.cuda else "no CUDA (a CPU build)"
             raise ConfigError(
-                f"device={name!r} is not available: torch {torch.__version__} ({built}) sees no CUDA "
+                f"device={name} is not available: torch {torch.__version__} ({built}) sees no CUDA "
                 "device; use device=cpu, or device=auto to take a GPU only where there is one"
             )
         if device.index is not None and device.index >= found:
             names = "cuda:0" if found == 1 else f"cuda:0 to cuda:{found - 1}"
-            raise ConfigError(f"device={name!r} is not available: this machine's CUDA devices are {names}")
+            raise ConfigError(f"device={name} is not available: this machine's CUDA devices are {names}")
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(f"device={name!r} is not available: torch {torch.__version__} sees no MPS device")
+        raise ConfigError(f"device={name} is not available: torch {torch.__version__} sees no MPS device")
     return device
 
 
