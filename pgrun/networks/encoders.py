@@ -18,6 +18,7 @@ keeps them small. A new encoder is one Encoder subclass and one line in ENCODERS
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -57,22 +58,31 @@ def column_scales(layout: ObservationLayout) -> Tensor:
     return factors
 
 
+def hidden_layers(sizes: list[int], init: str) -> nn.ModuleList:
+    """The linear layers sizes[0] -> sizes[1] -> ... -> sizes[-1] of an MLP's hidden part."""
+    return nn.ModuleList(linear(n_in, n_out, init, HIDDEN_GAIN) for n_in, n_out in itertools.pairwise(sizes))
+
+
+def through_hidden_layers(x: Tensor, layers: nn.ModuleList, activation: Callable[[Tensor], Tensor]) -> Tensor:
+    """h_0 = x, h_{i+1} = activation(W_i h_i + b_i): as one call over the weights (no module
+    call per layer: the collector calls the policy every env step)."""
+    for layer in layers:
+        x = activation(F.linear(x, layer.weight, layer.bias))
+    return x
+
+
 class MLPEncoder(Encoder):
     """The hidden layers of an MLP, each followed by the activation: dim -> hidden_sizes.
     With no hidden layers the features pass as they are.
 
-    Computed as one call over the weights (no module call per layer: the collector calls the
-    policy every env step), with pgrun's tanh (pgrun.networks.layers.tanh)."""
+    With pgrun's tanh (pgrun.networks.layers.tanh)."""
 
     def __init__(self, layout: ObservationLayout, hidden_sizes: list[int], config: PolicyConfig) -> None:
         super().__init__()
         self.layout = layout
-        sizes = [layout.dim, *hidden_sizes]
-        self.layers = nn.ModuleList(
-            linear(n_in, n_out, config.init, HIDDEN_GAIN) for n_in, n_out in itertools.pairwise(sizes)
-        )
+        self.layers = hidden_layers([layout.dim, *hidden_sizes], config.init)
         self.activation = ACTIVATIONS[config.activation][1]
-        self.out_dim = sizes[-1]
+        self.out_dim = hidden_sizes[-1] if hidden_sizes else layout.dim
         # images fed flat: scaled to [0, 1], stored as bytes or as floats (None: no image)
         self.register_buffer("scales", None if layout.is_vector else column_scales(layout), persistent=False)
         self.has_images = not layout.is_vector  # (a plain attribute: read every env step)
@@ -82,9 +92,7 @@ class MLPEncoder(Encoder):
             x = x.float() * self.scales
         elif not x.is_floating_point():
             x = x.float()
-        for layer in self.layers:
-            x = self.activation(F.linear(x, layer.weight, layer.bias))
-        return x
+        return through_hidden_layers(x, self.layers, self.activation)
 
 
 def conv(n_in: int, n_out: int, kernel: int, stride: int, init: str) -> nn.Conv2d:
@@ -156,20 +164,15 @@ class MultiInputEncoder(Encoder):
         self.vector_parts = [part for part in layout.parts if part.kind == "vector"]
         self.cnns = nn.ModuleList(image_encoder(part, config.init) for part in layout.images)
         width = sum(part.size for part in self.vector_parts) + sum(cnn.out_dim for cnn in self.cnns)
-        sizes = [width, *hidden_sizes]
-        self.layers = nn.ModuleList(
-            linear(n_in, n_out, config.init, HIDDEN_GAIN) for n_in, n_out in itertools.pairwise(sizes)
-        )
+        self.layers = hidden_layers([width, *hidden_sizes], config.init)
         self.activation = ACTIVATIONS[config.activation][1]
-        self.out_dim = sizes[-1]
+        self.out_dim = hidden_sizes[-1] if hidden_sizes else width
 
     def forward(self, x: Tensor) -> Tensor:
         inputs = [x[..., part.columns].float() for part in self.vector_parts]
         inputs += [cnn(x) for cnn in self.cnns]
         h = inputs[0] if len(inputs) == 1 else torch.cat(inputs, dim=-1)
-        for layer in self.layers:
-            h = self.activation(F.linear(h, layer.weight, layer.bias))
-        return h
+        return through_hidden_layers(h, self.layers, self.activation)
 
 
 def encoder_name(layout: ObservationLayout, requested: str = "auto") -> str:
