@@ -15,9 +15,7 @@ VALUE_COEF, ENT_COEF = 0.5, 0.1
 def linear_a2c(optim: OptimizerConfig) -> A2C:
     """Softmax of a linear map for the policy, a linear critic: gradients a hand can write."""
     policy = small_policy(SPACES["categorical"], hidden_sizes=[])
-    config = A2CConfig(
-        value=A2CValueConfig(hidden_sizes=[]), value_coef=VALUE_COEF, ent_coef=ENT_COEF, optim=optim
-    )
+    config = A2CConfig(value=A2CValueConfig(hidden_sizes=[], coef=VALUE_COEF), ent_coef=ENT_COEF, optim=optim)
     rule = A2C(config, policy, value_networks)
     with torch.no_grad():  # away from the near-uniform start, so every term matters
         for p in rule.optimizer.params:
@@ -102,8 +100,7 @@ def test_with_a_shared_encoder_one_sgd_step_is_minus_the_joint_losss_gradient():
     torch.manual_seed(0)
     policy = small_policy(SPACES["categorical"])  # a hidden layer: an encoder worth sharing
     config = A2CConfig(
-        value=A2CValueConfig(share_encoder=True),
-        value_coef=VALUE_COEF,
+        value=A2CValueConfig(share_encoder=True, coef=VALUE_COEF),
         ent_coef=ENT_COEF,
         optim=OptimizerConfig(name="sgd", lr=1.0),
     )

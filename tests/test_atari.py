@@ -168,7 +168,7 @@ def test_the_atari_env_configs_and_the_ppo_preset_compose():
     assert (config.policy.encoder, config.total_steps) == ("nature_cnn", 10_000_000)
     assert shipped_config("algo=ppo", "env=atari", "env.id=ALE/Seaquest-v5").algo.clip == 0.1
     a2c = shipped_config("algo=a2c", "env=breakout")  # rl-baselines3-zoo's A2C: 16 x 5 steps, TF's RMSprop
-    assert (a2c.env.num_envs, a2c.algo.batch_size, a2c.algo.value_coef, a2c.algo.ent_coef) == (
+    assert (a2c.env.num_envs, a2c.algo.batch_size, a2c.algo.value.coef, a2c.algo.ent_coef) == (
         16,
         80,
         0.25,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tests_support import (
     EPISODE_ALGOS,
@@ -22,6 +23,7 @@ from tests_support import (
     pgrun,
     saved_parameters,
     shipped_config,
+    tiny,
 )
 
 from pgrun.training.checkpoint import checkpoint_files
@@ -367,5 +369,43 @@ def test_a_run_saved_when_chunk_size_was_called_minibatch_size_resumes_reruns_an
     from pgrun.cli.plot import with_todays_keys
 
     assert read_run(run_dir).config["algo.chunk_size"] == 7
+    runs = [read_run(run_dir, with_todays_keys), read_run(again, with_todays_keys)]
+    assert differing_keys(runs) == []
+
+
+def test_an_a2c_run_saved_when_value_coef_sat_beside_value_resumes_reruns_and_plots(tmp_path):
+    """a2c's `algo.value_coef` is `algo.value.coef` now (PPO's name): a run saved under the
+    old name resumes, reruns and plots with the weight it had."""
+    run_dir = tmp_path / "run"
+    result = pgrun(*tiny("a2c"), "algo.value.coef=0.3", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+
+    def old_names(algo: dict) -> dict:
+        value = dict(algo["value"])
+        return {**algo, "value": value, "value_coef": value.pop("coef")}
+
+    for path in checkpoint_files(run_dir):
+        state = torch.load(path, weights_only=True)
+        state["config"]["algo"] = old_names(state["config"]["algo"])
+        torch.save(state, path)
+    record = json_file(run_dir / "run.json")
+    record["config"]["algo"] = old_names(record["config"]["algo"])
+    (run_dir / "run.json").write_text(json.dumps(record))
+    hydra_config = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    hydra_config.algo = old_names(OmegaConf.to_container(hydra_config.algo))
+    OmegaConf.save(hydra_config, run_dir / ".hydra" / "config.yaml")
+
+    resumed = pgrun(f"resume={run_dir}", "total_steps=1600", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    newest = torch.load(checkpoint_files(run_dir)[-1], weights_only=True)
+    assert newest["config"]["algo"]["value"]["coef"] == 0.3
+    again = tmp_path / "again"
+    rerun = pgrun(f"rerun={run_dir}", f"hydra.run.dir={again}", cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stderr
+    assert json_file(again / "run.json")["config"]["algo"]["value"]["coef"] == 0.3
+    from pgrun.analysis.run_groups import differing_keys, read_run
+    from pgrun.cli.plot import with_todays_keys
+
+    assert read_run(run_dir).config["algo.value.coef"] == 0.3
     runs = [read_run(run_dir, with_todays_keys), read_run(again, with_todays_keys)]
     assert differing_keys(runs) == []

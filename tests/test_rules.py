@@ -9,6 +9,7 @@ import torch
 from tests_support import SPACES, random_batch, random_like, small_policy, value_networks
 
 from pgrun.algorithms import algorithms
+from pgrun.algorithms.a2c import A2CValueConfig
 from pgrun.algorithms.ppo import PPOValueConfig
 from pgrun.config import OptimizerConfig, ValueConfig
 from pgrun.estimation.estimators import Advantages
@@ -21,7 +22,7 @@ FAST_VALUE_FIT = {  # settings under which V can fit a batch's targets in a few 
     "baseline": {"value": ValueConfig(hidden_sizes=[32], lr=0.01, iters=300)},
     "ppo": {"value": PPOValueConfig(hidden_sizes=[32], lr=0.01, iters=300)},
     "trust_region": {"value": ValueConfig(hidden_sizes=[32], lr=0.01, iters=300)},
-    "a2c": {"optim": OptimizerConfig(name="adam", lr=0.01), "value_coef": 1.0},
+    "a2c": {"optim": OptimizerConfig(name="adam", lr=0.01), "value": A2CValueConfig(coef=1.0)},
 }
 UPDATES_TO_FIT = {"a2c": 300}  # a2c's critic takes one step per update
 

@@ -33,6 +33,8 @@ class A2CValueConfig(ValueNetworkConfig):
     share_encoder: bool = False
     """one encoder for the policy and V (pays for images): V is a linear head on the policy's
     features, and the joint loss trains the encoder through both"""
+    coef: float = checked(0.5, ge=0.0)
+    """c_V, the weight of the value loss in the joint loss (PPO's algo.value.coef too)"""
 
 
 @dataclass
@@ -48,8 +50,6 @@ class A2CConfig(AlgoConfig):
     """steps: batch_size = n steps of every env copy (n = batch_size / env.num_envs)"""
     batch_size: int = checked(20, ge=1)
     value: A2CValueConfig = field(default_factory=A2CValueConfig)
-    value_coef: float = checked(0.5, ge=0.0)
-    """c_V, the weight of the value loss in the joint loss"""
     ent_coef: float = checked(0.0, ge=0.0)
     """c_H, the entropy bonus coefficient"""
     optim: OptimizerConfig = field(
@@ -84,7 +84,7 @@ class A2C:
         entropy = self.policy.entropy_from(params)
         policy_loss = losses.score_function_loss(self.policy.log_prob_from(params, actions), phi)
         value_loss = (values - targets).pow(2).mean()
-        loss = policy_loss + config.value_coef * value_loss + losses.entropy_bonus(entropy, config.ent_coef)
+        loss = policy_loss + config.value.coef * value_loss + losses.entropy_bonus(entropy, config.ent_coef)
         self.optimizer.zero_grad()
         loss.backward()
         grad_norm = self.optimizer.clip_grad_norm(config.optim.max_grad_norm)

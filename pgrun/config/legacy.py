@@ -16,9 +16,13 @@ def current_algo_keys(algo: dict[str, Any]) -> dict[str, Any]:
 
     vpg, rtg, baseline and is called their memory chunks `minibatch_size` until that name was
     left to PPO's SGD minibatches (the only algorithm with `epochs`): it is `chunk_size` now.
+    a2c's value loss weight was `value_coef` beside `value`; it is `value.coef` now, as PPO's.
     """
     if "minibatch_size" in algo and "epochs" not in algo and "chunk_size" not in algo:
-        return {("chunk_size" if key == "minibatch_size" else key): value for key, value in algo.items()}
+        algo = {("chunk_size" if key == "minibatch_size" else key): value for key, value in algo.items()}
+    if "value_coef" in algo:
+        algo = dict(algo)
+        algo["value"] = {**algo.get("value", {}), "coef": algo.pop("value_coef")}
     return dict(algo)
 
 
