@@ -241,6 +241,8 @@ BAD_INPUTS = {
     "env.id=Acrobot-v1 env.vectorization=native": "Acrobot-v1 has no native vectorized implementation",
     "algo=ppo algo.kl_coef=2": "algo.kl_coef=2.0 does nothing with algo.variant=clip",
     "algo=npg algo.backtrack_coef=0.5": "algo.backtrack_coef=0.5 does nothing with algo.line_search=false",
+    "algo=a2c algo.value_coef=0.3": "algo.value_coef is not a known key: it is called algo.value.coef now",
+    "algo=rtg algo.minibatch_size=3": "algo.minibatch_size is not a known key: it is called algo.chunk_size",
 }
 
 

@@ -10,6 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
+RENAMED_KEYS = {"algo.value_coef": "algo.value.coef", "algo.minibatch_size": "algo.chunk_size"}
+"""old name -> today's name, for the command line's unknown-key error (saved configs are read
+by current_algo_keys); algo.minibatch_size is still PPO's own key, so only the algorithms
+without it point to chunk_size"""
+
 
 def current_algo_keys(algo: dict[str, Any]) -> dict[str, Any]:
     """A saved `algo` config with today's key names (a new dict; the input is unchanged).
