@@ -90,3 +90,15 @@ def test_the_algorithm_modules_load_torch_when_a_rule_is_built():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["PPO", "0.0"]
+
+
+def test_only_a_plain_mistyped_group_name_is_refused_before_composing():
+    """check_group_choices refuses what Hydra would refuse, and leaves to Hydra every spelling
+    Hydra parses first (spaces, quotes, a sweep's list or function) and the nulls."""
+    from pgrun.config import ConfigError
+    from pgrun.config.overrides import check_group_choices
+
+    check_group_choices(["algo=ppo ", 'env="cartpole"', "algo=ppo,a2c", "algo=choice(ppo,a2c)", "env=null"])
+    check_group_choices(["algo=ppo", "env=minatar_breakout", "algo.nope=1", "+algo=nope"])
+    with pytest.raises(ConfigError, match=r"^env=cartpol is not allowed: must be one of acrobot, "):
+        check_group_choices(["algo=ppo", "env=cartpol"])

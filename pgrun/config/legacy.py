@@ -8,12 +8,28 @@ value that run used.
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from typing import Any
 
 RENAMED_KEYS = {"algo.value_coef": "algo.value.coef", "algo.minibatch_size": "algo.chunk_size"}
-"""old name -> today's name, for the command line's unknown-key error (saved configs are read
-by current_algo_keys); algo.minibatch_size is still PPO's own key, so only the algorithms
-without it point to chunk_size"""
+"""old name -> today's name (saved configs are read by current_algo_keys)"""
+
+
+def renamed_to(key: str, schema: type) -> str | None:
+    """Today's name of the unknown dotted `key`, if it was renamed and the new name is a key
+    of `schema`, the config class of the node that lacks it (A2CConfig for algo.value_coef
+    with algo=a2c; vpg has no value network, so no algo.value.coef to point to)."""
+    new = RENAMED_KEYS.get(key)
+    if new is None:
+        return None
+    node = key.rpartition(".")[0]
+    for name in new.removeprefix(f"{node}.").split("."):
+        fields = typing.get_type_hints(schema) if dataclasses.is_dataclass(schema) else {}
+        if name not in fields:
+            return None
+        schema = fields[name]
+    return new
 
 
 def current_algo_keys(algo: dict[str, Any]) -> dict[str, Any]:

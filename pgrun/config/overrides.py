@@ -42,15 +42,19 @@ def without_group_nulls(overrides: list[str]) -> list[str]:
     return overrides
 
 
+PLAIN_NAME = re.compile(r"[\w-]+")
+
+
 def check_group_choices(overrides: Sequence[str]) -> None:
     """A ConfigError for `algo=NAME` or `env=NAME` where configs/<group>/NAME.yaml does not
     exist: the error Hydra's composition would raise (and one_line words so), found without
     importing Hydra, so that a mistyped name answers at once. Only for overrides composed from
     pgrun's own config dir (no --config-dir, hydra.searchpath or experiment, which may add
-    choices); nulls are without_group_nulls's."""
+    choices), and only for a plain name: a value Hydra would parse first (quoted, spaced, a
+    sweep's ppo,a2c) is left to Hydra; nulls are without_group_nulls's."""
     for override in overrides:
         key, _, value = override.partition("=")
-        if key in REQUIRED_GROUPS and value.lower() not in NULLS:
+        if key in REQUIRED_GROUPS and PLAIN_NAME.fullmatch(value) and value.lower() not in NULLS:
             names = sorted(path.stem for path in (config_dir() / key).glob("*.yaml"))
             if value not in names:
                 raise ConfigError(f"{key}={value} is not allowed: must be one of {', '.join(names)}")

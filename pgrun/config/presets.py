@@ -29,9 +29,7 @@ def preset_overrides(config_dir: Path, overrides: list[str]) -> list[str]:
             overrides = [*overrides[:at], "~tuned", *overrides[at + 1 :]]
         elif not (config_dir / TUNED_DIR / f"{value}.yaml").is_file():
             shipped = sorted(path.stem for path in (config_dir / TUNED_DIR).glob("*.yaml"))
-            raise ConfigError(
-                f"tuned={value} is not a preset; must be one of {', '.join(shipped)}, or null"
-            )
+            raise ConfigError(f"tuned={value} is not a preset; must be one of {', '.join(shipped)}, or null")
     return without_foreign_preset(config_dir, overrides)
 
 

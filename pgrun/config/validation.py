@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from pgrun.config.files import config_dir
-from pgrun.config.legacy import RENAMED_KEYS
+from pgrun.config.legacy import renamed_to
 from pgrun.config.presets import TUNED_DIR, preset_keys
 from pgrun.config.schema import Config, ConfigError
 from pgrun.errors import first_line
@@ -167,10 +167,11 @@ def one_line(error: BaseException) -> str:
             "env.id is missing: this env group runs any game named by env.id (env=atari env.id=ALE/Pong-v5)"
         )
     cause = error.__cause__
-    if isinstance(cause, (ConfigKeyError, ConfigAttributeError)) and cause.full_key in RENAMED_KEYS:
-        return f"{cause.full_key} is not a known key: it is called {RENAMED_KEYS[cause.full_key]} now"
     if isinstance(cause, (ConfigKeyError, ConfigAttributeError)) and cause.full_key:
         # object_type is the schema of the node that lacks the key (PPOConfig for algo=ppo)
+        renamed = renamed_to(cause.full_key, cause.object_type)
+        if renamed is not None:
+            return f"{cause.full_key} is not a known key: it is called {renamed} now"
         if dataclasses.is_dataclass(cause.object_type):
             allowed = ", ".join(f.name for f in dataclasses.fields(cause.object_type))
             return f"{cause.full_key} is not a known key: known keys are {allowed}"
