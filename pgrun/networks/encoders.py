@@ -17,16 +17,13 @@ keeps them small. A new encoder is one Encoder subclass and one line in ENCODERS
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable
-
 import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 from pgrun.config import ConfigError, PolicyConfig
-from pgrun.networks.layers import ACTIVATIONS, HIDDEN_GAIN, linear
+from pgrun.networks.layers import ACTIVATIONS, HIDDEN_GAIN, hidden_layers, linear, through_hidden_layers
 from pgrun.networks.observations import ObservationLayout, ObservationPart
 
 NATURE_MIN_SIDE = 36
@@ -56,19 +53,6 @@ def column_scales(layout: ObservationLayout) -> Tensor:
     for part in layout.images:
         factors[part.columns] = 1.0 / part.high
     return factors
-
-
-def hidden_layers(sizes: list[int], init: str) -> nn.ModuleList:
-    """The linear layers sizes[0] -> sizes[1] -> ... -> sizes[-1] of an MLP's hidden part."""
-    return nn.ModuleList(linear(n_in, n_out, init, HIDDEN_GAIN) for n_in, n_out in itertools.pairwise(sizes))
-
-
-def through_hidden_layers(x: Tensor, layers: nn.ModuleList, activation: Callable[[Tensor], Tensor]) -> Tensor:
-    """h_0 = x, h_{i+1} = activation(W_i h_i + b_i): as one call over the weights (no module
-    call per layer: the collector calls the policy every env step)."""
-    for layer in layers:
-        x = activation(F.linear(x, layer.weight, layer.bias))
-    return x
 
 
 class MLPEncoder(Encoder):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -69,9 +69,7 @@ class MLP(nn.Sequential):
 
     def forward(self, x: Tensor) -> Tensor:
         *hidden, output = self.linears
-        for layer in hidden:
-            x = self.activation(F.linear(x, layer.weight, layer.bias))
-        return F.linear(x, output.weight, output.bias)
+        return F.linear(through_hidden_layers(x, hidden, self.activation), output.weight, output.bias)
 
 
 def linear(in_dim: int, out_dim: int, init: str, gain: float) -> nn.Linear:
@@ -86,6 +84,21 @@ def linear(in_dim: int, out_dim: int, init: str, gain: float) -> nn.Linear:
 
 HIDDEN_GAIN = math.sqrt(2)
 """orthogonal initialization's gain for layers followed by an activation"""
+
+
+def hidden_layers(sizes: list[int], init: str) -> nn.ModuleList:
+    """The linear layers sizes[0] -> sizes[1] -> ... -> sizes[-1] of an MLP's hidden part."""
+    return nn.ModuleList(linear(n_in, n_out, init, HIDDEN_GAIN) for n_in, n_out in itertools.pairwise(sizes))
+
+
+def through_hidden_layers(
+    x: Tensor, layers: Iterable[nn.Linear], activation: Callable[[Tensor], Tensor]
+) -> Tensor:
+    """h_0 = x, h_{i+1} = activation(W_i h_i + b_i): as one call over the weights (no module
+    call per layer: the collector calls the policy every env step)."""
+    for layer in layers:
+        x = activation(F.linear(x, layer.weight, layer.bias))
+    return x
 
 
 def mlp(
