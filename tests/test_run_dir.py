@@ -3,6 +3,7 @@
 import fcntl
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -130,6 +131,18 @@ def test_rerun_starts_a_new_run_with_the_saved_config_and_gets_the_same_result(t
     assert json.loads((tmp_path / "seeded" / "run.json").read_text())["config"]["seed"] == 5
     refused = pgrun(f"rerun={finished_run}", "algo=trpo", cwd=tmp_path)
     assert refused.returncode == 2 and "rerun keeps the saved run's algorithm" in one_error_line(refused)
+
+
+def test_rerun_of_a_run_made_with_an_algo_config_of_ones_own_says_so_in_one_line(tmp_path, finished_run):
+    """A run of `--config-dir mine algo=mine` records algo=mine, which pgrun's configs lack."""
+    run_dir = tmp_path / "mine"
+    shutil.copytree(finished_run, run_dir)
+    record = json.loads((run_dir / "run.json").read_text())
+    record["choices"]["algo"] = "mine"
+    (run_dir / "run.json").write_text(json.dumps(record))
+    result = pgrun(f"rerun={run_dir}", cwd=tmp_path)
+    assert result.returncode == 2
+    assert one_error_line(result).startswith(f"pgrun: error: rerun={run_dir}: algo=mine is not one of ")
 
 
 class WritesAFile:

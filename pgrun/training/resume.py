@@ -132,10 +132,15 @@ def rerun_overrides(run_dir: Path, overrides: list[str]) -> list[str]:
     mine = {override.key_or_group for override in parsed}
     saved = [f"{group}={record['choices'][group]}" for group in SAVED_GROUPS]
     saved_config = current_config(record["config"])
+    try:
+        schema = algo_schema_of(config_dir(), record["choices"]["algo"])
+    except KeyError as error:
+        raise ConfigError(
+            f"rerun={run_dir}: algo={record['choices']['algo']} is not one of pgrun's algorithms "
+            "(a config of your own, --config-dir): rerun reads pgrun's; start it again with its command"
+        ) from error
     # keys that did nothing in that run (e.g. value.lr beside a shared encoder) stay unset
-    ignored = ignored_paths(
-        saved_run_config(saved_config, algo_schema_of(config_dir(), record["choices"]["algo"]))
-    )
+    ignored = ignored_paths(saved_run_config(saved_config, schema))
     for key, value in leaves(saved_config).items():
         if key in ignored:
             continue
