@@ -370,7 +370,8 @@ def test_errors_are_one_line_and_write_nothing(cartpole_run, tmp_path, run_main,
     one_error_line(run_main(cartpole_run, "--batches", "1"), "--batches=1", ">= 2")
     one_error_line(run_main(cartpole_run, "--gamma", "1.5"), "--gamma=1.5")
     one_error_line(run_main(), "--config")
-    one_error_line(run_main("--config", "algo=nope"), "nope")
+    one_error_line(run_main("--config", "algo=nope"), "--config algo=nope: algo=nope is not allowed: must be")
+    one_error_line(run_main("--config", "algo=ppo", "algo.clip=-1"), "algo.clip=-1: algo.clip=-1.0 is not")
     one_error_line(run_main("--config", "algo=ppo", "--at", "100"), "--at")
     checkpoint = sorted((cartpole_run / "checkpoints").glob("step_*.pt"))[0]
     broken = tmp_path / "broken.pt"

@@ -21,8 +21,7 @@ from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
 from pgrun.api import config_of
-from pgrun.config import ConfigError
-from pgrun.errors import first_line
+from pgrun.config import ConfigError, one_line
 from pgrun.training.rundir import provenance
 from pgrun.variance.lab import Measurement, Settings
 from pgrun.variance.report import write_figures, write_tables
@@ -94,8 +93,8 @@ def measure_variance(
     if source is None:
         try:
             config = config_of(list(overrides))
-        except (HydraException, OmegaConfBaseException) as error:
-            raise ConfigError(f"--config {' '.join(overrides)}: {first_line(error)}") from error
+        except (HydraException, OmegaConfBaseException, ConfigError) as error:
+            raise ConfigError(f"--config {' '.join(overrides)}: {one_line(error)}") from error
         loaders = [lambda: fresh_subject(config)]
         described: dict[str, Any] = {"overrides": list(overrides)}
     else:
