@@ -243,6 +243,7 @@ BAD_INPUTS = {
     "algo=npg algo.backtrack_coef=0.5": "algo.backtrack_coef=0.5 does nothing with algo.line_search=false",
     "algo=a2c algo.value_coef=0.3": "algo.value_coef is not a known key: it is called algo.value.coef now",
     "algo=rtg algo.minibatch_size=3": "algo.minibatch_size is not a known key: it is called algo.chunk_size",
+    "algo=a2c +algo.value_coef=0.3": "algo.value_coef is not a known key of pgrun's config: it is called",
     # renamed only where today's name is a key of the chosen algorithm
     "algo=vpg algo.value_coef=0.3": "algo.value_coef is not a known key: known keys are",
     "algo=a2c algo.minibatch_size=3": "algo.minibatch_size is not a known key: known keys are",

@@ -132,7 +132,10 @@ def to_config(cfg: DictConfig, preset: str | None = None, refuse_ignored: bool =
     as in `validate` (False for a saved run's config)."""
     extra = unknown_key(cfg)
     if extra:
-        raise ConfigError(f"{extra} is not a known key of pgrun's config")
+        parent = extra.rpartition(".")[0]
+        renamed = renamed_to(extra, OmegaConf.get_type(OmegaConf.select(cfg, parent)) if parent else Config)
+        hint = f": it is called {renamed} now" if renamed is not None else ""
+        raise ConfigError(f"{extra} is not a known key of pgrun's config{hint}")
     try:
         config = OmegaConf.to_object(cfg)
     except OmegaConfBaseException as error:  # e.g. a required value left missing
