@@ -336,54 +336,37 @@ def test_a_run_that_stopped_at_its_target_has_nothing_to_resume(tmp_path):
     assert metrics(run_dir) == rows
 
 
-def test_a_run_saved_when_chunk_size_was_called_minibatch_size_resumes_reruns_and_plots(tmp_path):
+def minibatch_size_for_chunk_size(algo: dict) -> dict:
+    return {("minibatch_size" if key == "chunk_size" else key): value for key, value in algo.items()}
+
+
+def value_coef_beside_value(algo: dict) -> dict:
+    value = dict(algo["value"])
+    return {**algo, "value": value, "value_coef": value.pop("coef")}
+
+
+RENAMED_KEYS = {  # today's key: a run setting it to a value, how the version before the rename saved algo
+    "chunk_size": (["algo=rtg", *TINY, *EPISODE_BATCHES], 7, minibatch_size_for_chunk_size),
+    "value.coef": (tiny("a2c"), 0.3, value_coef_beside_value),
+}
+
+
+@pytest.mark.parametrize("key", RENAMED_KEYS)
+def test_a_run_saved_under_a_keys_old_name_resumes_reruns_and_plots(tmp_path, key):
+    """vpg, rtg, baseline and is's `minibatch_size` is `chunk_size` now, a2c's `value_coef`
+    `value.coef` (PPO's name): a run saved under the old name resumes, reruns and plots with
+    the value it had."""
     run_dir = tmp_path / "run"
-    result = pgrun(
-        "algo=rtg", *TINY, *EPISODE_BATCHES, "algo.chunk_size=7", f"hydra.run.dir={run_dir}", cwd=tmp_path
-    )
+    arguments, value, old_names = RENAMED_KEYS[key]
+    result = pgrun(*arguments, f"algo.{key}={value}", f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
 
-    def renamed(algo: dict) -> dict:
-        return {("minibatch_size" if key == "chunk_size" else key): value for key, value in algo.items()}
+    def saved_value(algo: dict) -> object:
+        for name in key.split("."):
+            algo = algo[name]
+        return algo
 
     # as the version before the rename wrote them
-    for path in checkpoint_files(run_dir):
-        state = torch.load(path, weights_only=True)
-        state["config"]["algo"] = renamed(state["config"]["algo"])
-        torch.save(state, path)
-    record = json_file(run_dir / "run.json")
-    record["config"]["algo"] = renamed(record["config"]["algo"])
-    (run_dir / "run.json").write_text(json.dumps(record))
-    hydra_config = (run_dir / ".hydra" / "config.yaml").read_text()
-    (run_dir / ".hydra" / "config.yaml").write_text(hydra_config.replace("chunk_size:", "minibatch_size:"))
-
-    resumed = pgrun(f"resume={run_dir}", "total_steps=1600", cwd=tmp_path)
-    assert resumed.returncode == 0, resumed.stderr
-    assert torch.load(checkpoint_files(run_dir)[-1], weights_only=True)["config"]["algo"]["chunk_size"] == 7
-    again = tmp_path / "again"
-    rerun = pgrun(f"rerun={run_dir}", f"hydra.run.dir={again}", cwd=tmp_path)
-    assert rerun.returncode == 0, rerun.stderr
-    assert json_file(again / "run.json")["config"]["algo"]["chunk_size"] == 7
-    # pgrun-plot reads the old name as the new one: the two runs' configs do not differ
-    from pgrun.analysis.run_groups import differing_keys, read_run
-    from pgrun.cli.plot import with_todays_keys
-
-    assert read_run(run_dir).config["algo.chunk_size"] == 7
-    runs = [read_run(run_dir, with_todays_keys), read_run(again, with_todays_keys)]
-    assert differing_keys(runs) == []
-
-
-def test_an_a2c_run_saved_when_value_coef_sat_beside_value_resumes_reruns_and_plots(tmp_path):
-    """a2c's `algo.value_coef` is `algo.value.coef` now (PPO's name): a run saved under the
-    old name resumes, reruns and plots with the weight it had."""
-    run_dir = tmp_path / "run"
-    result = pgrun(*tiny("a2c"), "algo.value.coef=0.3", f"hydra.run.dir={run_dir}", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-
-    def old_names(algo: dict) -> dict:
-        value = dict(algo["value"])
-        return {**algo, "value": value, "value_coef": value.pop("coef")}
-
     for path in checkpoint_files(run_dir):
         state = torch.load(path, weights_only=True)
         state["config"]["algo"] = old_names(state["config"]["algo"])
@@ -398,14 +381,15 @@ def test_an_a2c_run_saved_when_value_coef_sat_beside_value_resumes_reruns_and_pl
     resumed = pgrun(f"resume={run_dir}", "total_steps=1600", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     newest = torch.load(checkpoint_files(run_dir)[-1], weights_only=True)
-    assert newest["config"]["algo"]["value"]["coef"] == 0.3
+    assert saved_value(newest["config"]["algo"]) == value
     again = tmp_path / "again"
     rerun = pgrun(f"rerun={run_dir}", f"hydra.run.dir={again}", cwd=tmp_path)
     assert rerun.returncode == 0, rerun.stderr
-    assert json_file(again / "run.json")["config"]["algo"]["value"]["coef"] == 0.3
+    assert saved_value(json_file(again / "run.json")["config"]["algo"]) == value
+    # pgrun-plot reads the old name as the new one: the two runs' configs do not differ
     from pgrun.analysis.run_groups import differing_keys, read_run
     from pgrun.cli.plot import with_todays_keys
 
-    assert read_run(run_dir).config["algo.value.coef"] == 0.3
+    assert read_run(run_dir).config[f"algo.{key}"] == value
     runs = [read_run(run_dir, with_todays_keys), read_run(again, with_todays_keys)]
     assert differing_keys(runs) == []
