@@ -14,6 +14,11 @@ def config_dir() -> Path:
     return packaged if packaged.is_dir() else package.parent / "configs"
 
 
+def group_choices(directory: Path, group: str) -> list[str]:
+    """The names a config group can take: its YAML files' stems, sorted (["a2c", "baseline", ...])."""
+    return sorted(path.stem for path in (directory / group).glob("*.yaml"))
+
+
 def default_choices(directory: Path) -> dict[str, str]:
     """The groups configs/config.yaml chooses by default ({"algo": "vpg", "env": "cartpole", ...})."""
     entries = OmegaConf.to_container(OmegaConf.load(directory / "config.yaml").defaults, resolve=False)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from pgrun.config.files import config_dir
+from pgrun.config.files import config_dir, group_choices
 from pgrun.config.presets import NULLS, preset_overrides
 from pgrun.config.schema import ConfigError
 
@@ -35,7 +35,7 @@ def without_group_nulls(overrides: list[str]) -> list[str]:
         if value.lower() not in NULLS:
             continue
         if key in REQUIRED_GROUPS:
-            names = sorted(path.stem for path in (config_dir() / key).glob("*.yaml"))
+            names = group_choices(config_dir(), key)
             raise ConfigError(f"{key}={value} is not allowed: choose one of {', '.join(names)}")
         if key == "experiment":
             overrides = [*overrides[:at], "~experiment", *overrides[at + 1 :]]
@@ -55,7 +55,7 @@ def check_group_choices(overrides: Sequence[str]) -> None:
     for override in overrides:
         key, _, value = override.partition("=")
         if key in REQUIRED_GROUPS and PLAIN_NAME.fullmatch(value) and value.lower() not in NULLS:
-            names = sorted(path.stem for path in (config_dir() / key).glob("*.yaml"))
+            names = group_choices(config_dir(), key)
             if value not in names:
                 raise ConfigError(f"{key}={value} is not allowed: must be one of {', '.join(names)}")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from pgrun.config.files import default_choices
+from pgrun.config.files import default_choices, group_choices
 from pgrun.config.schema import ConfigError
 
 TUNED_DIR = "tuned"
@@ -28,7 +28,7 @@ def preset_overrides(config_dir: Path, overrides: list[str]) -> list[str]:
         if value.lower() in (*NULLS, ""):
             overrides = [*overrides[:at], "~tuned", *overrides[at + 1 :]]
         elif not (config_dir / TUNED_DIR / f"{value}.yaml").is_file():
-            shipped = sorted(path.stem for path in (config_dir / TUNED_DIR).glob("*.yaml"))
+            shipped = group_choices(config_dir, TUNED_DIR)
             raise ConfigError(f"tuned={value} is not a preset; must be one of {', '.join(shipped)}, or null")
     return without_foreign_preset(config_dir, overrides)
 
