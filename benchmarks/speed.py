@@ -460,6 +460,22 @@ def worker_update(algo: str, repeats: int) -> dict:
     return {"batch_steps": batch.env_steps, "seconds_per_update": elapsed}
 
 
+def learners(space, action_space, shared_encoder: bool) -> tuple:
+    """pgrun's default policy for these spaces, a value network (only a head over the policy's
+    encoder with `shared_encoder`), and the optimizer over both, built as a PPO run builds them."""
+    from pgrun.algorithms import optim
+    from pgrun.config import OptimizerConfig, PolicyConfig
+    from pgrun.networks.observations import observation_layout
+    from pgrun.networks.policy import make_policy
+    from pgrun.networks.value import value_networks
+
+    layout = observation_layout(space)
+    policy = make_policy(layout, action_space, PolicyConfig())
+    value = value_networks(layout, PolicyConfig())([64, 64], policy.encoder if shared_encoder else None)
+    learned = {"policy": policy, "value": value.head if shared_encoder else value}  # (shared: V's head)
+    return layout, policy, value, optim.make_optimizer(learned, OptimizerConfig())
+
+
 def worker_compile(env: str, steps: int) -> dict:
     """One PPO minibatch step at the sizes pgrun runs `env` with (SB3_HP's minibatch for the
     MLP tasks; for Pong the ppo_atari preset's: 256 frames, the Nature CNN shared by the policy
@@ -472,12 +488,7 @@ def worker_compile(env: str, steps: int) -> dict:
     import numpy as np
     import torch
 
-    from pgrun.algorithms import optim
     from pgrun.algorithms.ppo import clipped_surrogate
-    from pgrun.config import OptimizerConfig, PolicyConfig
-    from pgrun.networks.observations import observation_layout
-    from pgrun.networks.policy import make_policy
-    from pgrun.networks.value import value_networks
     from pgrun.training.device import compile_networks
 
     torch.set_num_threads(1)
@@ -488,13 +499,7 @@ def worker_compile(env: str, steps: int) -> dict:
         quiet_mujoco(env)
         probe = gym.make(ENV_IDS[env])
         space, action_space, size = probe.observation_space, probe.action_space, SB3_HP[env]["batch_size"]
-    layout = observation_layout(space)
-    policy = make_policy(layout, action_space, PolicyConfig())
-    value = value_networks(layout, PolicyConfig(), torch.device("cpu"))(
-        [64, 64], policy.encoder if env == "pong" else None
-    )
-    learned = {"policy": policy, "value": value.head if env == "pong" else value}  # (shared: V's head)
-    optimizer = optim.make_optimizer(learned, OptimizerConfig())
+    layout, policy, value, optimizer = learners(space, action_space, shared_encoder=env == "pong")
     if env == "pong":
         obs = torch.randint(0, 256, (size, layout.dim), dtype=torch.uint8)
     else:
@@ -534,6 +539,62 @@ def worker_compile(env: str, steps: int) -> dict:
     return {"eager": eager, "compiled": compiled, "compiling": compiling}
 
 
+def worker_atari_floor(iterations: int, overrides: list[str]) -> dict:
+    """The work any PPO does per iteration of the Atari comparison, and nothing else, each part
+    timed alone in this process with one torch thread: 8 copies of ALE/Pong-v5 with pgrun's
+    preprocessing stepped 128 times on random actions; 128 forward passes of the Nature CNN and
+    both heads over 8 frames; 16 minibatch steps over 256 frames (one encoder pass, both heads,
+    a loss, backward, Adam). No batch is recorded, no GAE, no clipping, no logging. Its
+    seconds per iteration, split into those three parts; a floor on any program's time at the
+    comparison's settings that runs these envs and these torch kernels. `overrides` are added
+    to the comparison's (the smoke run's smaller frames)."""
+    import numpy as np
+    import torch
+
+    from pgrun.collection.envs import env_spaces, make_vector_env
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    config = composed(*ATARI_OVERRIDES, *overrides).env
+    envs = make_vector_env(config, 8, record=False)
+    envs.reset(seed=0)
+    envs.action_space.seed(0)
+    actions = [envs.action_space.sample() for _ in range(128)]
+    start = time.perf_counter()
+    for _ in range(iterations):
+        for action in actions:
+            envs.step(action)
+    env_seconds = time.perf_counter() - start
+    envs.close()
+
+    layout, policy, value, optimizer = learners(*env_spaces(config), shared_encoder=True)
+    frames = torch.randint(0, 256, (8, layout.dim), dtype=torch.uint8)
+    start = time.perf_counter()
+    with torch.no_grad():
+        for _ in range(iterations * 128):
+            features = policy.encoder(frames)
+            policy.sample_from_features(features), value.from_features(features)
+    forward_seconds = time.perf_counter() - start
+
+    frames = torch.randint(0, 256, (256, layout.dim), dtype=torch.uint8)
+    minibatch_actions = torch.from_numpy(np.random.default_rng(0).integers(0, 6, 256))
+    advantages, targets = torch.randn(256), torch.randn(256)
+    start = time.perf_counter()
+    for _ in range(iterations * 16):
+        features = policy.encoder(frames)
+        logp = policy.log_prob_from(policy.params_from_features(features), minibatch_actions)
+        loss = -(logp * advantages).mean() + (value.from_features(features) - targets).pow(2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    update_seconds = time.perf_counter() - start
+    return {
+        "env": env_seconds / iterations,
+        "forward": forward_seconds / iterations,
+        "update": update_seconds / iterations,
+    }
+
+
 class FirstStepCartPole(CartPoleEnv):
     """CartPole that writes the wall-clock time of its first step to $PGRUN_FIRST_STEP_FILE
     (env.id=speed:FirstStepCartPole, with benchmarks/ on PYTHONPATH)."""
@@ -552,6 +613,7 @@ WORKERS: dict[str, Callable[..., dict]] = {
     "pgrun": worker_pgrun,
     "sb3": worker_sb3,
     "sb3_atari": worker_sb3_atari,
+    "atari_floor": worker_atari_floor,
     "update": worker_update,
     "compile": worker_compile,
 }
@@ -647,15 +709,16 @@ def section_ppo(smoke: bool) -> list[str]:
 def section_atari(smoke: bool) -> list[str]:
     """PPO with the Nature CNN on Pong, pgrun against SB3, alternated `repeats` times."""
     steps, repeats = (1_024, 1) if smoke else (8_192, 2)
-    common = [f"total_steps={steps}", f"eval.every={10 * steps}", "eval.episodes=1", "seed=0"]
-    if smoke:
-        common += ["env.atari.screen_size=42"]  # (smoke: the Nature CNN's smallest frames)
+    frames = ["env.atari.screen_size=42"] if smoke else []  # (smoke: the Nature CNN's smallest frames)
+    common = [f"total_steps={steps}", f"eval.every={10 * steps}", "eval.episodes=1", "seed=0", *frames]
     sb3, ours = [], []
     for _ in range(repeats):
         sb3.append(run_worker("sb3_atari", steps, 0))
         ours.append(run_worker("pgrun", [*ATARI_OVERRIDES, *common]))
+    floor = run_worker("atari_floor", steps // 1_024, frames)
     sb3_rate = statistics.median(run["steps_per_s"] for run in sb3)
     our_rate = statistics.median(run["steps_per_s"] for run in ours)
+    floor_seconds = floor["env"] + floor["forward"] + floor["update"]
     return [
         "| task | SB3 steps/s | pgrun steps/s | ratio | SB3 peak RSS | pgrun peak RSS |",
         "|---|---|---|---|---|---|",
@@ -667,6 +730,19 @@ def section_atari(smoke: bool) -> list[str]:
         "Both sides: 8 copies of ALE/Pong-v5 stepped in one process, 128 steps each, 4 epochs of 4",
         "minibatches, one torch thread. pgrun stores frames channels last (oneDNN's faster layout) and",
         "takes pi_old and V(s_t) from the collection's forward pass, as SB3 does.",
+        "",
+        "The floor: the work any PPO at these settings does per 1,024 steps, each part timed alone in",
+        "one process with one torch thread (the envs on random actions; the Nature CNN's forward passes",
+        "over 8 frames; minibatch steps over 256: one encoder pass, both heads, backward, Adam):",
+        "",
+        "| envs, 128 steps x 8 | forward passes, 128 x 8 frames | minibatch steps, 16 x 256 frames "
+        "| floor steps/s | floor / SB3 |",
+        "|---|---|---|---|---|",
+        f"| {floor['env']:.2f} s | {floor['forward']:.2f} s | {floor['update']:.2f} s "
+        f"| {1_024 / floor_seconds:,.0f} | {1_024 / floor_seconds / sb3_rate:.2f}x |",
+        "",
+        "No program that steps these envs and runs these torch kernels in one process on one thread",
+        "gets past the floor, so its ratio to SB3 cannot exceed the last column.",
     ]
 
 

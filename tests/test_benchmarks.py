@@ -32,6 +32,8 @@ def test_speed_benchmark_smoke_run_writes_every_table(tmp_path):
     # SB3 and pgrun side by side, a ratio per task (CartPole, HalfCheetah, Pong); every
     # algorithm's update timed
     assert len(re.findall(r"\| \d[\d,]* \| \d[\d,]* \| \d+\.\d\dx \|", text)) == 3
+    # the Atari floor: the envs, the forward passes and the minibatch steps timed alone
+    assert re.search(r"\| [\d.]+ s \| [\d.]+ s \| [\d.]+ s \| [\d,]+ \| \d+\.\d\dx \|", text)
     assert re.search(r"\| a2c \| [\d,]+ \| [\d.,]+ \|", text) and re.search(
         r"\| vpg \| [\d,]+ \| [\d.,]+ \|", text
     )
