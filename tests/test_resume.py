@@ -15,7 +15,6 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tests_support import (
     EPISODE_ALGOS,
     EPISODE_BATCHES,
-    PGRUN,
     TINY,
     after_start,
     learning_rows,
@@ -23,7 +22,9 @@ from tests_support import (
     pgrun,
     saved_parameters,
     shipped_config,
+    start_pgrun,
     tiny,
+    wait_for_rows,
 )
 
 from pgrun.training.checkpoint import checkpoint_files
@@ -122,22 +123,7 @@ RUN = [
 
 
 def start(run_dir: Path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [PGRUN, *RUN, *args, f"hydra.run.dir={run_dir}"],
-        cwd=run_dir.parent,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def wait_for_rows(process: subprocess.Popen, run_dir: Path, rows: int) -> None:
-    deadline = time.monotonic() + 300
-    while not ((run_dir / "metrics.jsonl").is_file() and len(metrics(run_dir)) >= rows):
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    return start_pgrun(run_dir, *RUN, *args)
 
 
 def tensorboard_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:

@@ -6,6 +6,7 @@ import re
 import struct
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import gymnasium as gym
@@ -108,6 +109,27 @@ def pgrun(
         timeout=timeout,
         stdin=subprocess.DEVNULL,
     )
+
+
+def start_pgrun(run_dir: Path, *args: str) -> subprocess.Popen:
+    """Start the installed `pgrun` command into `run_dir`, without standard input (to signal it)."""
+    return subprocess.Popen(
+        [PGRUN, *args, f"hydra.run.dir={run_dir}"],
+        cwd=run_dir.parent,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_rows(process: subprocess.Popen, run_dir: Path, rows: int) -> None:
+    """Wait (at most 300 s) until the run started has written `rows` rows of metrics."""
+    deadline = time.monotonic() + 300
+    while not ((run_dir / "metrics.jsonl").is_file() and len(metrics(run_dir)) >= rows):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
 
 
 def metrics(run_dir: Path) -> list[dict]:
