@@ -56,6 +56,8 @@ SB3_HP = {
     ),
 }
 ENV_IDS = {"cartpole": "CartPole-v1", "halfcheetah": "HalfCheetah-v5"}
+GYM_VECTORIZATION = {"native": "vector_entry_point", "sync": "sync", "async": "async"}
+"""gymnasium.make_vec's vectorization_mode for each mode of the env tables"""
 
 
 def pgrun_overrides(env: str) -> list[str]:
@@ -120,8 +122,7 @@ def worker_env(env: str, mode: str, num_envs: int, steps: int) -> dict:
             if terminated or truncated:
                 one.reset()
         return {"steps_per_s": steps / (time.perf_counter() - start)}
-    vectorization_mode = {"native": "vector_entry_point", "sync": "sync", "async": "async"}[mode]
-    envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=vectorization_mode)
+    envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=GYM_VECTORIZATION[mode])
     envs.reset(seed=0)
     envs.action_space.seed(0)
     actions = [envs.action_space.sample() for _ in range(100)]
@@ -193,8 +194,7 @@ def worker_in_turns(env: str, mode: str, num_envs: int, steps: int) -> dict:
 
     torch.set_num_threads(1)
     _, act = policy_and_probe(env)
-    vectorization_mode = {"native": "vector_entry_point", "sync": "sync", "async": "async"}[mode]
-    envs = gym.make_vec(ENV_IDS[env], num_envs=num_envs, vectorization_mode=vectorization_mode)
+    envs = gym.make_vec(ENV_IDS[env], num_envs=num_envs, vectorization_mode=GYM_VECTORIZATION[mode])
     obs, _ = envs.reset(seed=0)
     calls = max(1, steps // num_envs)
     with torch.no_grad():
