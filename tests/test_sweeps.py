@@ -207,6 +207,15 @@ def test_pgrun_plot_draws_curves_and_a_table_that_matches_the_metrics(tmp_path):
     assert f"skipping {unfinished}: it did not finish" in partial.stderr
     seeds = {row["group"]: int(row["seeds"]) for row in _read_csv(tmp_path / "partial" / "results.csv")}
     assert seeds == {"algo=vpg": 1, "algo=rtg": 2}
+    # --unfinished reads it too: its rows so far
+    with_it = subprocess.run(
+        [str(Path(sys.executable).parent / "pgrun-plot"), str(sweep), "--out", str(tmp_path / "with_it"),
+         "--unfinished"],
+        capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert with_it.returncode == 0 and "skipping" not in with_it.stderr, with_it.stderr
+    seeds = {row["group"]: int(row["seeds"]) for row in _read_csv(tmp_path / "with_it" / "results.csv")}
+    assert seeds == {"algo=vpg": 2, "algo=rtg": 2}
 
 
 def test_pgrun_plot_rejects_a_missing_folder(tmp_path):

@@ -124,10 +124,12 @@ def read_run(run_dir: Path, complete: Completion | None = None) -> Run:
     )
 
 
-def find_runs(folders: Iterable[Path], complete: Completion | None = None) -> list[Run]:
+def find_runs(
+    folders: Iterable[Path], complete: Completion | None = None, unfinished_too: bool = False
+) -> list[Run]:
     """Every finished run (with a summary.json) below `folders`. Runs that did not finish
     (interrupted, failed, still running) are named on stderr and left out, so that they
-    are not counted as seeds."""
+    are not counted as seeds; with `unfinished_too` they are read as well (their rows so far)."""
     runs, unfinished, seen = [], [], set()
     for folder in folders:
         for metrics_file in sorted(folder.rglob("metrics.jsonl")):
@@ -137,12 +139,15 @@ def find_runs(folders: Iterable[Path], complete: Completion | None = None) -> li
             seen.add(run_dir.resolve())
             if not (run_dir / ".hydra" / "config.yaml").is_file():
                 continue
-            if not (run_dir / "summary.json").is_file():
+            if not (run_dir / "summary.json").is_file() and not unfinished_too:
                 unfinished.append(run_dir)
                 continue
             runs.append(read_run(run_dir, complete))
     for run_dir in unfinished:
-        print(f"pgrun-plot: skipping {run_dir}: it did not finish (no summary.json)", file=sys.stderr)
+        print(
+            f"pgrun-plot: skipping {run_dir}: it did not finish (no summary.json; --unfinished reads it)",
+            file=sys.stderr,
+        )
     return runs
 
 

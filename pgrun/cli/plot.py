@@ -86,6 +86,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--out", type=Path, help="output folder (default: <first folder>/plots)")
     parser.add_argument("--title", default="", help="plot title")
+    parser.add_argument(
+        "--unfinished",
+        action="store_true",
+        help="read runs that did not finish too (under way, interrupted, failed): their rows so far",
+    )
     args = parser.parse_args(argv)
     if args.band == "std" and args.stat != "mean":
         parser.error("--band std goes with --stat mean (use --band ci for the IQM)")
@@ -97,9 +102,10 @@ def main(argv: list[str] | None = None) -> None:
     missing = [str(folder) for folder in args.folders if not folder.is_dir()]
     if missing:
         fail(PROG, f"not a folder: {', '.join(missing)}")
-    runs = find_runs(args.folders, complete=with_todays_keys)
+    runs = find_runs(args.folders, complete=with_todays_keys, unfinished_too=args.unfinished)
     if not runs:
-        fail(PROG, f"no finished run under {', '.join(map(str, args.folders))}")
+        kind = "run" if args.unfinished else "finished run"
+        fail(PROG, f"no {kind} under {', '.join(map(str, args.folders))}")
     runs = select_runs(runs, args.where)
     if not runs:
         fail(PROG, f"no run matches --where {' '.join(args.where)}")
