@@ -8,9 +8,10 @@ with the machine they ran on. For each finished run (with summary.json) this cop
 summary.json, run.json, .hydra/ and the rows of metrics.jsonl that carry an evaluation,
 with only the evaluation, episode-return and elapsed-time columns (the last row also with
 where the time went), into INTO/<run dir name>/: what benchmarks/mujoco_report.py and
-pgrun-plot read. --unfinished keeps interrupted runs too (run.json says where they
-stopped; they have no summary.json); --train-every keeps one row of the training return
-per STEPS env steps besides (a curve between evaluations far apart).
+pgrun-plot read. --unfinished keeps runs stopped by a signal too (run.json's status
+"interrupted", and where they stopped; no summary.json: `pgrun-plot --unfinished` reads
+them, the MuJoCo report does not); --train-every keeps the first row with a training return
+in each STEPS env steps besides (a curve between evaluations far apart).
 """
 
 from __future__ import annotations
@@ -27,10 +28,10 @@ KEPT_FILES = ("summary.json", "run.json")
 
 def kept_rows(metrics_file: Path, train_every: int | None = None) -> list[dict]:
     """The evaluation rows with KEPT_COLUMNS, with `train_every` the first row with a training
-    return at or past each multiple of it too, and the last row with the time/ columns
-    (where the run's seconds went)."""
+    return in each [k train_every, (k + 1) train_every) too, and the last row with the time/
+    columns (where the run's seconds went)."""
     rows = [json.loads(line) for line in metrics_file.read_text().splitlines() if line.strip()]
-    kept, next_training_row = [], train_every
+    kept, next_training_row = [], None if train_every is None else 0
     for row in rows[:-1]:
         training = next_training_row is not None and "charts/episodic_return" in row
         if training and row["step"] >= next_training_row:
@@ -75,11 +76,11 @@ def main() -> None:
     if args.train_every is not None and args.train_every <= 0:
         parser.error(f"--train-every={args.train_every} is not allowed: give a positive number of env steps")
     for run_dir in args.runs:
-        finished = (run_dir / "summary.json").is_file()
-        if not finished and not (args.unfinished and status(run_dir) == "interrupted"):
-            why = "it did not finish (no summary.json)"
-            if status(run_dir) == "interrupted":
-                why += "; --unfinished keeps interrupted runs"
+        stopped_as = status(run_dir)
+        if not (run_dir / "summary.json").is_file() and not (args.unfinished and stopped_as == "interrupted"):
+            why = f"it did not finish (no summary.json; run.json's status: {stopped_as})"
+            if stopped_as == "interrupted":
+                why += "; --unfinished keeps it"
             print(f"keep_runs: skipping {run_dir}: {why}", file=sys.stderr)
             continue
         print(f"kept {keep(run_dir, args.into, args.train_every)}")
