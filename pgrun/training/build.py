@@ -28,6 +28,7 @@ from pgrun.networks.policy import Policy, make_policy
 from pgrun.networks.value import EncodedValueNetwork, value_networks
 from pgrun.tracking.video import check_rendering, require_moviepy
 from pgrun.training.device import compile_networks, resolve_device
+from pgrun.training.memory import keep_freed_memory
 from pgrun.training.rng import seed_everything
 
 
@@ -76,6 +77,7 @@ def build_parts(config: Config) -> RunParts:
     warn_if_no_time_limit(config)
     seed_everything(config.seed)
     torch.set_num_threads(config.torch_threads)
+    keep_freed_memory()
     if config.eval.video:
         require_moviepy("eval.video=true")
         check_rendering(config.env)
