@@ -564,13 +564,16 @@ def worker_atari_bound(iterations: int, overrides: list[str]) -> dict:
     ALE/Pong-v5 with pgrun's preprocessing stepped 128 times on random actions; 128 forward
     passes of the Nature CNN and both heads over 8 frames; 16 PPO minibatch steps over 256
     frames (ppo_minibatch_step: one encoder pass for both heads). No batch is recorded, no GAE,
-    no logging. Seconds per iteration of each part; their sum bounds from below the time of any
-    program that runs these envs and these torch kernels at the comparison's settings.
-    `overrides` are added to the comparison's (the smoke run's smaller frames)."""
+    no logging; freed memory kept for reuse as pgrun's training keeps it. Seconds per iteration
+    of each part; their sum bounds from below the time of any program that runs these envs and
+    these torch kernels at the comparison's settings. `overrides` are added to the comparison's
+    (the smoke run's smaller frames)."""
     import torch
 
     from pgrun.collection.envs import env_spaces, make_vector_env
+    from pgrun.training.memory import keep_freed_memory
 
+    keep_freed_memory()
     torch.set_num_threads(1)
     torch.manual_seed(0)
     config = composed(*ATARI_OVERRIDES, *overrides).env
