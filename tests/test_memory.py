@@ -44,7 +44,7 @@ def test_a_cnn_step_reuses_freed_memory_instead_of_faulting_pages_in_again():
     _, default = faults_per_step("default")
     assert applied == "True"
     assert default > 5_000  # glibc's defaults: the step's large buffers are mapped and unmapped each time
-    assert kept < 100
+    assert kept < default / 10  # (0 on an idle machine; a few hundred seen beside other processes)
 
 
 def test_it_says_whether_it_applied():
